@@ -1,0 +1,84 @@
+# xlmr.c — build, test and run.
+#   make                 ./xlmr, optimised for this CPU (NATIVE=1) with OpenMP (OMP=1)
+#   make NATIVE=0 OMP=0  the portable scalar reference build (any C99 compiler, any CPU)
+#   make test            builds everything and runs the test suite (tests/run.sh)
+#   make run             builds, fetches data/ and runs the default experiment grid
+#   make sanitize        ./xlmr-san with AddressSanitizer + UBSan (clang)
+#   make test-sanitize   the whole suite against the sanitizer build
+CC      ?= gcc
+NATIVE  ?= 1
+OMP     ?= 1
+BUILD   ?= build
+BIN     ?= xlmr
+SAN     ?= 0
+
+CFLAGS_BASE = -std=c99 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L -MMD -MP
+ifeq ($(NATIVE),1)
+  # -march=native only where the compiler accepts it (cross builds, odd hosts)
+  ARCH := $(shell $(CC) -march=native -x c -c -o /dev/null /dev/null 2>/dev/null && echo -march=native)
+else
+  ARCH := -DXLMR_SCALAR_ONLY
+endif
+ifeq ($(OMP),1)
+  OMPFLAG := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c -o /dev/null - 2>/dev/null && echo -fopenmp)
+endif
+ifeq ($(SAN),1)
+  SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+CFLAGS  += $(CFLAGS_BASE) $(ARCH) $(OMPFLAG) $(SANFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS += $(OMPFLAG) $(SANFLAGS)
+LDLIBS  += -lm
+
+# Every .c at the top level but main.c is a module of the library.
+LIB_SRC  := $(filter-out main.c,$(wildcard *.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
+
+.PHONY: all test run data sanitize test-sanitize fuzz clean check-scalar
+
+all: $(BIN)
+
+$(BUILD)/%.o: %.c | $(BUILD)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%.o: tests/%.c | $(BUILD)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) -I. -c $< -o $@
+
+$(BUILD)/libxlmr.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/main.o $(BUILD)/libxlmr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libxlmr.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+test: $(BIN) $(TEST_BIN)
+	XLMR=$(CURDIR)/$(BIN) tests/run.sh $(BUILD)
+
+sanitize:
+	$(MAKE) CC=clang SAN=1 BUILD=build-san BIN=xlmr-san xlmr-san
+
+test-sanitize:
+	$(MAKE) CC=clang SAN=1 BUILD=build-san BIN=xlmr-san test
+
+# The portable reference build, as strict as the standard allows.
+check-scalar:
+	$(MAKE) NATIVE=0 OMP=0 BUILD=build-scalar BIN=xlmr-scalar EXTRA_CFLAGS="-pedantic -Werror" xlmr-scalar
+
+data:
+	scripts/get_data.sh
+
+run: $(BIN) data
+	./$(BIN) experiment
+
+clean:
+	rm -rf build build-san build-scalar build-aarch64 xlmr xlmr-san xlmr-scalar xlmr-aarch64
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)

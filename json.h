@@ -1,0 +1,38 @@
+/* json.h: a strict JSON (RFC 8259) reader into a small DOM.
+ * UTF-8 only (invalid UTF-8 is an error), \u escapes with surrogate pairs,
+ * no trailing commas, no comments, depth limited. Errors carry line and column.
+ * Stands alone (util.h only). Writing JSON: sb_json_string/sb_json_number in util.h. */
+#ifndef XLMR_JSON_H
+#define XLMR_JSON_H
+
+#include <stddef.h>
+
+typedef enum { JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } JsonType;
+
+typedef struct Json Json;
+struct Json {
+    JsonType type;
+    double num;   /* JSON_NUMBER */
+    char *str;    /* JSON_STRING: NUL-terminated UTF-8 (may contain \u0000 as a byte 0: see len) */
+    size_t len;   /* JSON_STRING: byte length */
+    size_t n;     /* JSON_ARRAY / JSON_OBJECT: number of items */
+    Json *items;  /* the n values, in document order */
+    char **keys;  /* JSON_OBJECT: the n keys */
+};
+
+/* Parses text[0..len). On error returns -1 with xerr("NAME: line L, column C: what"),
+ * NAME being the file name given for messages. */
+int json_parse(Json *out, const char *text, size_t len, const char *name);
+/* Reads and parses a file (errors name the file). */
+int json_parse_file(Json *out, const char *path);
+void json_free(Json *j);
+
+/* Lookups: NULL when absent or when j is not an object/array. Last duplicate key wins. */
+const Json *json_get(const Json *obj, const char *key);
+const Json *json_at(const Json *arr, size_t i);
+/* Typed lookups for required fields: return -1 with xerr("NAME: ...") naming the key. */
+int json_get_int(const Json *obj, const char *key, long *out, const char *name);
+int json_get_num(const Json *obj, const char *key, double *out, const char *name);
+const char *json_get_str(const Json *obj, const char *key, const char *name); /* NULL + xerr */
+
+#endif

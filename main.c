@@ -1,0 +1,40 @@
+/* main.c: the xlmr command — dispatches to the subcommands in cli.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"init", cmd_init, "write a randomly initialised model folder"},
+    {"tokenize", cmd_tokenize, "text lines to XLM-R ids, SentencePiece ids or pieces"},
+    {"embed", cmd_embed, "text lines to L2-normalised embeddings"},
+    {"pairs", cmd_pairs, "SQuAD-format files to training pairs (TSV)"},
+    {"batches", cmd_batches, "print the batches a sampler draws"},
+    {"train", cmd_train, "fine-tune a model folder with InfoNCE"},
+    {"eval", cmd_eval, "XQuAD-R / MLQA-R retrieval: mono, cross, multi, language bias"},
+    {"experiment", cmd_experiment, "the size x sampling grid, with report and charts"},
+    {"bench", cmd_bench, "speed: gemm, forward, train, tokenize"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: xlmr COMMAND [options]   (xlmr COMMAND --help for its options)\n\n"
+               "Multilingual dense retrieval with XLM-RoBERTa and hybrid batch sampling, in C.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    die("unknown command '%s' (xlmr --help lists them)", argv[1]);
+}

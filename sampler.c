@@ -1,0 +1,4 @@
+/* sampler.c: placeholder until its module lands. */
+#include "cli.h"
+#include "util.h"
+int cmd_batches(int argc, char **argv) { (void)argc; die("%s: not implemented yet", argv[0]); }

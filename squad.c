@@ -1,0 +1,4 @@
+/* squad.c: placeholder until its module lands. */
+#include "cli.h"
+#include "util.h"
+int cmd_pairs(int argc, char **argv) { (void)argc; die("%s: not implemented yet", argv[0]); }

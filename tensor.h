@@ -1,0 +1,52 @@
+/* tensor.h: dense fp32 kernels. Knows nothing of models.
+ * Row-major everywhere. Two tiers: a scalar reference (always compiled,
+ * the ground truth tests compare against) and a fast tier (SIMD micro-kernels
+ * chosen at compile time: AVX-512, AVX2/FMA, else scalar; OpenMP over tiles). */
+#ifndef XLMR_TENSOR_H
+#define XLMR_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* C (M,N) = alpha * op(A) · op(B) + beta * C, BLAS semantics, row-major.
+ *   op(A) is (M,K): A is (M,K) with row stride lda, or (K,M) when transA.
+ *   op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when transB.
+ * beta == 0 overwrites C without reading it (NaNs in C do not leak).
+ * Parallel over tiles with OpenMP when called outside a parallel region;
+ * serial inside one (so callers may parallelise over heads or batch). */
+void sgemm(int transA, int transB, int M, int N, int K, float alpha,
+           const float *A, int lda, const float *B, int ldb, float beta,
+           float *C, int ldc);
+/* The scalar reference with identical semantics (double-free of tricks). */
+void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc);
+
+/* Linear layers in the PyTorch convention, weight (OC,C), y = x·Wᵀ + b. */
+/* out (N,OC) = inp (N,C) · weight(OC,C)ᵀ + bias (OC); bias may be NULL. */
+void linear_forward(float *out, const float *inp, const float *weight,
+                    const float *bias, int N, int C, int OC);
+/* dinp (N,C) += dout (N,OC) · weight (OC,C)        (dinp may be NULL)
+ * dweight (OC,C) += dout (N,OC)ᵀ · inp (N,C)       (dweight may be NULL)
+ * dbias (OC) += column sums of dout                (dbias may be NULL)   */
+void linear_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     int N, int C, int OC);
+
+/* BF16 compute (round-to-nearest-even inputs, fp32 accumulation).
+ * Available on every build; uses AVX512-BF16 dot products where compiled in,
+ * else an exact scalar emulation. tensor_has_bf16() says which. */
+int tensor_has_bf16(void);
+void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta,
+                float *C, int ldc);
+
+/* Small vector helpers used by the model's kernels. */
+float vec_dot(const float *a, const float *b, int n);
+void vec_axpy(float *y, float a, const float *x, int n); /* y += a x */
+void vec_scale(float *x, float a, int n);
+
+/* What the build selected: "avx512", "avx2", or "scalar"; plus "+openmp". */
+const char *tensor_backend(void);
+
+#endif

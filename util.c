@@ -1,0 +1,560 @@
+/* util.c: see util.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Errors                                                                    */
+
+#ifdef _OPENMP
+static char err_buf[1024];
+#pragma omp threadprivate(err_buf)
+#else
+static char err_buf[1024];
+#endif
+
+int xerr(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    /* one line, always */
+    for (char *p = err_buf; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    return -1;
+}
+
+const char *xerr_msg(void) { return err_buf[0] ? err_buf : "unknown error"; }
+
+void die(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    fflush(stdout);
+    fprintf(stderr, "xlmr: %s\n", msg);
+    exit(1);
+}
+
+void die_xerr(void) { die("%s", xerr_msg()); }
+
+/* ------------------------------------------------------------------------- */
+/* Allocation                                                                */
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (allocating %zu bytes)", n);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+    size_t n;
+    if (size_mul(count, size, &n)) die("allocation size overflows (%zu x %zu)", count, size);
+    void *p = calloc(n ? n : 1, 1);
+    if (!p) die("out of memory (allocating %zu bytes)", n);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) die("out of memory (allocating %zu bytes)", n);
+    return q;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+char *xstrndup(const char *s, size_t n) {
+    char *d = xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+int size_mul(size_t a, size_t b, size_t *out) {
+    if (a && b > (size_t)-1 / a) return -1;
+    *out = a * b;
+    return 0;
+}
+
+int size_add(size_t a, size_t b, size_t *out) {
+    if (b > (size_t)-1 - a) return -1;
+    *out = a + b;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Files                                                                     */
+
+int read_file(const char *path, char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return xerr("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap > ((size_t)-1) / 4) {
+                fclose(f);
+                free(buf);
+                return xerr("%s: file too large", path);
+            }
+            cap *= 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return xerr("%s: read error", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static int fsync_dir_of(const char *path) {
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        if (slash == dir) slash[1] = 0; else *slash = 0;
+    } else {
+        strcpy(dir, ".");
+    }
+    int fd = open(dir, O_RDONLY);
+    free(dir);
+    if (fd < 0) return 0; /* best effort: some file systems refuse */
+    fsync(fd);
+    close(fd);
+    return 0;
+}
+
+FILE *atomic_open(AtomicFile *af, const char *path) {
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s.tmp.%ld", path, (long)getpid());
+    af->path = xstrdup(path);
+    af->tmp = sb.data;
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        xerr("%s: cannot write: %s", af->tmp, strerror(errno));
+        free(af->path);
+        free(af->tmp);
+        af->path = af->tmp = NULL;
+        return NULL;
+    }
+    return af->f;
+}
+
+int atomic_commit(AtomicFile *af) {
+    int rc = 0;
+    if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0)
+        rc = xerr("%s: write failed: %s", af->tmp, strerror(errno));
+    if (fclose(af->f) != 0 && rc == 0) rc = xerr("%s: close failed: %s", af->tmp, strerror(errno));
+    af->f = NULL;
+    if (rc == 0 && rename(af->tmp, af->path) != 0)
+        rc = xerr("%s: cannot rename into place: %s", af->path, strerror(errno));
+    if (rc != 0) remove(af->tmp);
+    else fsync_dir_of(af->path);
+    free(af->path);
+    free(af->tmp);
+    af->path = af->tmp = NULL;
+    return rc;
+}
+
+void atomic_abort(AtomicFile *af) {
+    if (af->f) fclose(af->f);
+    if (af->tmp) remove(af->tmp);
+    free(af->path);
+    free(af->tmp);
+    af->f = NULL;
+    af->path = af->tmp = NULL;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len) {
+    AtomicFile af;
+    FILE *f = atomic_open(&af, path);
+    if (!f) return -1;
+    if (len && fwrite(data, 1, len, f) != len) {
+        xerr("%s: write failed: %s", af.tmp, strerror(errno));
+        atomic_abort(&af);
+        return -1;
+    }
+    return atomic_commit(&af);
+}
+
+int mkdir_p(const char *path) {
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            xerr("%s: cannot create directory: %s", p, strerror(errno));
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    int rc = 0;
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        rc = xerr("%s: cannot create directory: %s", p, strerror(errno));
+    else if (!is_dir(p))
+        rc = xerr("%s: exists and is not a directory", p);
+    free(p);
+    return rc;
+}
+
+int path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *path_join(const char *a, const char *b) {
+    StrBuf sb = {0};
+    size_t la = strlen(a);
+    sb_printf(&sb, "%s%s%s", a, (la && a[la - 1] == '/') ? "" : "/", b);
+    return sb.data;
+}
+
+int copy_file(const char *src, const char *dst) {
+    char *data;
+    size_t len;
+    if (read_file(src, &data, &len)) return -1;
+    int rc = write_file_atomic(dst, data, len);
+    free(data);
+    return rc;
+}
+
+int remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return xerr("%s: cannot open directory: %s", path, strerror(errno));
+        struct dirent *e;
+        int rc = 0;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *sub = path_join(path, e->d_name);
+            if (remove_tree(sub)) rc = -1;
+            free(sub);
+        }
+        closedir(d);
+        if (rc) return rc;
+        if (rmdir(path) != 0) return xerr("%s: cannot remove: %s", path, strerror(errno));
+        return 0;
+    }
+    if (unlink(path) != 0) return xerr("%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Random numbers                                                            */
+
+uint64_t hash64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint64_t hash_combine(uint64_t a, uint64_t b) { return hash64(a ^ hash64(b)); }
+
+void rng_seed(Rng *r, uint64_t seed) { r->s = seed; }
+
+uint64_t rng_u64(Rng *r) {
+    r->s += 0x9E3779B97F4A7C15ull;
+    uint64_t x = r->s;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint32_t rng_below(Rng *r, uint32_t n) {
+    if (n <= 1) return 0;
+    /* rejection sampling on the top 32 bits keeps every value equally likely */
+    uint32_t limit = (uint32_t)(0x100000000ull - (0x100000000ull % n));
+    for (;;) {
+        uint32_t x = (uint32_t)(rng_u64(r) >> 32);
+        if (limit == 0 || x < limit) return x % n;
+    }
+}
+
+double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+float rng_normal(Rng *r) {
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* ------------------------------------------------------------------------- */
+/* Buffers                                                                   */
+
+void sb_append(StrBuf *sb, const char *s, size_t n) {
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 64;
+        while (cap < sb->len + n + 1) cap *= 2;
+        sb->data = xrealloc(sb->data, cap);
+        sb->cap = cap;
+    }
+    memcpy(sb->data + sb->len, s, n);
+    sb->len += n;
+    sb->data[sb->len] = 0;
+}
+
+void sb_puts(StrBuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
+
+void sb_printf(StrBuf *sb, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        sb_append(sb, small, (size_t)n);
+        return;
+    }
+    char *big = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_append(sb, big, (size_t)n);
+    free(big);
+}
+
+void sb_json_string(StrBuf *sb, const char *s) {
+    sb_append(sb, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': sb_append(sb, "\\\"", 2); break;
+        case '\\': sb_append(sb, "\\\\", 2); break;
+        case '\n': sb_append(sb, "\\n", 2); break;
+        case '\r': sb_append(sb, "\\r", 2); break;
+        case '\t': sb_append(sb, "\\t", 2); break;
+        default:
+            if (*p < 0x20) sb_printf(sb, "\\u%04x", *p);
+            else sb_append(sb, (const char *)p, 1);
+        }
+    }
+    sb_append(sb, "\"", 1);
+}
+
+void sb_json_number(StrBuf *sb, double x) {
+    if (!isfinite(x)) sb_puts(sb, "null");
+    else if (x == floor(x) && fabs(x) < 1e15) sb_printf(sb, "%.0f", x);
+    else sb_printf(sb, "%.17g", x);
+}
+
+void sb_free(StrBuf *sb) {
+    free(sb->data);
+    sb->data = NULL;
+    sb->len = sb->cap = 0;
+}
+
+void iv_push(IntVec *v, int x) {
+    if (v->n == v->cap) {
+        v->cap = v->cap ? 2 * v->cap : 64;
+        v->data = xrealloc(v->data, v->cap * sizeof(int));
+    }
+    v->data[v->n++] = x;
+}
+
+void iv_free(IntVec *v) {
+    free(v->data);
+    v->data = NULL;
+    v->n = v->cap = 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Text                                                                      */
+
+int utf8_valid(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+        else return 0;
+        if (i + len > n) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+char **split_csv(const char *s, int *n) {
+    int count = 1;
+    for (const char *p = s; *p; p++) count += *p == ',';
+    char **v = xcalloc((size_t)count + 1, sizeof(char *));
+    int k = 0;
+    const char *start = s;
+    for (const char *p = s;; p++) {
+        if (*p == ',' || *p == 0) {
+            if (p > start) v[k++] = xstrndup(start, (size_t)(p - start));
+            if (*p == 0) break;
+            start = p + 1;
+        }
+    }
+    v[k] = NULL;
+    *n = k;
+    return v;
+}
+
+void free_strv(char **v) {
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+size_t peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (size_t)ru.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+/* ------------------------------------------------------------------------- */
+/* Options                                                                   */
+
+static void opts_help(const Opt *opts, const char *usage, const char *summary) {
+    printf("usage: %s [options]\n\n%s\n\noptions:\n", usage, summary);
+    for (const Opt *o = opts; o->name; o++) {
+        char left[64];
+        if (o->kind == OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);
+        else snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "X");
+        printf("  %-26s %s\n", left, o->help ? o->help : "");
+    }
+    printf("  %-26s %s\n", "--help", "show this help");
+}
+
+static int parse_int(const char *s, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -2147483647L || v > 2147483647L) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
+                const char *summary, StrList *positional) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            opts_help(opts, usage, summary);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (!positional) die("%s: unexpected argument '%s' (see --help)", usage, a);
+            positional->v = xrealloc(positional->v, (size_t)(positional->n + 2) * sizeof(char *));
+            positional->v[positional->n++] = argv[i];
+            positional->v[positional->n] = NULL;
+            continue;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const Opt *o = opts;
+        for (; o->name; o++)
+            if (strlen(o->name) == nlen && !strncmp(o->name, name, nlen)) break;
+        if (!o->name) die("%s: unknown option '%s' (see --help)", usage, a);
+        if (o->kind == OPT_FLAG) {
+            if (eq) die("%s: option --%s takes no value", usage, o->name);
+            *(int *)o->dst = 1;
+            continue;
+        }
+        if (o->kind == OPT_STR_LIST) {
+            StrList *l = o->dst;
+            int start = i + 1;
+            if (eq) {
+                l->v = xrealloc(l->v, (size_t)(l->n + 2) * sizeof(char *));
+                l->v[l->n++] = (char *)(eq + 1);
+                l->v[l->n] = NULL;
+            }
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                i++;
+                l->v = xrealloc(l->v, (size_t)(l->n + 2) * sizeof(char *));
+                l->v[l->n++] = argv[i];
+                l->v[l->n] = NULL;
+            }
+            if (!eq && i + 1 == start) die("%s: option --%s needs at least one value", usage, o->name);
+            continue;
+        }
+        const char *val;
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else die("%s: option --%s needs a value (%s)", usage, o->name, o->metavar ? o->metavar : "X");
+        switch (o->kind) {
+        case OPT_STR: *(const char **)o->dst = val; break;
+        case OPT_INT:
+            if (parse_int(val, (int *)o->dst)) die("%s: --%s expects an integer, got '%s'", usage, o->name, val);
+            break;
+        case OPT_FLOAT:
+            if (parse_double(val, (double *)o->dst)) die("%s: --%s expects a number, got '%s'", usage, o->name, val);
+            break;
+        default: break;
+        }
+    }
+}
+
+void opts_require(const char *cmd, const char *name, const void *value_set) {
+    if (!value_set) die("%s: --%s is required (see --help)", cmd, name);
+}

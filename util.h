@@ -1,0 +1,150 @@
+/* util.h: the small things every module needs — errors, checked allocation,
+ * whole-file reads, atomic writes, a counter-based RNG, growable buffers,
+ * UTF-8 validation and command-line option parsing.
+ * Depends on nothing but libc. */
+#ifndef XLMR_UTIL_H
+#define XLMR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------------------
+ * Errors. Library code never exits on bad input: it records a one-line message
+ * with xerr() (which returns -1, so `return xerr(...)` reads naturally) and the
+ * caller decides. The CLI prints it as "xlmr: <message>" and exits with 1.
+ * Messages name the file first: "model/config.json: missing key hidden_size". */
+int xerr(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+const char *xerr_msg(void);
+/* Prints "xlmr: <msg>" on stderr and exits with status 1. */
+void die(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2), noreturn))
+#endif
+    ;
+/* die() with the last xerr() message. */
+void die_xerr(void)
+#if defined(__GNUC__)
+    __attribute__((noreturn))
+#endif
+    ;
+
+/* ---------------------------------------------------------------------------
+ * Allocation. Out of memory is not bad input: these die with a clear message.
+ * Sizes read from files must go through size_mul()/size_add() first. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);   /* overflow-checked */
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+int size_mul(size_t a, size_t b, size_t *out); /* 0 ok, -1 on overflow */
+int size_add(size_t a, size_t b, size_t *out);
+
+/* ---------------------------------------------------------------------------
+ * Files. */
+/* Reads a whole file; adds a NUL after the data (not counted in *len).
+ * On failure: -1 and xerr("PATH: reason"). */
+int read_file(const char *path, char **data, size_t *len);
+/* Writes PATH atomically: PATH.tmp.PID, fwrite, fflush, fsync, rename, fsync
+ * of the directory. A reader sees the old file or the new one, never half. */
+int write_file_atomic(const char *path, const void *data, size_t len);
+/* The same for content written piecewise with stdio. */
+typedef struct {
+    FILE *f;
+    char *path, *tmp;
+} AtomicFile;
+FILE *atomic_open(AtomicFile *af, const char *path); /* NULL + xerr on failure */
+int atomic_commit(AtomicFile *af);                   /* flush, fsync, rename */
+void atomic_abort(AtomicFile *af);                   /* remove the temp file */
+int mkdir_p(const char *path);
+int path_exists(const char *path);
+int is_dir(const char *path);
+/* Joins a and b with '/' into a new string. */
+char *path_join(const char *a, const char *b);
+int copy_file(const char *src, const char *dst); /* atomic at dst */
+int remove_tree(const char *path);               /* rm -r; missing is fine */
+
+/* ---------------------------------------------------------------------------
+ * Random numbers. One 64-bit state (splitmix64): trivially saved for resume.
+ * hash64() gives counter-based streams (dropout masks keyed by position) that
+ * do not depend on thread count or chunking. */
+typedef struct {
+    uint64_t s;
+} Rng;
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_u64(Rng *r);
+uint32_t rng_below(Rng *r, uint32_t n); /* uniform in [0,n), unbiased */
+double rng_uniform(Rng *r);             /* [0,1), 53 bits */
+float rng_normal(Rng *r);               /* N(0,1), Box-Muller */
+uint64_t hash64(uint64_t x);            /* splitmix64 finaliser */
+uint64_t hash_combine(uint64_t a, uint64_t b);
+
+/* ---------------------------------------------------------------------------
+ * Growable buffers. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} StrBuf; /* always NUL-terminated once anything was appended */
+void sb_append(StrBuf *sb, const char *s, size_t n);
+void sb_puts(StrBuf *sb, const char *s);
+void sb_printf(StrBuf *sb, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void sb_json_string(StrBuf *sb, const char *s); /* quoted, escaped JSON string */
+void sb_json_number(StrBuf *sb, double x);      /* %.17g-exact; null for NaN/Inf */
+void sb_free(StrBuf *sb);
+
+typedef struct {
+    int *data;
+    size_t n, cap;
+} IntVec;
+void iv_push(IntVec *v, int x);
+void iv_free(IntVec *v);
+
+/* ---------------------------------------------------------------------------
+ * Text. */
+/* 1 when [s, s+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int utf8_valid(const char *s, size_t n);
+/* Splits "a,b,c" into a NULL-terminated array of new strings; *n gets the count. */
+char **split_csv(const char *s, int *n);
+void free_strv(char **v);
+
+double now_seconds(void); /* monotonic clock */
+int num_threads(void);    /* OpenMP's thread count, or 1 without OpenMP */
+size_t peak_rss_bytes(void);
+
+/* ---------------------------------------------------------------------------
+ * Command-line options: a table per command, so that parsing, validation and
+ * --help come from one place.
+ *   Opt opts[] = {
+ *     {"model", OPT_STR, &model_dir, "DIR", "model folder (config.json, ...)"},
+ *     {"batch", OPT_INT, &batch, "B", "sequences per batch (default 32)"},
+ *     {0}};
+ *   opts_parse(argc, argv, opts, "xlmr embed", "Embeds lines of stdin.");
+ * Prints help and exits 0 on --help; dies with "xlmr CMD: ..." on an unknown
+ * option, a missing value or a malformed number. Positional arguments are
+ * collected in order into *positional (may be NULL when none are allowed). */
+typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG, OPT_STR_LIST } OptKind;
+typedef struct {
+    const char *name;   /* without the leading "--" */
+    OptKind kind;
+    void *dst;          /* char**, int*, double*, int* (flag: set to 1), StrList* */
+    const char *metavar;
+    const char *help;
+} Opt;
+typedef struct {
+    char **v;
+    int n;
+} StrList; /* OPT_STR_LIST: every value up to the next --option */
+void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
+                const char *summary, StrList *positional);
+/* Dies unless *s is set: "xlmr CMD: --NAME is required". */
+void opts_require(const char *cmd, const char *name, const void *value_set);
+
+#endif

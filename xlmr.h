@@ -1,0 +1,128 @@
+/* xlmr.h: the XLM-RoBERTa encoder — Hugging Face model folders in and out,
+ * forward pass identical to transformers.XLMRobertaModel (eval mode), pooling,
+ * and a backward pass for every parameter. Knows nothing of data or text:
+ * it takes token ids. */
+#ifndef XLMR_XLMR_H
+#define XLMR_XLMR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n_layers;    /* num_hidden_layers (L) */
+    int hidden;      /* hidden_size (C) */
+    int n_heads;     /* num_attention_heads (NH) */
+    int ffn;         /* intermediate_size (F) */
+    int vocab;       /* vocab_size (V) */
+    int max_pos;     /* max_position_embeddings (P) */
+    int type_vocab;  /* type_vocab_size */
+    int pad_id;      /* pad_token_id (1 for XLM-R) */
+    float ln_eps;    /* layer_norm_eps (1e-5 for XLM-R; never the class default) */
+    float hidden_dropout; /* hidden_dropout_prob */
+    float attn_dropout;   /* attention_probs_dropout_prob */
+} XlmrConfig;
+
+enum { POOL_MEAN = 0, POOL_CLS = 1 };
+
+/* The parameters, each a slice of one flat buffer, in this order.
+ * Per-layer tensors are stacked: (L, ...). Linear weights are (out, in). */
+#define XLMR_NUM_TENSORS 21
+typedef struct {
+    float *word_emb;  /* (V, C)  embeddings.word_embeddings.weight */
+    float *pos_emb;   /* (P, C)  embeddings.position_embeddings.weight */
+    float *type_emb;  /* (TV, C) embeddings.token_type_embeddings.weight */
+    float *emb_ln_w;  /* (C)     embeddings.LayerNorm.weight */
+    float *emb_ln_b;  /* (C)     embeddings.LayerNorm.bias */
+    float *q_w;       /* (L, C, C) encoder.layer.i.attention.self.query.weight */
+    float *q_b;       /* (L, C) */
+    float *k_w;       /* (L, C, C) ...attention.self.key */
+    float *k_b;       /* (L, C) */
+    float *v_w;       /* (L, C, C) ...attention.self.value */
+    float *v_b;       /* (L, C) */
+    float *ao_w;      /* (L, C, C) ...attention.output.dense */
+    float *ao_b;      /* (L, C) */
+    float *ln1_w;     /* (L, C) ...attention.output.LayerNorm */
+    float *ln1_b;     /* (L, C) */
+    float *fc_w;      /* (L, F, C) ...intermediate.dense */
+    float *fc_b;      /* (L, F) */
+    float *fo_w;      /* (L, C, F) ...output.dense */
+    float *fo_b;      /* (L, C) */
+    float *ln2_w;     /* (L, C) ...output.LayerNorm */
+    float *ln2_b;     /* (L, C) */
+} XlmrParams;
+
+typedef struct XlmrActs XlmrActs; /* activations kept for backward, sized (B,T) */
+
+typedef struct {
+    XlmrConfig cfg;
+    XlmrParams params;           /* views into params_memory */
+    XlmrParams grads;            /* views into grads_memory (NULL until xlmr_grads_alloc) */
+    float *params_memory;
+    float *grads_memory;
+    size_t n_params;
+    size_t sizes[XLMR_NUM_TENSORS];   /* element count of each tensor, in order */
+    size_t offsets[XLMR_NUM_TENSORS]; /* element offset of each tensor in the flat buffer */
+    /* Word-embedding rows that received gradient since the last xlmr_zero_grad():
+     * backward, zero_grad and the optimizer touch only these rows (XLM-R's table
+     * is 250002 x 768; a dense pass per step would dominate the step). */
+    int *touched_rows;
+    int n_touched;
+    unsigned char *row_touched;  /* (V) flags */
+    int use_bf16;                /* compute GEMMs in BF16 (fp32 master weights) */
+    void *mmap_base;             /* when params_memory points into an mmap */
+    size_t mmap_len;
+} Xlmr;
+
+/* ---- folders ---- */
+/* Reads config.json (errors name the file and the key). */
+int xlmr_config_read(XlmrConfig *cfg, const char *path);
+/* Checks a config for consistency (heads divide hidden, sizes positive, ...). */
+int xlmr_config_check(const XlmrConfig *cfg, const char *name);
+/* Allocates a model with zeroed parameters for cfg. */
+int xlmr_build(Xlmr *m, const XlmrConfig *cfg);
+/* HF initialisation: weights N(0, 0.02), biases 0, LayerNorm 1/0, padding row 0. */
+void xlmr_init_random(Xlmr *m, uint64_t seed);
+/* Loads DIR/config.json + DIR/model.safetensors (F32/F16/BF16, with or without
+ * the "roberta." prefix; pooler.* and lm_head.* ignored). -1 + xerr on any problem. */
+int xlmr_load(Xlmr *m, const char *dir);
+/* Writes DIR/config.json and DIR/model.safetensors (F32, HF names), each
+ * atomically, and copies spm_model (may be NULL) to DIR/sentencepiece.bpe.model. */
+int xlmr_save(const Xlmr *m, const char *dir, const char *spm_model);
+void xlmr_free(Xlmr *m);
+/* HF name of tensor i for layer l (l ignored for the embedding tensors). */
+const char *xlmr_tensor_name(int i); /* e.g. "encoder.layer.%d.attention.self.query.weight" */
+int xlmr_tensor_is_layered(int i);   /* 1 for the (L, ...) tensors */
+int xlmr_tensor_decays(int i);       /* 0 for biases and LayerNorm (AdamW: no weight decay) */
+
+/* ---- inference ---- */
+/* out (B,C): L2-normalised pooled embeddings of ids (B,T), padded with pad_id.
+ * Eval mode (no dropout), bounded scratch memory, parallel over the batch. */
+int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling);
+
+/* ---- training ---- */
+/* Dropout masks are a pure function of (seed, seq_base + b, layer, site, position),
+ * so re-running a forward on a chunk of the batch reproduces the same masks
+ * (gradient caching) whatever the chunking and thread count. */
+typedef struct {
+    int train;        /* 0: eval mode, no dropout */
+    uint64_t seed;
+    int seq_base;     /* index of row 0 of this call within the whole batch */
+} XlmrDropout;
+
+XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T);
+void xlmr_acts_free(XlmrActs *a);
+/* Forward keeping activations in a (built for at least B x T).
+ * out (B,C): L2-normalised pooled embeddings. dropout may be NULL (eval). */
+void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T,
+                  int pooling, const XlmrDropout *dropout);
+/* Hidden state after layer l (l = 0: embeddings LayerNorm output; l = L: last),
+ * (B,T,C), valid after xlmr_forward. For parity tests. */
+const float *xlmr_acts_hidden(const XlmrActs *a, int l);
+/* Allocates the gradient buffer (same layout as the parameters), zeroed. */
+int xlmr_grads_alloc(Xlmr *m);
+void xlmr_zero_grad(Xlmr *m);
+/* dout (B,C): gradient of the loss w.r.t. the normalised embeddings of the last
+ * xlmr_forward on a. Accumulates (+=) into m->grads. */
+void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout);
+
+#endif
