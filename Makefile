@@ -35,7 +35,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-.PHONY: all test run data sanitize test-sanitize fuzz clean check-scalar
+.PHONY: all test test-bins run data sanitize test-sanitize fuzz clean check-scalar aarch64 test-aarch64
 
 all: $(BIN)
 
@@ -59,8 +59,10 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libxlmr.a
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-test: $(BIN) $(TEST_BIN)
+test: test-bins
 	XLMR=$(CURDIR)/$(BIN) tests/run.sh $(BUILD)
+
+test-bins: $(BIN) $(TEST_BIN)
 
 sanitize:
 	$(MAKE) CC=clang SAN=1 BUILD=build-san BIN=xlmr-san xlmr-san
@@ -71,6 +73,18 @@ test-sanitize:
 # The portable reference build, as strict as the standard allows.
 check-scalar:
 	$(MAKE) NATIVE=0 OMP=0 BUILD=build-scalar BIN=xlmr-scalar EXTRA_CFLAGS="-pedantic -Werror" xlmr-scalar
+
+# The portable build cross-compiled for 64-bit ARM and tested under qemu-user
+# (Debian: gcc-aarch64-linux-gnu qemu-user).
+AARCH64_CC  ?= aarch64-linux-gnu-gcc
+AARCH64_RUN ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+aarch64:
+	$(MAKE) CC=$(AARCH64_CC) NATIVE=0 BUILD=build-aarch64 BIN=xlmr-aarch64 test-bins
+
+test-aarch64: aarch64
+	printf '#!/bin/sh\nexec $(AARCH64_RUN) $(CURDIR)/xlmr-aarch64 "$$@"\n' > build-aarch64/xlmr-run
+	chmod +x build-aarch64/xlmr-run
+	RUNNER="$(AARCH64_RUN)" XLMR=$(CURDIR)/build-aarch64/xlmr-run tests/run.sh build-aarch64
 
 data:
 	scripts/get_data.sh

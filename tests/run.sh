@@ -2,7 +2,8 @@
 # tests/run.sh: runs every C unit-test program (build/test_*) and every shell
 # test (tests/test_*.sh), adds up their RESULT lines and ends with the line
 #   N passed, N failed
-# Usage: tests/run.sh [BUILD_DIR]   (XLMR=path overrides the binary under test)
+# Usage: tests/run.sh [BUILD_DIR]   (XLMR=path overrides the binary under test;
+#        RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" runs the C tests through an emulator)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -33,7 +34,7 @@ run_one() {
 }
 for t in "$BUILD"/test_*; do
     [ -x "$t" ] || continue
-    run_one "$(basename "$t")" "$t"
+    run_one "$(basename "$t")" ${RUNNER:-} "$t"
 done
 for t in tests/test_*.sh; do
     [ -f "$t" ] || continue
