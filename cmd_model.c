@@ -1,5 +1,210 @@
-/* cmd_model.c: placeholder until its module lands. */
+/* cmd_model.c: `xlmr init` (a randomly initialised model folder) and
+ * `xlmr embed` (stdin lines to L2-normalised embeddings). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+#include "tokenizer.h"
 #include "util.h"
-int cmd_init(int argc, char **argv) { (void)argc; die("%s: not implemented yet", argv[0]); }
-int cmd_embed(int argc, char **argv) { (void)argc; die("%s: not implemented yet", argv[0]); }
+#include "xlmr.h"
+
+static const struct {
+    const char *name;
+    int layers, hidden, heads, ffn;
+} presets[] = {
+    {"tiny", 2, 128, 2, 512},
+    {"mini", 4, 256, 4, 1024},
+    {"small", 6, 384, 6, 1536},
+    {"base", 12, 768, 12, 3072},
+    {"large", 24, 1024, 16, 4096},
+};
+
+int cmd_init(int argc, char **argv) {
+    char *tok = NULL, *out = NULL, *preset = "base";
+    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0;
+    Opt opts[] = {
+        {"tokenizer", OPT_STR, &tok, "SPM_MODEL", "SentencePiece .model (or a folder holding sentencepiece.bpe.model); "
+                                                  "vocab_size = its pieces + 2"},
+        {"out", OPT_STR, &out, "DIR", "model folder to write (config.json, model.safetensors, sentencepiece.bpe.model)"},
+        {"preset", OPT_STR, &preset, "NAME",
+         "layers/hidden/heads/ffn: tiny 2/128/2/512, mini 4/256/4/1024, small 6/384/6/1536 (CPU training), "
+         "base 12/768/12/3072, large 24/1024/16/4096 (default base)"},
+        {"layers", OPT_INT, &layers, "L", "override the preset's number of layers"},
+        {"hidden", OPT_INT, &hidden, "H", "override the preset's hidden size"},
+        {"heads", OPT_INT, &heads, "A", "override the preset's attention heads (must divide hidden)"},
+        {"ffn", OPT_INT, &ffn, "F", "override the preset's intermediate (FFN) size"},
+        {"max-pos", OPT_INT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
+        {"seed", OPT_INT, &seed, "S", "initialisation seed (default 0)"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr init --tokenizer SPM_MODEL --out DIR [options]",
+               "Writes a randomly initialised XLM-R model folder (HF initialisation: weights N(0, 0.02), "
+               "LayerNorm 1/0, biases 0) that transformers.XLMRobertaModel.from_pretrained loads.",
+               NULL);
+    opts_require("xlmr init", "tokenizer", tok);
+    opts_require("xlmr init", "out", out);
+    int p = -1;
+    for (int i = 0; i < (int)(sizeof presets / sizeof presets[0]); i++)
+        if (!strcmp(preset, presets[i].name)) p = i;
+    if (p < 0) die("init: unknown preset '%s' (tiny, mini, small, base, large)", preset);
+    Tokenizer *t;
+    if (tokenizer_load(&t, tok) != 0) die_xerr();
+    XlmrConfig c = {
+        .n_layers = layers ? layers : presets[p].layers,
+        .hidden = hidden ? hidden : presets[p].hidden,
+        .n_heads = heads ? heads : presets[p].heads,
+        .ffn = ffn ? ffn : presets[p].ffn,
+        .vocab = tokenizer_xlmr_vocab(t),
+        .max_pos = max_pos,
+        .type_vocab = 1,
+        .pad_id = 1,
+        .ln_eps = 1e-5f,
+        .hidden_dropout = 0.1f,
+        .attn_dropout = 0.1f,
+    };
+    tokenizer_free(t);
+    Xlmr m;
+    if (xlmr_build(&m, &c) != 0) die("init: %s", xerr_msg());
+    xlmr_init_random(&m, (uint64_t)seed);
+    char *spm = is_dir(tok) ? path_join(tok, "sentencepiece.bpe.model") : xstrdup(tok);
+    if (xlmr_save(&m, out, spm) != 0) die_xerr();
+    fprintf(stderr, "init: %s: %d layers, hidden %d, %d heads, ffn %d, vocab %d, %zu parameters\n", out,
+            c.n_layers, c.hidden, c.n_heads, c.ffn, c.vocab, m.n_params);
+    free(spm);
+    xlmr_free(&m);
+    return 0;
+}
+
+/* Replaces each invalid UTF-8 sequence by U+FFFD, as Python's decode("utf-8",
+ * "replace") does for the text HF's tokenizer would see. */
+static void utf8_repair(StrBuf *out, const char *s, size_t n) {
+    out->len = 0;
+    sb_append(out, "", 0);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (k && i + k <= n && utf8_valid(s + i, k)) {
+            sb_append(out, s + i, k);
+            i += k;
+        } else {
+            sb_append(out, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+}
+
+/* Parses a line of space-separated ids; -1 + xerr on anything else. */
+static int parse_ids(const char *s, size_t n, IntVec *out, long lineno) {
+    out->n = 0;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) i++;
+        if (i == n) break;
+        long v = 0;
+        size_t j = i;
+        while (j < n && s[j] >= '0' && s[j] <= '9' && v < 100000000) v = v * 10 + (s[j++] - '0');
+        if (j == i || (j < n && s[j] != ' ' && s[j] != '\t' && s[j] != '\r') || v >= 100000000)
+            return xerr("stdin line %ld: not a list of token ids", lineno);
+        iv_push(out, (int)v);
+        i = j;
+    }
+    return 0;
+}
+
+int cmd_embed(int argc, char **argv) {
+    char *dir = NULL, *pooling = "mean";
+    int max_len = 0, batch = 32, ids_mode = 0;
+    Opt opts[] = {
+        {"model", OPT_STR, &dir, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model)"},
+        {"pooling", OPT_STR, &pooling, "mean|cls", "mean over non-pad tokens (default) or the state of <s>"},
+        {"max-len", OPT_INT, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
+                                            "the first N-2 and </s> (default: the model's limit)"},
+        {"batch", OPT_INT, &batch, "B", "inputs per forward pass (default 32)"},
+        {"ids", OPT_FLAG, &ids_mode, NULL, "lines are space-separated XLM-R ids (with <s>=0 and </s>=2), not text"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr embed --model DIR [options] < lines",
+               "Reads UTF-8 lines on stdin; writes one line per input: its L2-normalised embedding as "
+               "space-separated floats.",
+               NULL);
+    opts_require("xlmr embed", "model", dir);
+    int pool = !strcmp(pooling, "mean") ? POOL_MEAN : !strcmp(pooling, "cls") ? POOL_CLS : -1;
+    if (pool < 0) die("embed: --pooling must be mean or cls, not '%s'", pooling);
+    if (batch < 1) die("embed: --batch must be positive");
+    Xlmr m;
+    if (xlmr_load(&m, dir) != 0) die_xerr();
+    int limit = m.cfg.max_pos - m.cfg.pad_id - 1;
+    if (max_len == 0) max_len = limit;
+    if (max_len < 2 || max_len > limit) die("embed: --max-len %d outside [2, %d] (the model's limit)", max_len, limit);
+    Tokenizer *t = NULL;
+    if (!ids_mode && tokenizer_load(&t, dir) != 0) die_xerr();
+
+    /* every line first: batches are formed by length over the whole input */
+    IntVec *seqs = NULL;
+    char **texts = NULL;
+    size_t *tlens = NULL;
+    size_t n = 0, cap = 0, llen = 0;
+    char *line = NULL;
+    ssize_t got;
+    StrBuf fixed = {0};
+    while ((got = getline(&line, &llen, stdin)) >= 0) {
+        size_t len = (size_t)got;
+        if (len && line[len - 1] == '\n') len--;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            seqs = xrealloc(seqs, cap * sizeof *seqs);
+            texts = xrealloc(texts, cap * sizeof *texts);
+            tlens = xrealloc(tlens, cap * sizeof *tlens);
+        }
+        IntVec *v = &seqs[n++];
+        memset(v, 0, sizeof *v);
+        texts[n - 1] = NULL;
+        if (ids_mode) {
+            if (parse_ids(line, len, v, (long)n) != 0) die_xerr();
+            if ((int)v->n > max_len) { /* HF-style: <s>, the first max_len-2, </s> */
+                v->data[max_len - 1] = v->data[v->n - 1];
+                v->n = (size_t)max_len;
+            }
+        } else if (!utf8_valid(line, len)) {
+            utf8_repair(&fixed, line, len);
+            texts[n - 1] = xstrndup(fixed.data, fixed.len);
+            tlens[n - 1] = fixed.len;
+        } else {
+            texts[n - 1] = xstrndup(line, len); /* NUL bytes kept: the length says where it ends */
+            tlens[n - 1] = len;
+        }
+    }
+    free(line);
+    sb_free(&fixed);
+    if (!ids_mode && tokenizer_encode_batch(t, (const char *const *)texts, tlens, (int)n, TOK_XLMR, max_len, seqs) != 0)
+        die("embed: %s", xerr_msg());
+    for (size_t i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    free(tlens);
+    if (n > (size_t)1 << 30) die("embed: too many lines");
+    const int **rows = xmalloc((n ? n : 1) * sizeof *rows);
+    int *lens = xmalloc((n ? n : 1) * sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = seqs[i].data;
+        lens[i] = (int)seqs[i].n;
+    }
+    int C = m.cfg.hidden;
+    float *out = xmalloc((n ? n : 1) * (size_t)C * sizeof(float));
+    if (xlmr_embed_ragged(&m, out, rows, lens, (int)n, batch, pool, NULL) != 0) die_xerr();
+    StrBuf sb = {0};
+    for (size_t i = 0; i < n; i++) {
+        sb.len = 0;
+        for (int c = 0; c < C; c++) sb_printf(&sb, c ? " %.8g" : "%.8g", (double)out[i * C + c]);
+        sb_puts(&sb, "\n");
+        fwrite(sb.data, 1, sb.len, stdout);
+    }
+    sb_free(&sb);
+    if (fflush(stdout) != 0 || ferror(stdout)) die("embed: writing stdout failed");
+    for (size_t i = 0; i < n; i++) iv_free(&seqs[i]);
+    free(seqs);
+    free(rows);
+    free(lens);
+    free(out);
+    if (t) tokenizer_free(t);
+    xlmr_free(&m);
+    return 0;
+}

@@ -1,4 +1,501 @@
-/* sampler.c: placeholder until its module lands. */
+/* sampler.c: see sampler.h. Also holds `xlmr batches`. */
+#include "sampler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-#include "util.h"
-int cmd_batches(int argc, char **argv) { (void)argc; die("%s: not implemented yet", argv[0]); }
+
+/* ------------------------------------------------------------------------- */
+/* A string -> index map (open addressing), for group and language names.    */
+
+typedef struct {
+    int *slot;          /* index + 1, 0 = empty */
+    size_t cap;         /* power of two */
+    char ***names;      /* the owner's name array (grows) */
+} NameMap;
+
+static uint64_t fnv1a(const char *s, size_t n, uint64_t h) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void namemap_grow(NameMap *m) {
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    int *slot = xcalloc(cap, sizeof(int));
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slot[i]) continue;
+        const char *s = (*m->names)[m->slot[i] - 1];
+        size_t h = (size_t)fnv1a(s, strlen(s), 0xcbf29ce484222325ull) & (cap - 1);
+        while (slot[h]) h = (h + 1) & (cap - 1);
+        slot[h] = m->slot[i];
+    }
+    free(m->slot);
+    m->slot = slot;
+    m->cap = cap;
+}
+
+/* Index of s[0..n), adding it (as name number *count) when new. */
+static int namemap_intern(NameMap *m, const char *s, size_t n, int *count) {
+    if ((size_t)(*count + 1) * 2 > m->cap) namemap_grow(m);
+    size_t h = (size_t)fnv1a(s, n, 0xcbf29ce484222325ull) & (m->cap - 1);
+    while (m->slot[h]) {
+        const char *t = (*m->names)[m->slot[h] - 1];
+        if (strlen(t) == n && !memcmp(t, s, n)) return m->slot[h] - 1;
+        h = (h + 1) & (m->cap - 1);
+    }
+    /* grow the owner's array in powers of two */
+    if ((*count & (*count - 1)) == 0)
+        *m->names = xrealloc(*m->names, (size_t)(*count ? 2 * *count : 1) * sizeof(char *));
+    (*m->names)[*count] = xstrndup(s, n);
+    m->slot[h] = ++*count;
+    return *count - 1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Loading                                                                   */
+
+typedef struct {
+    TrainRow row;
+    int file, line; /* for messages about duplicates */
+} RawRow;
+
+static int lang_ok(const char *s, size_t n) {
+    if (n < 1 || n > 15) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_raw(const void *a, const void *b) {
+    const RawRow *x = a, *y = b;
+    if (x->row.group != y->row.group) return x->row.group < y->row.group ? -1 : 1;
+    if (x->row.lang != y->row.lang) return x->row.lang < y->row.lang ? -1 : 1;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
+static const char *field_names[5] = {"group", "lang", "query", "passage", "hard negative"};
+
+/* Parses one file's rows into raw (appending). */
+static int load_file(const char *path, int file_index, RawRow **raw, int *n_raw, int *cap_raw,
+                     NameMap *gmap, int *n_groups, NameMap *lmap, int *n_langs) {
+    char *data;
+    size_t len;
+    if (read_file(path, &data, &len)) return -1;
+    int rc = 0, line = 0;
+    char *p = data, *end = data + len;
+    while (p < end && rc == 0) {
+        line++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        char *next = nl ? nl + 1 : end;
+        if (le > p && le[-1] == '\r') le--;
+        if (le == p || *p == '#') { p = next; continue; }
+        if (memchr(p, 0, (size_t)(le - p))) { rc = xerr("%s:%d: NUL byte in the line", path, line); break; }
+        if (!utf8_valid(p, (size_t)(le - p))) { rc = xerr("%s:%d: invalid UTF-8", path, line); break; }
+        char *f[6];
+        size_t fl[6];
+        int nf = 0;
+        char *s = p;
+        for (;;) {
+            char *tab = memchr(s, '\t', (size_t)(le - s));
+            char *fe = tab ? tab : le;
+            if (nf < 6) { f[nf] = s; fl[nf] = (size_t)(fe - s); }
+            nf++;
+            if (!tab) break;
+            s = tab + 1;
+        }
+        if (nf != 4 && nf != 5) {
+            rc = xerr("%s:%d: expected 4 or 5 tab-separated columns (group, lang, query, passage[, hard negative]), found %d",
+                      path, line, nf);
+            break;
+        }
+        for (int i = 0; i < nf; i++) {
+            int blank = 1;
+            for (size_t k = 0; k < fl[i]; k++)
+                if (f[i][k] != ' ' && f[i][k] != '\r' && f[i][k] != '\v' && f[i][k] != '\f') { blank = 0; break; }
+            if (blank) { rc = xerr("%s:%d: empty %s (column %d)", path, line, field_names[i], i + 1); break; }
+        }
+        if (rc) break;
+        if (!lang_ok(f[1], fl[1])) {
+            rc = xerr("%s:%d: bad language code '%.*s' (1-15 characters of A-Z a-z 0-9 _ -)", path, line,
+                      (int)(fl[1] > 40 ? 40 : fl[1]), f[1]);
+            break;
+        }
+        if (*n_raw == *cap_raw) {
+            *cap_raw = *cap_raw ? 2 * *cap_raw : 1024;
+            *raw = xrealloc(*raw, (size_t)*cap_raw * sizeof(RawRow));
+        }
+        RawRow *r = &(*raw)[(*n_raw)++];
+        r->row.group = namemap_intern(gmap, f[0], fl[0], n_groups);
+        r->row.lang = namemap_intern(lmap, f[1], fl[1], n_langs);
+        r->row.query = xstrndup(f[2], fl[2]);
+        r->row.passage = xstrndup(f[3], fl[3]);
+        r->row.hard = nf == 5 ? xstrndup(f[4], fl[4]) : NULL;
+        r->file = file_index;
+        r->line = line;
+        p = next;
+    }
+    free(data);
+    return rc;
+}
+
+int train_data_load(TrainData *d, const char *const *files, int n_files) {
+    memset(d, 0, sizeof *d);
+    NameMap gmap = {0}, lmap = {0};
+    gmap.names = &d->groups;
+    lmap.names = &d->langs;
+    RawRow *raw = NULL;
+    int n_raw = 0, cap_raw = 0, rc = 0;
+    if (n_files < 1) rc = xerr("no training file given");
+    for (int i = 0; i < n_files && rc == 0; i++)
+        rc = load_file(files[i], i, &raw, &n_raw, &cap_raw, &gmap, &d->n_groups, &lmap, &d->n_langs);
+    if (rc == 0 && n_raw == 0) rc = xerr("%s: no training rows", files[0]);
+    free(gmap.slot);
+    free(lmap.slot);
+    if (rc == 0) {
+        /* languages sorted by code, rows renumbered accordingly */
+        char **sorted = xmalloc((size_t)d->n_langs * sizeof(char *));
+        memcpy(sorted, d->langs, (size_t)d->n_langs * sizeof(char *));
+        qsort(sorted, (size_t)d->n_langs, sizeof(char *), cmp_str);
+        int *remap = xmalloc((size_t)d->n_langs * sizeof(int));
+        for (int i = 0; i < d->n_langs; i++)
+            for (int j = 0; j < d->n_langs; j++)
+                if (sorted[j] == d->langs[i]) remap[i] = j;
+        for (int i = 0; i < n_raw; i++) raw[i].row.lang = remap[raw[i].row.lang];
+        free(d->langs);
+        d->langs = sorted;
+        free(remap);
+        qsort(raw, (size_t)n_raw, sizeof(RawRow), cmp_raw);
+        for (int i = 1; i < n_raw && rc == 0; i++)
+            if (raw[i].row.group == raw[i - 1].row.group && raw[i].row.lang == raw[i - 1].row.lang)
+                rc = xerr("%s:%d: group '%s' already has a row in language %s (%s:%d)", files[raw[i].file],
+                          raw[i].line, d->groups[raw[i].row.group], d->langs[raw[i].row.lang],
+                          files[raw[i - 1].file], raw[i - 1].line);
+    }
+    d->rows = xmalloc((size_t)(n_raw ? n_raw : 1) * sizeof(TrainRow));
+    for (int i = 0; i < n_raw; i++) d->rows[i] = raw[i].row;
+    d->n_rows = n_raw;
+    free(raw);
+    if (rc) {
+        train_data_free(d);
+        return -1;
+    }
+    d->group_start = xcalloc((size_t)d->n_groups + 1, sizeof(int));
+    for (int i = 0; i < n_raw; i++) d->group_start[d->rows[i].group + 1]++;
+    for (int g = 0; g < d->n_groups; g++) d->group_start[g + 1] += d->group_start[g];
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < n_raw; i++) {
+        const TrainRow *r = &d->rows[i];
+        const char *parts[5] = {d->groups[r->group], d->langs[r->lang], r->query, r->passage, r->hard ? r->hard : ""};
+        for (int k = 0; k < 5; k++) h = fnv1a(parts[k], strlen(parts[k]) + 1, h);
+        d->n_hard += r->hard != NULL;
+    }
+    d->fingerprint = h;
+    return 0;
+}
+
+void train_data_free(TrainData *d) {
+    for (int i = 0; i < d->n_rows; i++) {
+        free(d->rows[i].query);
+        free(d->rows[i].passage);
+        free(d->rows[i].hard);
+    }
+    for (int i = 0; i < d->n_langs; i++) free(d->langs[i]);
+    for (int i = 0; i < d->n_groups; i++) free(d->groups[i]);
+    free(d->rows);
+    free(d->langs);
+    free(d->groups);
+    free(d->group_start);
+    memset(d, 0, sizeof *d);
+}
+
+int train_data_find(const TrainData *d, int g, int lang) {
+    for (int i = d->group_start[g]; i < d->group_start[g + 1]; i++)
+        if (d->rows[i].lang == lang) return i;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Sampling                                                                  */
+
+static const char *sampling_names[] = {"mono", "cross", "hybrid", "mixed"};
+static const char *kind_names[] = {"mono", "cross", "mixed"};
+
+int sampling_parse(const char *s) {
+    for (int i = 0; i < 4; i++)
+        if (s && !strcmp(s, sampling_names[i])) return i;
+    return -1;
+}
+const char *sampling_name(int sampling) { return sampling >= 0 && sampling < 4 ? sampling_names[sampling] : "?"; }
+const char *batch_kind_name(int kind) { return kind >= 0 && kind < 3 ? kind_names[kind] : "?"; }
+
+static void pool_shuffle(SamplerPool *p, Rng *r) {
+    for (int i = p->n - 1; i > 0; i--) {
+        int j = (int)rng_below(r, (uint32_t)i + 1);
+        int t = p->order[i];
+        p->order[i] = p->order[j];
+        p->order[j] = t;
+    }
+}
+
+/* The next group of the pool not yet in batch number `stamp`. */
+static int pool_next(SamplerPool *p, Rng *r, int *stamp, int batchno) {
+    for (;;) {
+        if (p->pos == p->n) {
+            pool_shuffle(p, r);
+            p->pos = 0;
+            p->passes++;
+        }
+        int g = p->order[p->pos];
+        if (stamp[g] == batchno) {
+            /* Only right after a reshuffle: the group was drawn for this batch at the
+             * end of the previous pass. Move it later in this pass (it is still seen
+             * once in the pass); fewer than B groups are in the batch and the pool
+             * holds >= B, so a group not in the batch lies ahead. */
+            int j = p->pos + 1 + (int)rng_below(r, (uint32_t)(p->n - p->pos - 1));
+            p->order[p->pos] = p->order[j];
+            p->order[j] = g;
+            continue;
+        }
+        p->pos++;
+        stamp[g] = batchno;
+        return g;
+    }
+}
+
+static void pool_init(SamplerPool *p, int cap) {
+    p->order = xmalloc((size_t)(cap ? cap : 1) * sizeof(int));
+    p->n = p->pos = p->passes = 0;
+}
+
+int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, int batch, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    if (sampling < 0 || sampling > 3) return xerr("unknown sampling %d", sampling);
+    if (batch < 1) return xerr("batch size must be at least 1, got %d", batch);
+    if (!(alpha >= 0 && alpha <= 1)) return xerr("alpha must be in [0,1], got %g", alpha);
+    s->d = d;
+    s->sampling = sampling;
+    s->alpha = alpha;
+    s->batch = batch;
+    rng_seed(&s->rng, seed);
+    s->mono = xmalloc((size_t)d->n_langs * sizeof(SamplerPool));
+    for (int l = 0; l < d->n_langs; l++) pool_init(&s->mono[l], d->n_groups);
+    pool_init(&s->cross, d->n_groups);
+    pool_init(&s->mixed, d->n_groups);
+    for (int g = 0; g < d->n_groups; g++) {
+        int k = d->group_start[g + 1] - d->group_start[g];
+        for (int i = d->group_start[g]; i < d->group_start[g + 1]; i++) {
+            SamplerPool *p = &s->mono[d->rows[i].lang];
+            p->order[p->n++] = g;
+        }
+        if (k >= 2) s->cross.order[s->cross.n++] = g;
+        s->mixed.order[s->mixed.n++] = g;
+    }
+    s->stamp = xmalloc((size_t)(d->n_groups ? d->n_groups : 1) * sizeof(int));
+    for (int g = 0; g < d->n_groups; g++) s->stamp[g] = -1;
+    int use_mono = sampling == SAMPLING_MONO || (sampling == SAMPLING_HYBRID && alpha > 0);
+    int use_cross = sampling == SAMPLING_CROSS || (sampling == SAMPLING_HYBRID && alpha < 1);
+    int rc = 0;
+    if (use_mono)
+        for (int l = 0; l < d->n_langs && rc == 0; l++)
+            if (s->mono[l].n < batch)
+                rc = xerr("language %s has %d groups, fewer than the batch size %d: a mono batch needs %d distinct "
+                          "groups of one language (lower --batch or leave out %s)",
+                          d->langs[l], s->mono[l].n, batch, batch, d->langs[l]);
+    if (rc == 0 && use_cross && s->cross.n < batch)
+        rc = xerr("%d groups have two or more languages, fewer than the batch size %d: a cross batch needs %d "
+                  "distinct multilingual groups",
+                  s->cross.n, batch, batch);
+    if (rc == 0 && sampling == SAMPLING_MIXED && s->mixed.n < batch)
+        rc = xerr("%d groups, fewer than the batch size %d", s->mixed.n, batch);
+    if (rc) {
+        sampler_free(s);
+        return -1;
+    }
+    /* every pool starts in its own shuffled order */
+    for (int l = 0; l < d->n_langs; l++) pool_shuffle(&s->mono[l], &s->rng);
+    pool_shuffle(&s->cross, &s->rng);
+    pool_shuffle(&s->mixed, &s->rng);
+    return 0;
+}
+
+void sampler_free(Sampler *s) {
+    if (s->mono && s->d)
+        for (int l = 0; l < s->d->n_langs; l++) free(s->mono[l].order);
+    free(s->mono);
+    free(s->cross.order);
+    free(s->mixed.order);
+    free(s->stamp);
+    memset(s, 0, sizeof *s);
+}
+
+int sampler_next(Sampler *s, SamplePair *pairs) {
+    const TrainData *d = s->d;
+    int batchno = (int)(s->batches++ & 0x7fffffff);
+    int kind;
+    if (s->sampling == SAMPLING_MONO) kind = BATCH_MONO;
+    else if (s->sampling == SAMPLING_CROSS) kind = BATCH_CROSS;
+    else if (s->sampling == SAMPLING_MIXED) kind = BATCH_MIXED;
+    else kind = rng_uniform(&s->rng) < s->alpha ? BATCH_MONO : BATCH_CROSS;
+    if (kind == BATCH_MONO) {
+        int lang = (int)rng_below(&s->rng, (uint32_t)d->n_langs);
+        for (int i = 0; i < s->batch; i++) {
+            int g = pool_next(&s->mono[lang], &s->rng, s->stamp, batchno);
+            pairs[i].qrow = pairs[i].prow = train_data_find(d, g, lang);
+        }
+    } else if (kind == BATCH_CROSS) {
+        for (int i = 0; i < s->batch; i++) {
+            int g = pool_next(&s->cross, &s->rng, s->stamp, batchno);
+            int k = d->group_start[g + 1] - d->group_start[g];
+            int qi = (int)rng_below(&s->rng, (uint32_t)k);
+            int pi = (int)rng_below(&s->rng, (uint32_t)(k - 1));
+            if (pi >= qi) pi++;
+            pairs[i].qrow = d->group_start[g] + qi;
+            pairs[i].prow = d->group_start[g] + pi;
+        }
+    } else {
+        for (int i = 0; i < s->batch; i++) {
+            int g = pool_next(&s->mixed, &s->rng, s->stamp, batchno);
+            int k = d->group_start[g + 1] - d->group_start[g];
+            pairs[i].qrow = pairs[i].prow = d->group_start[g] + (int)rng_below(&s->rng, (uint32_t)k);
+        }
+    }
+    return kind;
+}
+
+/* ------------------------------------------------------------------------- */
+/* State                                                                     */
+
+#define SAMPLER_MAGIC 0x504d5358u /* "XSMP" */
+#define SAMPLER_VERSION 1
+
+typedef struct {
+    uint32_t magic, version;
+    int32_t sampling, batch, n_langs, n_groups;
+    double alpha;
+    uint64_t rng, fingerprint;
+    int64_t batches;
+} SamplerHeader;
+
+static int pool_write(const SamplerPool *p, FILE *f) {
+    int32_t h[3] = {p->n, p->pos, p->passes};
+    if (fwrite(h, sizeof h, 1, f) != 1) return -1;
+    if (p->n && fwrite(p->order, sizeof(int), (size_t)p->n, f) != (size_t)p->n) return -1;
+    return 0;
+}
+
+static int pool_read(SamplerPool *p, FILE *f, int n_groups, const char *name) {
+    int32_t h[3];
+    if (fread(h, sizeof h, 1, f) != 1) return xerr("%s: sampler state is truncated", name);
+    if (h[0] != p->n || h[1] < 0 || h[1] > p->n || h[2] < 0)
+        return xerr("%s: sampler state does not match the training data (pool of %d groups, state has %d)", name,
+                    p->n, (int)h[0]);
+    if (p->n && fread(p->order, sizeof(int), (size_t)p->n, f) != (size_t)p->n)
+        return xerr("%s: sampler state is truncated", name);
+    for (int i = 0; i < p->n; i++)
+        if (p->order[i] < 0 || p->order[i] >= n_groups) return xerr("%s: sampler state is corrupt", name);
+    p->pos = h[1];
+    p->passes = h[2];
+    return 0;
+}
+
+int sampler_state_write(const Sampler *s, FILE *f) {
+    SamplerHeader h;
+    memset(&h, 0, sizeof h);
+    h.magic = SAMPLER_MAGIC;
+    h.version = SAMPLER_VERSION;
+    h.sampling = s->sampling;
+    h.batch = s->batch;
+    h.n_langs = s->d->n_langs;
+    h.n_groups = s->d->n_groups;
+    h.alpha = s->alpha;
+    h.rng = s->rng.s;
+    h.fingerprint = s->d->fingerprint;
+    h.batches = s->batches;
+    if (fwrite(&h, sizeof h, 1, f) != 1) return xerr("cannot write the sampler state");
+    for (int l = 0; l < s->d->n_langs; l++)
+        if (pool_write(&s->mono[l], f)) return xerr("cannot write the sampler state");
+    if (pool_write(&s->cross, f) || pool_write(&s->mixed, f)) return xerr("cannot write the sampler state");
+    return 0;
+}
+
+int sampler_state_read(Sampler *s, FILE *f, const char *name) {
+    SamplerHeader h;
+    if (fread(&h, sizeof h, 1, f) != 1) return xerr("%s: sampler state is truncated", name);
+    if (h.magic != SAMPLER_MAGIC) return xerr("%s: not a sampler state (bad magic)", name);
+    if (h.version != SAMPLER_VERSION) return xerr("%s: sampler state version %u, expected %d", name, h.version, SAMPLER_VERSION);
+    if (h.fingerprint != s->d->fingerprint || h.n_langs != s->d->n_langs || h.n_groups != s->d->n_groups)
+        return xerr("%s: the training data changed since this state was saved", name);
+    if (h.sampling != s->sampling || h.batch != s->batch || h.alpha != s->alpha)
+        return xerr("%s: sampler state is for --sampling %s --alpha %g --batch %d", name, sampling_name(h.sampling),
+                    h.alpha, (int)h.batch);
+    if (h.batches < 0) return xerr("%s: sampler state is corrupt", name);
+    for (int l = 0; l < s->d->n_langs; l++)
+        if (pool_read(&s->mono[l], f, s->d->n_groups, name)) return -1;
+    if (pool_read(&s->cross, f, s->d->n_groups, name) || pool_read(&s->mixed, f, s->d->n_groups, name)) return -1;
+    s->rng.s = h.rng;
+    s->batches = h.batches;
+    for (int g = 0; g < s->d->n_groups; g++) s->stamp[g] = -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* xlmr batches                                                              */
+
+int cmd_batches(int argc, char **argv) {
+    StrList train = {0};
+    char *sampling_s = "hybrid";
+    double alpha = 0.5;
+    int batch = 100, steps = 10, seed = 1;
+    Opt opts[] = {
+        {"train", OPT_STR_LIST, &train, "FILE...", "training TSV files: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
+        {"sampling", OPT_STR, &sampling_s, "S", "mono | cross | hybrid | mixed (default hybrid)"},
+        {"alpha", OPT_FLOAT, &alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
+        {"batch", OPT_INT, &batch, "B", "pairs per batch (default 100)"},
+        {"steps", OPT_INT, &steps, "N", "batches to draw (default 10)"},
+        {"seed", OPT_INT, &seed, "S", "random seed (default 1)"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr batches",
+               "Prints the batches a sampler draws, one line each: mono|cross|mixed, then for every\n"
+               "pair a space and QLANG:PLANG:GROUP.",
+               NULL);
+    opts_require("xlmr batches", "train", train.n ? &train : NULL);
+    int sampling = sampling_parse(sampling_s);
+    if (sampling < 0) die("xlmr batches: --sampling must be mono, cross, hybrid or mixed, got '%s'", sampling_s);
+    if (steps < 0) die("xlmr batches: --steps must be >= 0, got %d", steps);
+    TrainData d;
+    Sampler s;
+    if (train_data_load(&d, (const char *const *)train.v, train.n)) die_xerr();
+    if (sampler_build(&s, &d, sampling, alpha, batch, (uint64_t)(unsigned)seed)) die_xerr();
+    SamplePair *pairs = xmalloc((size_t)batch * sizeof(SamplePair));
+    StrBuf sb = {0};
+    for (int b = 0; b < steps; b++) {
+        int kind = sampler_next(&s, pairs);
+        sb.len = 0;
+        sb_puts(&sb, batch_kind_name(kind));
+        for (int i = 0; i < batch; i++) {
+            const TrainRow *q = &d.rows[pairs[i].qrow], *p = &d.rows[pairs[i].prow];
+            sb_printf(&sb, " %s:%s:%s", d.langs[q->lang], d.langs[p->lang], d.groups[q->group]);
+        }
+        sb_puts(&sb, "\n");
+        fputs(sb.data, stdout);
+    }
+    sb_free(&sb);
+    free(pairs);
+    sampler_free(&s);
+    train_data_free(&d);
+    free(train.v);
+    return fflush(stdout) == 0 ? 0 : 1;
+}

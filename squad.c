@@ -1,4 +1,624 @@
-/* squad.c: placeholder until its module lands. */
+/* squad.c: SQuAD-format data as sentence retrieval data, and `xlmr pairs`
+ * (see squad.h for the layout, the sentence rule and the split rule). */
+#include "squad.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-#include "util.h"
-int cmd_pairs(int argc, char **argv) { (void)argc; die("%s: not implemented yet", argv[0]); }
+#include "json.h"
+
+/* ---------------------------------------------------------------------------
+ * The string -> int map (squad.h). */
+static uint64_t str_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a, then mixed */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return hash64(h);
+}
+
+int *strmap_slot(StrMap *m, const char *key, int *found) {
+    if (2 * (m->n + 1) > m->cap) { /* keep the load under 1/2 */
+        StrMap g = {0};
+        g.cap = m->cap ? m->cap * 2 : 1024;
+        g.keys = xcalloc(g.cap, sizeof(char *));
+        g.vals = xcalloc(g.cap, sizeof(int));
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->keys[i]) continue;
+            size_t j = str_hash(m->keys[i]) & (g.cap - 1);
+            while (g.keys[j]) j = (j + 1) & (g.cap - 1);
+            g.keys[j] = m->keys[i];
+            g.vals[j] = m->vals[i];
+        }
+        g.n = m->n;
+        free(m->keys);
+        free(m->vals);
+        *m = g;
+    }
+    size_t j = str_hash(key) & (m->cap - 1);
+    while (m->keys[j] && strcmp(m->keys[j], key) != 0) j = (j + 1) & (m->cap - 1);
+    *found = m->keys[j] != NULL;
+    if (!m->keys[j]) {
+        m->keys[j] = key;
+        m->vals[j] = 0;
+        m->n++;
+    }
+    return &m->vals[j];
+}
+
+int strmap_get(const StrMap *m, const char *key) {
+    if (!m->cap) return -1;
+    size_t j = str_hash(key) & (m->cap - 1);
+    while (m->keys[j]) {
+        if (strcmp(m->keys[j], key) == 0) return m->vals[j];
+        j = (j + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+void strmap_free(StrMap *m) {
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------------------
+ * Splits. */
+int squad_split_parse(const char *s) {
+    if (!s || !strcmp(s, "all")) return SPLIT_ALL;
+    if (!strcmp(s, "train")) return SPLIT_TRAIN;
+    if (!strcmp(s, "dev")) return SPLIT_DEV;
+    if (!strcmp(s, "test")) return SPLIT_TEST;
+    return xerr("unknown split '%s' (train, dev, test or all)", s);
+}
+
+int squad_split_of_article(int k) {
+    int r = k % 10;
+    return r <= 5 ? SPLIT_TRAIN : r <= 7 ? SPLIT_DEV : SPLIT_TEST;
+}
+
+/* ---------------------------------------------------------------------------
+ * UTF-8 helpers (the files are validated by the JSON reader). */
+static unsigned utf8_next(const char *s, size_t *i) {
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned c = u[*i];
+    if (c < 0x80) { (*i)++; return c; }
+    int l = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    unsigned cp = c & (0x3F >> (l - 1));
+    for (int k = 1; k < l; k++) cp = cp << 6 | (u[*i + k] & 0x3F);
+    *i += (size_t)l;
+    return cp;
+}
+
+/* byte offset of every code point, plus the end: (ncp + 1) entries */
+static size_t *cp_offsets(const char *s, size_t len, int *ncp) {
+    size_t *off = xmalloc((len + 1) * sizeof(size_t));
+    int n = 0;
+    size_t i = 0;
+    while (i < len) {
+        off[n++] = i;
+        utf8_next(s, &i);
+    }
+    off[n] = len;
+    *ncp = n;
+    return off;
+}
+
+static int is_space_cp(unsigned c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xA0 || c == 0x3000 || c == 0x200B ||
+           (c >= 0x2000 && c <= 0x200A);
+}
+static int is_ender(unsigned c) {
+    return c == '.' || c == '!' || c == '?' || c == 0x3002 || c == 0xFF01 || c == 0xFF1F || c == 0x0964 ||
+           c == 0x06D4 || c == 0x061F || c == 0x203C || c == 0xFF0E;
+}
+/* full-width and CJK enders end a sentence without a following space */
+static int is_cjk_ender(unsigned c) { return c == 0x3002 || c == 0xFF01 || c == 0xFF1F; }
+static int is_closer(unsigned c) {
+    return c == '"' || c == '\'' || c == ')' || c == ']' || c == 0x201D || c == 0x2019 || c == 0xBB ||
+           c == 0x300D || c == 0x300F || c == 0xFF09;
+}
+
+/* Letter case for ASCII, Latin-1 and Latin Extended-A (enough for the no-space rule). */
+static int is_upper(unsigned c) {
+    if (c < 0x80) return c >= 'A' && c <= 'Z';
+    if (c >= 0xC0 && c <= 0xDE) return c != 0xD7;
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return c % 2 == 0;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) return c % 2 == 1;
+    return 0;
+}
+static int is_lower(unsigned c) {
+    if (c < 0x80) return c >= 'a' && c <= 'z';
+    if (c >= 0xDF && c <= 0xFF) return c != 0xF7;
+    if (c >= 0x100 && c <= 0x17F) return !is_upper(c) && c != 0x138 && c != 0x149;
+    return 0;
+}
+
+/* "Mr. Smith", "J. R. R. Tolkien", "J.R.R. Tolkien", "e.g. this": a '.' after these is no sentence end. */
+static int is_abbrev(const unsigned *cps, int start, int dot) {
+    int w = dot;
+    while (w > start && !is_space_cp(cps[w - 1]) && cps[w - 1] != '(') w--;
+    int n = dot - w;
+    if (n >= 3 && cps[dot - 2] == '.') return 1; /* "J.R.R." "U.S." */
+    if (n == 1 && cps[w] < 0x80 && ((cps[w] >= 'A' && cps[w] <= 'Z') || (cps[w] >= 'a' && cps[w] <= 'z'))) return 1;
+    static const char *const ab[] = {"Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "vs", "Prof", "e.g", "i.e", "No", "Gen", "Col", "Lt", "Mt", "Ft", 0};
+    for (int k = 0; ab[k]; k++) {
+        int l = (int)strlen(ab[k]);
+        if (l != n) continue;
+        int same = 1;
+        for (int m = 0; m < l; m++) same &= cps[w + m] == (unsigned char)ab[k][m];
+        if (same) return 1;
+    }
+    return 0;
+}
+
+int squad_split_sentences(const char *text, IntVec *breaks) {
+    size_t len = strlen(text), i = 0;
+    unsigned *cps = xmalloc((len + 1) * sizeof(unsigned));
+    int n = 0;
+    while (i < len) cps[n++] = utf8_next(text, &i);
+    int count = 0, start = 0, k = 0;
+    while (k < n) {
+        unsigned c = cps[k++];
+        if (!is_ender(c)) continue;
+        int dot = k - 1;
+        while (k < n && (is_ender(cps[k]) || is_closer(cps[k]))) k++;
+        int end_here;
+        if (is_cjk_ender(c)) end_here = 1;
+        else if (k == n) end_here = 1;
+        else if (!is_space_cp(cps[k])) {
+            /* "...Musul).Astronom": a missing space before a capital still ends a
+             * sentence after a lowercase word or a bracket (not "U.S.A", "J.R.R.") */
+            unsigned prev = dot > start ? cps[dot - 1] : ' ';
+            end_here = c != 0x06D4 && is_upper(cps[k]) && dot - 2 >= start && !is_space_cp(cps[dot - 2]) &&
+                       (is_lower(prev) || prev == ')');
+        }
+        else {
+            int nx = k;
+            while (nx < n && is_space_cp(cps[nx])) nx++;
+            /* "... 3.5 million", "approx. twenty": no capital or non-Latin start, no end */
+            end_here = nx == n || !(cps[nx] >= 'a' && cps[nx] <= 'z');
+            if (c == '.' && k == dot + 1 && is_abbrev(cps, start, dot)) end_here = 0;
+        }
+        if (!end_here) continue;
+        while (k < n && is_space_cp(cps[k])) k++;
+        iv_push(breaks, start);
+        iv_push(breaks, k);
+        count++;
+        start = k;
+    }
+    if (start < n) {
+        int only_space = 1;
+        for (int m = start; m < n; m++) only_space &= is_space_cp(cps[m]);
+        if (only_space && count > 0) breaks->data[breaks->n - 1] = n; /* join trailing space */
+        else {
+            iv_push(breaks, start);
+            iv_push(breaks, n);
+            count++;
+        }
+    }
+    free(cps);
+    return count;
+}
+
+/* ---------------------------------------------------------------------------
+ * Loading. */
+static const char *const XQUAD_LANGS[] = {"ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", 0};
+static const char *const MLQA_LANGS[] = {"ar", "de", "en", "es", "hi", "vi", "zh", 0};
+
+static char *trim_dup(const char *s, size_t n) {
+    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) { s++; n--; }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    /* also trim U+00A0 / U+3000 at the ends: common in the native sets */
+    return xstrndup(s, n);
+}
+
+typedef struct {
+    IntVec brk; /* (start, end) pairs */
+} Scratch;
+
+/* Question ids of en.json -> article index, for the split rule. */
+static int load_split_ref(StrMap *m, char ***strs, int *nstr, const char *path) {
+    Json j;
+    if (json_parse_file(&j, path)) return -1;
+    const Json *data = json_get(&j, "data");
+    if (!data || data->type != JSON_ARRAY) {
+        json_free(&j);
+        return xerr("%s: not SQuAD format (no \"data\" array)", path);
+    }
+    for (size_t a = 0; a < data->n; a++) {
+        const Json *ps = json_get(json_at(data, a), "paragraphs");
+        for (size_t p = 0; ps && p < ps->n; p++) {
+            const Json *qs = json_get(json_at(ps, p), "qas");
+            for (size_t q = 0; qs && q < qs->n; q++) {
+                const Json *id = json_get(json_at(qs, q), "id");
+                if (!id || id->type != JSON_STRING) continue;
+                *strs = xrealloc(*strs, (size_t)(*nstr + 1) * sizeof(char *));
+                char *s = xstrdup(id->str);
+                (*strs)[(*nstr)++] = s;
+                int found;
+                int *v = strmap_slot(m, s, &found);
+                if (!found) *v = (int)a;
+            }
+        }
+    }
+    json_free(&j);
+    return 0;
+}
+
+static const char *first_qid(const Json *article) {
+    const Json *ps = json_get(article, "paragraphs");
+    for (size_t p = 0; ps && p < ps->n; p++) {
+        const Json *qs = json_get(json_at(ps, p), "qas");
+        for (size_t q = 0; qs && q < qs->n; q++) {
+            const Json *id = json_get(json_at(qs, q), "id");
+            if (id && id->type == JSON_STRING) return id->str;
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    size_t cap_p, cap_s, cap_q;
+} Caps;
+
+/* The question id: a string, or (TQuAD) an integer, written into buf. */
+static const char *qa_id(const Json *qa, char buf[32], const char *path) {
+    const Json *id = json_get(qa, "id");
+    if (id && id->type == JSON_NUMBER && id->num == (long)id->num) {
+        snprintf(buf, 32, "%ld", (long)id->num);
+        return buf;
+    }
+    return json_get_str(qa, "id", path);
+}
+
+/* answer_start: an integer, or (TQuAD) a string of digits. */
+static int answer_start(const Json *a, long *out, const char *path, const char *id) {
+    const Json *v = json_get(a, "answer_start");
+    if (v && v->type == JSON_STRING && v->len > 0 && v->len < 10 && strspn(v->str, "0123456789") == v->len) {
+        *out = atol(v->str);
+        return 0;
+    }
+    if (!v || v->type != JSON_NUMBER || v->num != (long)v->num || v->num < 0)
+        return xerr("%s: question %s: answer_start must be a non-negative integer", path, id);
+    *out = (long)v->num;
+    return 0;
+}
+
+static int load_file(SquadData *d, Caps *cp, StrMap *ids, const char *path, int lang, int split,
+                     const StrMap *ref, int strict_ids) {
+    Json j;
+    if (json_parse_file(&j, path)) return -1;
+    int rc = -1;
+    IntVec brk = {0};
+    size_t *off = NULL;
+    const Json *data = json_get(&j, "data");
+    if (!data || data->type != JSON_ARRAY) {
+        xerr("%s: not SQuAD format (no \"data\" array)", path);
+        goto done;
+    }
+    for (size_t a = 0; a < data->n; a++) {
+        const Json *art = json_at(data, a);
+        const Json *ps = json_get(art, "paragraphs");
+        if (!ps || ps->type != JSON_ARRAY) {
+            xerr("%s: not SQuAD format (article %zu has no \"paragraphs\" array)", path, a);
+            goto done;
+        }
+        if (split != SPLIT_ALL) {
+            const char *q0 = first_qid(art);
+            int k = q0 && ref ? strmap_get(ref, q0) : -1;
+            if (squad_split_of_article(k >= 0 ? k : (int)a) != split) continue;
+        }
+        for (size_t p = 0; p < ps->n; p++) {
+            const Json *par = json_at(ps, p);
+            const Json *ctx = json_get(par, "context");
+            const Json *qs = json_get(par, "qas");
+            if (!ctx || ctx->type != JSON_STRING || !qs || qs->type != JSON_ARRAY) {
+                xerr("%s: not SQuAD format (article %zu, paragraph %zu: no \"context\" string or \"qas\" array)",
+                     path, a, p);
+                goto done;
+            }
+            int ncp;
+            free(off);
+            off = cp_offsets(ctx->str, ctx->len, &ncp);
+            brk.n = 0;
+            const Json *sb = json_get(par, "sentence_breaks");
+            const Json *st = json_get(par, "sentences");
+            if (sb) {
+                if (sb->type != JSON_ARRAY) {
+                    xerr("%s: article %zu, paragraph %zu: sentence_breaks is not an array", path, a, p);
+                    goto done;
+                }
+                for (size_t s = 0; s < sb->n; s++) {
+                    const Json *b = json_at(sb, s);
+                    const Json *b0 = json_at(b, 0), *b1 = json_at(b, 1);
+                    if (!b || b->type != JSON_ARRAY || b->n != 2 || b0->type != JSON_NUMBER ||
+                        b1->type != JSON_NUMBER || b0->num < 0 || b0->num > b1->num || b1->num > ncp ||
+                        b0->num != (int)b0->num || b1->num != (int)b1->num) {
+                        xerr("%s: article %zu, paragraph %zu: bad sentence break %zu", path, a, p, s);
+                        goto done;
+                    }
+                    iv_push(&brk, (int)b0->num);
+                    iv_push(&brk, (int)b1->num);
+                }
+                if (st && (st->type != JSON_ARRAY || st->n != sb->n)) {
+                    xerr("%s: article %zu, paragraph %zu: sentences and sentence_breaks differ in length", path, a, p);
+                    goto done;
+                }
+            } else {
+                squad_split_sentences(ctx->str, &brk);
+                st = NULL;
+            }
+            int nsent = (int)brk.n / 2;
+            /* the paragraph */
+            if ((size_t)d->n_paras == cp->cap_p) {
+                cp->cap_p = cp->cap_p ? 2 * cp->cap_p : 256;
+                d->paras = xrealloc(d->paras, cp->cap_p * sizeof(SquadParagraph));
+            }
+            SquadParagraph *P = &d->paras[d->n_paras];
+            P->context = xstrdup(ctx->str);
+            P->lang = lang;
+            P->article = (int)a;
+            P->first_sent = d->n_sents;
+            P->n_sent = nsent;
+            int pi = d->n_paras++;
+            for (int s = 0; s < nsent; s++) {
+                if ((size_t)d->n_sents == cp->cap_s) {
+                    cp->cap_s = cp->cap_s ? 2 * cp->cap_s : 1024;
+                    d->sents = xrealloc(d->sents, cp->cap_s * sizeof(SquadSentence));
+                }
+                const Json *sj = st ? json_at(st, (size_t)s) : NULL;
+                char *text;
+                if (sj && sj->type == JSON_STRING) text = xstrdup(sj->str);
+                else {
+                    size_t b0 = off[brk.data[2 * s]], b1 = off[brk.data[2 * s + 1]];
+                    text = trim_dup(ctx->str + b0, b1 - b0);
+                }
+                d->sents[d->n_sents].text = text;
+                d->sents[d->n_sents].para = pi;
+                d->n_sents++;
+            }
+            for (size_t q = 0; q < qs->n; q++) {
+                const Json *qa = json_at(qs, q);
+                const Json *imp = json_get(qa, "is_impossible");
+                if (imp && imp->type == JSON_TRUE) continue; /* SQuAD 2.0 unanswerable */
+                char idbuf[32];
+                const char *id = qa_id(qa, idbuf, path);
+                const char *qt = id ? json_get_str(qa, "question", path) : NULL;
+                const Json *ans = json_get(qa, "answers");
+                long as = 0;
+                if (!id || !qt) goto done;
+                if (!ans || ans->type != JSON_ARRAY || ans->n == 0) {
+                    xerr("%s: question %s: no \"answers\"", path, id);
+                    goto done;
+                }
+                if (answer_start(json_at(ans, 0), &as, path, id)) goto done;
+                int sent = -1;
+                for (int s = 0; s < nsent; s++)
+                    if (as >= brk.data[2 * s] && as < brk.data[2 * s + 1]) { sent = s; break; }
+                if (sent < 0) {
+                    xerr("%s: question %s: answer_start %ld is outside every sentence", path, id, as);
+                    goto done;
+                }
+                if ((size_t)d->n_qs == cp->cap_q) {
+                    cp->cap_q = cp->cap_q ? 2 * cp->cap_q : 1024;
+                    d->qs = xrealloc(d->qs, cp->cap_q * sizeof(SquadQuestion));
+                }
+                SquadQuestion *Q = &d->qs[d->n_qs];
+                Q->id = xstrdup(id);
+                Q->question = xstrdup(qt);
+                Q->lang = lang;
+                Q->para = pi;
+                Q->answer_start = (int)as;
+                Q->sent = P->first_sent + sent;
+                int found;
+                int *g = strmap_slot(ids, Q->id, &found);
+                if (!found) *g = d->n_groups++;
+                Q->group = *g;
+                d->n_qs++;
+                /* an id twice in one language would make its relevant set ambiguous */
+                if (strict_ids && found) {
+                    for (int k = d->n_qs - 2; k >= 0 && d->qs[k].lang == lang; k--)
+                        if (d->qs[k].group == Q->group) {
+                            xerr("%s: question id %s appears twice", path, id);
+                            goto done;
+                        }
+                }
+            }
+        }
+    }
+    rc = 0;
+done:
+    free(off);
+    iv_free(&brk);
+    json_free(&j);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The *.json files of a folder, sorted. */
+static char **list_json(const char *dir, int *n) {
+    DIR *dd = opendir(dir);
+    *n = 0;
+    if (!dd) return NULL;
+    char **v = NULL;
+    struct dirent *e;
+    while ((e = readdir(dd))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0 || e->d_name[0] == '.') continue;
+        v = xrealloc(v, (size_t)(*n + 2) * sizeof(char *));
+        v[(*n)++] = path_join(dir, e->d_name);
+        v[*n] = NULL;
+    }
+    closedir(dd);
+    if (*n) qsort(v, (size_t)*n, sizeof(char *), cmp_str);
+    return v;
+}
+
+static int add_lang(SquadData *d, const char *name) {
+    size_t l = strlen(name);
+    if (l == 0 || l >= sizeof d->langs[0]) return xerr("bad language code '%s'", name);
+    for (size_t i = 0; i < l; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return xerr("bad language code '%s'", name);
+    }
+    for (int i = 0; i < d->n_langs; i++)
+        if (!strcmp(d->langs[i], name)) return xerr("language %s given twice", name);
+    if (d->n_langs == SQUAD_MAX_LANGS) return xerr("too many languages (at most %d)", SQUAD_MAX_LANGS);
+    memcpy(d->langs[d->n_langs], name, l + 1);
+    return d->n_langs++;
+}
+
+int squad_load(SquadData *d, const char *dataset, const char *dir, char *const *langs, int n_langs,
+               const char *lang, int split) {
+    memset(d, 0, sizeof *d);
+    Caps caps = {0};
+    StrMap ids = {0}, ref = {0};
+    char **refstr = NULL, **files = NULL;
+    int nref = 0, nfiles = 0, rc = -1;
+    int lareqa = !strcmp(dataset, "xquad-r") || !strcmp(dataset, "mlqa-r");
+    if (!lareqa && strcmp(dataset, "squad") != 0)
+        return xerr("unknown dataset '%s' (xquad-r, mlqa-r or squad)", dataset);
+    if (lareqa) {
+        const char *const *def = !strcmp(dataset, "xquad-r") ? XQUAD_LANGS : MLQA_LANGS;
+        if (n_langs > 0) {
+            for (int i = 0; i < n_langs; i++)
+                if (add_lang(d, langs[i]) < 0) goto done;
+        } else {
+            for (int i = 0; def[i]; i++) add_lang(d, def[i]);
+        }
+        if (split != SPLIT_ALL) {
+            char *en = path_join(dir, "en.json");
+            int have = path_exists(en);
+            int r = have ? load_split_ref(&ref, &refstr, &nref, en) : 0;
+            free(en);
+            if (r) goto done;
+        }
+        for (int l = 0; l < d->n_langs; l++) {
+            char name[32];
+            snprintf(name, sizeof name, "%s.json", d->langs[l]);
+            char *path = path_join(dir, name);
+            d->lang_first[l] = d->n_sents;
+            int r = load_file(d, &caps, &ids, path, l, split, nref ? &ref : NULL, 1);
+            free(path);
+            if (r) goto done;
+        }
+    } else {
+        if (add_lang(d, lang ? lang : "en") < 0) goto done;
+        if (is_dir(dir)) {
+            files = list_json(dir, &nfiles);
+            if (!nfiles) {
+                xerr("%s: no *.json files", dir);
+                goto done;
+            }
+        } else {
+            files = xcalloc(2, sizeof(char *));
+            files[0] = xstrdup(dir);
+            nfiles = 1;
+        }
+        for (int f = 0; f < nfiles; f++)
+            if (load_file(d, &caps, &ids, files[f], 0, split, NULL, 0)) goto done;
+    }
+    d->lang_first[d->n_langs] = d->n_sents;
+    /* the relevant sentence of every (id, language) */
+    d->rel = xmalloc((size_t)(d->n_groups > 0 ? d->n_groups : 1) * (size_t)d->n_langs * sizeof(int));
+    for (size_t i = 0; i < (size_t)d->n_groups * (size_t)d->n_langs; i++) d->rel[i] = -1;
+    for (int q = 0; q < d->n_qs; q++) {
+        int *r = &d->rel[(size_t)d->qs[q].group * (size_t)d->n_langs + (size_t)d->qs[q].lang];
+        if (*r < 0) *r = d->qs[q].sent;
+    }
+    rc = 0;
+done:
+    strmap_free(&ids);
+    strmap_free(&ref);
+    for (int i = 0; i < nref; i++) free(refstr[i]);
+    free(refstr);
+    if (files) free_strv(files);
+    if (rc) squad_free(d);
+    return rc;
+}
+
+void squad_free(SquadData *d) {
+    for (int i = 0; i < d->n_paras; i++) free(d->paras[i].context);
+    for (int i = 0; i < d->n_sents; i++) free(d->sents[i].text);
+    for (int i = 0; i < d->n_qs; i++) {
+        free(d->qs[i].id);
+        free(d->qs[i].question);
+    }
+    free(d->paras);
+    free(d->sents);
+    free(d->qs);
+    free(d->rel);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---------------------------------------------------------------------------
+ * xlmr pairs */
+static void put_field(FILE *f, const char *s) {
+    for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
+}
+
+int cmd_pairs(int argc, char **argv) {
+    char *dataset = NULL, *data = NULL, *split_s = NULL, *cand = "sentence", *out = NULL, *lang = "en";
+    char *langs_s = NULL;
+    Opt opts[] = {
+        {"dataset", OPT_STR, &dataset, "NAME", "xquad-r, mlqa-r or squad (required)"},
+        {"data", OPT_STR, &data, "DIR", "the data set's folder (data/xquad-r); for squad a SQuAD-format file or a folder of them (required)"},
+        {"split", OPT_STR, &split_s, "S", "train, dev, test or all (default: train for xquad-r/mlqa-r, all for squad). By article: "
+                                          "index k of en.json, k mod 10 = 0-5 train, 6-7 dev, 8-9 test; other languages follow "
+                                          "the en article of their first question"},
+        {"candidate", OPT_STR, &cand, "MODE", "sentence (default) or context: the passage is the answer's sentence, "
+                                             "or the sentence + \" \" + its paragraph"},
+        {"langs", OPT_STR, &langs_s, "L,L", "languages to use (xquad-r/mlqa-r; default all)"},
+        {"lang", OPT_STR, &lang, "L", "language code written for squad (default en)"},
+        {"out", OPT_STR, &out, "FILE", "output TSV, written atomically (default stdout)"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr pairs --dataset NAME --data DIR",
+               "Writes training pairs as TSV: group<TAB>lang<TAB>query<TAB>passage (group = question id; "
+               "passage = the sentence holding the answer; no prefixes; tabs and newlines in texts become spaces; "
+               "lines starting with # are comments).",
+               NULL);
+    opts_require("xlmr pairs", "dataset", dataset);
+    opts_require("xlmr pairs", "data", data);
+    int context = 0;
+    if (!strcmp(cand, "context")) context = 1;
+    else if (strcmp(cand, "sentence") != 0) die("pairs: --candidate must be sentence or context");
+    int lareqa = strcmp(dataset, "squad") != 0;
+    int split = squad_split_parse(split_s ? split_s : lareqa ? "train" : "all");
+    if (split < 0) die_xerr();
+    int nl = 0;
+    char **lv = langs_s ? split_csv(langs_s, &nl) : NULL;
+    SquadData d;
+    if (squad_load(&d, dataset, data, lv, nl, lang, split)) die_xerr();
+    if (lv) free_strv(lv);
+    AtomicFile af;
+    FILE *f = stdout;
+    if (out && !(f = atomic_open(&af, out))) die_xerr();
+    fprintf(f, "# xlmr pairs: dataset=%s split=%s candidate=%s questions=%d\n", dataset,
+            split_s ? split_s : lareqa ? "train" : "all", cand, d.n_qs);
+    fprintf(f, "# group\tlang\tquery\tpassage\n");
+    for (int q = 0; q < d.n_qs; q++) {
+        const SquadQuestion *Q = &d.qs[q];
+        put_field(f, Q->id);
+        fputc('\t', f);
+        fputs(d.langs[Q->lang], f);
+        fputc('\t', f);
+        put_field(f, Q->question);
+        fputc('\t', f);
+        put_field(f, d.sents[Q->sent].text);
+        if (context) {
+            fputc(' ', f);
+            put_field(f, d.paras[Q->para].context);
+        }
+        fputc('\n', f);
+    }
+    int rc = 0;
+    if (out) rc = atomic_commit(&af);
+    else if (fflush(stdout) != 0) rc = xerr("stdout: write error");
+    fprintf(stderr, "pairs: %d questions, %d languages, %d sentences\n", d.n_qs, d.n_langs, d.n_sents);
+    squad_free(&d);
+    if (rc) die_xerr();
+    return 0;
+}

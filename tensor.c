@@ -1,5 +1,96 @@
-/* tensor.c: placeholder (scalar only) until the kernels land. */
+/* tensor.c: dense fp32 kernels (see tensor.h).
+ *
+ * sgemm is a Goto/BLIS-style blocked GEMM. Row-major C is vectorised along N,
+ * so the packed B block is the "vector" operand (kept in L2) and a packed A
+ * sliver of MR rows is the "broadcast" operand (kept in L1):
+ *
+ *   for ic in M step MC
+ *     for pc in K step KC               pack A panel  (MC x KC)  -> Ap
+ *       for jc in N step NC             pack B block  (KC x NC)  -> Bp, L2
+ *         for ir in MC step MR          A sliver (MR x KC), L1
+ *           for jr in NC step NR        B sliver (KC x NR) from L2
+ *             micro-kernel: C[MR x NR] (+)= Ap sliver · Bp sliver
+ *
+ * Packing zero-pads partial slivers, so the micro-kernel always computes a
+ * full MR x NR tile; only the store is masked. Each element of C is summed in
+ * the same k order whatever the thread count or tile position, so results are
+ * bitwise identical for 1 and N threads. Threads split C into disjoint blocks
+ * (each packs its own panels): no barriers, no shared writes.
+ *
+ * Micro-kernels, chosen at compile time:
+ *   AVX-512F       12 x 32 (24 zmm accumulators)
+ *   AVX2 + FMA      6 x 16 (12 ymm accumulators)
+ *   portable C      4 x 16 (XLMR_SCALAR_ONLY, or any other CPU)
+ * BF16: AMX tiles (32 x 32 blocks of tdpbf16ps) where the CPU and kernel allow,
+ * else AVX512-BF16 (12 x 32 with vdpbf16ps over k pairs); elsewhere inputs are
+ * rounded to bf16 and the fp32 path runs on them (exact: a product of two bf16
+ * values is exact in fp32, so fma(a,b,c) rounds like vdpbf16ps's each step). */
+/* AMX-BF16 as gcc and clang spell it; syscall() (to ask Linux for the tile
+ * state) is outside POSIX. */
+#if !defined(XLMR_SCALAR_ONLY) && defined(__linux__) && \
+    ((defined(__AMX_TILE__) && defined(__AMX_BF16__)) || (defined(__AMXTILE__) && defined(__AMXBF16__)))
+#define XLMR_HAVE_AMX 1
+#define _DEFAULT_SOURCE 1
+#endif
 #include "tensor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if !defined(XLMR_SCALAR_ONLY) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
+#include <immintrin.h>
+#endif
+
+#if !defined(XLMR_SCALAR_ONLY) && defined(__AVX512F__)
+#define GEMM_AVX512 1
+#define MR 12
+#define NR 32
+#elif !defined(XLMR_SCALAR_ONLY) && defined(__AVX2__) && defined(__FMA__)
+#define GEMM_AVX2 1
+#define MR 6
+#define NR 16
+#else
+#define GEMM_SCALAR 1
+#define MR 4
+#define NR 16
+#endif
+
+#if !defined(XLMR_SCALAR_ONLY) && defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define GEMM_BF16 1
+#if defined(XLMR_HAVE_AMX)
+#define GEMM_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
+
+/* Cache blocking. KC x NR x 4 bytes (one B sliver, 48 KB at 384 x 32) streams
+ * from L2; MR x KC x 4 (A sliver, 18 KB) stays in L1 (32-48 KB); the B block
+ * KC x NC x 4 (768 KB at NC = 512) stays in L2 (1-2 MB per core). MC bounds
+ * the A panel (L3). Blocks are split evenly (e.g. K = 768 -> 2 x 384). */
+#ifndef KC_MAX
+#define KC_MAX 384
+#endif
+#ifndef NC_MAX
+#define NC_MAX 512
+#endif
+#ifndef MC_MAX
+#define MC_MAX 1536
+#endif
+
+/* Below this many multiply-adds a second thread costs more than it saves. */
+#define GEMM_PARALLEL_MIN (64.0 * 64.0 * 64.0)
+
+/* ------------------------------------------------------------------------- */
+/* Scalar reference. Double accumulation: the ground truth the tests use.   */
+
 void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc) {
     for (int i = 0; i < M; i++)
@@ -11,7 +102,830 @@ void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const f
             C[(size_t)i * ldc + j] = alpha * (float)s + (beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j]);
         }
 }
+
+/* ------------------------------------------------------------------------- */
+/* Helpers                                                                   */
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+static int round_up(int a, int b) { return ceil_div(a, b) * b; }
+
+/* Splits n into equal blocks of at most max, each a multiple of unit. */
+static int even_block(int n, int max, int unit) {
+    int nb = ceil_div(n, max);
+    int b = round_up(ceil_div(n, nb), unit);
+    return b < max ? b : max;
+}
+
+/* 64-byte aligned scratch from xmalloc (dies on out-of-memory, not bad input). */
+static float *scratch_alloc(size_t nfloats, void **raw) {
+    *raw = xmalloc(nfloats * sizeof(float) + 64);
+    return (float *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
+}
+
+/* C (M,N) = beta * C; beta == 0 writes zeros without reading C. */
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f)
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Packing (fp32). Ap: for each MR-row sliver, k-major: Ap[k*MR + r].
+ * Bp: for each NR-column sliver, k-major: Bp[k*NR + c]. Zero-padded.       */
+
+static void pack_a(float *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc) {
+    for (int ir = 0; ir < mc; ir += MR) {
+        int m = mc - ir < MR ? mc - ir : MR;
+        float *dst = Ap + (size_t)ir * kc;
+        if (transA) { /* A is (K,M): row k holds the MR values contiguously */
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(p0 + k) * lda + i0 + ir;
+                float *d = dst + (size_t)k * MR;
+                int r = 0;
+                for (; r < m; r++) d[r] = src[r];
+                for (; r < MR; r++) d[r] = 0.0f;
+            }
+        } else { /* A is (M,K): gather a column of the sliver per k */
+            for (int r = 0; r < m; r++) {
+                const float *src = A + (size_t)(i0 + ir + r) * lda + p0;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = src[k];
+            }
+            for (int r = m; r < MR; r++)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
+        }
+    }
+}
+
+static void pack_b(float *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int n = nc - jr < NR ? nc - jr : NR;
+        float *dst = Bp + (size_t)jr * kc;
+        if (!transB) { /* B is (K,N): contiguous rows */
+            for (int k = 0; k < kc; k++) {
+                const float *src = B + (size_t)(p0 + k) * ldb + j0 + jr;
+                float *d = dst + (size_t)k * NR;
+                int c = 0;
+                for (; c < n; c++) d[c] = src[c];
+                for (; c < NR; c++) d[c] = 0.0f;
+            }
+        } else { /* B is (N,K): transpose in 4 x NR chunks of k to keep writes local */
+            int k = 0;
+            for (; k + 4 <= kc; k += 4) {
+                float *d = dst + (size_t)k * NR;
+                int c = 0;
+                for (; c < n; c++) {
+                    const float *src = B + (size_t)(j0 + jr + c) * ldb + p0 + k;
+                    d[c] = src[0];
+                    d[NR + c] = src[1];
+                    d[2 * NR + c] = src[2];
+                    d[3 * NR + c] = src[3];
+                }
+                for (; c < NR; c++) d[c] = d[NR + c] = d[2 * NR + c] = d[3 * NR + c] = 0.0f;
+            }
+            for (; k < kc; k++) {
+                float *d = dst + (size_t)k * NR;
+                int c = 0;
+                for (; c < n; c++) d[c] = B[(size_t)(j0 + jr + c) * ldb + p0 + k];
+                for (; c < NR; c++) d[c] = 0.0f;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Micro-kernels: C[m x n] = alpha * (Ap · Bp) + beta * C, m <= MR, n <= NR.
+ * beta == 0 never reads C.                                                 */
+
+#if defined(GEMM_AVX512)
+
+#define ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+/* Stores one row pair of accumulators with lane masks for partial tiles. */
+static inline void store_row16(float *c, __m512 acc, __mmask16 mask, __m512 valpha, float beta) {
+    __m512 v = _mm512_mul_ps(acc, valpha);
+    if (beta != 0.0f) {
+        __m512 old = _mm512_maskz_loadu_ps(mask, c);
+        v = _mm512_fmadd_ps(_mm512_set1_ps(beta), old, v);
+    }
+    _mm512_mask_storeu_ps(c, mask, v);
+}
+
+static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
+                   float alpha, float beta, int m, int n) {
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
+    ROWS12(DECL)
+#undef DECL
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#define STEP(r)                                 \
+    {                                           \
+        __m512 a = _mm512_set1_ps(Ap[r]);       \
+        c##r##_0 = _mm512_fmadd_ps(a, b0, c##r##_0); \
+        c##r##_1 = _mm512_fmadd_ps(a, b1, c##r##_1); \
+    }
+        ROWS12(STEP)
+#undef STEP
+        Ap += MR;
+        Bp += NR;
+    }
+    __m512 valpha = _mm512_set1_ps(alpha);
+    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+#define STORE(r)                                                   \
+    if (r < m) {                                                   \
+        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
+        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
+    }
+    ROWS12(STORE)
+#undef STORE
+}
+
+#elif defined(GEMM_AVX2)
+
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
+                   float alpha, float beta, int m, int n) {
+#define DECL(r) __m256 c##r##_0 = _mm256_setzero_ps(), c##r##_1 = _mm256_setzero_ps();
+    ROWS6(DECL)
+#undef DECL
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
+#define STEP(r)                                    \
+    {                                              \
+        __m256 a = _mm256_broadcast_ss(Ap + r);    \
+        c##r##_0 = _mm256_fmadd_ps(a, b0, c##r##_0); \
+        c##r##_1 = _mm256_fmadd_ps(a, b1, c##r##_1); \
+    }
+        ROWS6(STEP)
+#undef STEP
+        Ap += MR;
+        Bp += NR;
+    }
+    __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+    /* Full rows go straight to C; partial ones through a padded row buffer. */
+    float row[NR];
+#define STORE(r)                                                                  \
+    if (r < m) {                                                                  \
+        float *c = C + (size_t)r * ldc;                                           \
+        float *t = n == NR ? c : row;                                             \
+        if (n < NR && beta != 0.0f) { memcpy(row, c, (size_t)n * sizeof(float)); } \
+        __m256 v0 = _mm256_mul_ps(c##r##_0, valpha), v1 = _mm256_mul_ps(c##r##_1, valpha); \
+        if (beta != 0.0f) {                                                       \
+            v0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(t), v0);                  \
+            v1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(t + 8), v1);              \
+        }                                                                         \
+        _mm256_storeu_ps(t, v0);                                                  \
+        _mm256_storeu_ps(t + 8, v1);                                              \
+        if (n < NR) memcpy(c, row, (size_t)n * sizeof(float));                    \
+    }
+    ROWS6(STORE)
+#undef STORE
+}
+
+#else /* portable C */
+
+static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
+                   float alpha, float beta, int m, int n) {
+    float acc[MR][NR];
+    memset(acc, 0, sizeof(acc));
+    for (int k = 0; k < kc; k++) {
+        for (int r = 0; r < MR; r++) {
+            float a = Ap[r];
+            for (int c = 0; c < NR; c++) acc[r][c] += a * Bp[c];
+        }
+        Ap += MR;
+        Bp += NR;
+    }
+    for (int r = 0; r < m; r++) {
+        float *c = C + (size_t)r * ldc;
+        for (int j = 0; j < n; j++) {
+            float v = alpha * acc[r][j];
+            c[j] = beta == 0.0f ? v : v + beta * c[j];
+        }
+    }
+}
+
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Serial blocked GEMM on one block of C.                                    */
+
+static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc) {
+    int kcb = even_block(K, KC_MAX, 1);
+    int ncb = even_block(N, NC_MAX, NR);
+    int mcb = even_block(M, MC_MAX, MR);
+    void *raw_a, *raw_b;
+    float *Ap = scratch_alloc((size_t)round_up(mcb, MR) * kcb, &raw_a);
+    float *Bp = scratch_alloc((size_t)round_up(ncb, NR) * kcb, &raw_b);
+    for (int ic = 0; ic < M; ic += mcb) {
+        int mc = M - ic < mcb ? M - ic : mcb;
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = K - pc < kcb ? K - pc : kcb;
+            float bt = pc == 0 ? beta : 1.0f; /* later k blocks accumulate */
+            pack_a(Ap, transA, A, lda, ic, mc, pc, kc);
+            for (int jc = 0; jc < N; jc += ncb) {
+                int nc = N - jc < ncb ? N - jc : ncb;
+                pack_b(Bp, transB, B, ldb, jc, nc, pc, kc);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int m = mc - ir < MR ? mc - ir : MR;
+                    const float *a = Ap + (size_t)ir * kc;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int n = nc - jr < NR ? nc - jr : NR;
+                        kernel(kc, a, Bp + (size_t)jr * kc, C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                               alpha, bt, m, n);
+                    }
+                }
+            }
+        }
+    }
+    free(raw_a);
+    free(raw_b);
+}
+
+/* Splits C into pm x pn blocks for nt threads (pm * pn = nt), preferring
+ * splits of M (each thread then packs disjoint A and shares B's reads). */
+static void thread_grid(int M, int N, int nt, int *pm, int *pn) {
+    int best_m = 1, best_n = nt;
+    double best = 1e300;
+    for (int a = 1; a <= nt; a++) {
+        if (nt % a) continue;
+        int b = nt / a;
+        /* cost: per-thread tile perimeter (packing) plus idle edges */
+        double tm = (double)round_up(ceil_div(M, a), MR), tn = (double)round_up(ceil_div(N, b), NR);
+        double cost = tm * tn * 1.0 + 0.01 * (tm + tn) * 64.0;
+        if (cost < best - 1e-9) { best = cost; best_m = a; best_n = b; }
+    }
+    *pm = best_m;
+    *pn = best_n;
+}
+
+typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float,
+                       float *, int);
+
+/* Runs fn on the disjoint blocks of C, in parallel where that pays. */
+static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && (double)M * N * K >= GEMM_PARALLEL_MIN) nt = omp_get_max_threads();
+#endif
+    if (nt <= 1) {
+        fn(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int pm, pn;
+    thread_grid(M, N, nt, &pm, &pn);
+    /* block sizes rounded to the micro-tile so only the last block is ragged */
+    int bm = round_up(ceil_div(M, pm), mr), bn = round_up(ceil_div(N, pn), nr);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int t = 0; t < pm * pn; t++) {
+        int i0 = (t / pn) * bm, j0 = (t % pn) * bn;
+        if (i0 >= M || j0 >= N) continue;
+        int m = M - i0 < bm ? M - i0 : bm, n = N - j0 < bn ? N - j0 : bn;
+        const float *a = transA ? A + i0 : A + (size_t)i0 * lda;
+        const float *b = transB ? B + (size_t)j0 * ldb : B + j0;
+        fn(transA, transB, m, n, K, alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc);
+    }
+}
+
 void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_ref(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) { /* BLAS quick return: A and B are not read */
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_dispatch(gemm_serial, MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ------------------------------------------------------------------------- */
+/* BF16                                                                      */
+
+/* fp32 -> bf16 bits, round to nearest even (NaN stays a quiet NaN). */
+static inline uint16_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+#if defined(GEMM_BF16)
+
+int tensor_has_bf16(void) { return 1; }
+
+/* Packed bf16 operands hold k in pairs (vdpbf16ps sums two products per lane):
+ * Ap: per MR sliver, per k pair p, per row r: one uint32 = (A[r][2p], A[r][2p+1]).
+ * Bp: per NR sliver, per k pair p, per col c: one uint32 = (B[2p][c], B[2p+1][c]).
+ * An odd K is padded with a zero k. */
+static inline float a_at(int transA, const float *A, int lda, int i, int k) {
+    return transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+}
+static void pack_a_bf16(uint32_t *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc) {
+    int kp = (kc + 1) / 2;
+    for (int ir = 0; ir < mc; ir += MR) {
+        int m = mc - ir < MR ? mc - ir : MR;
+        uint32_t *dst = Ap + (size_t)ir * kp;
+        for (int r = 0; r < MR; r++)
+            for (int p = 0; p < kp; p++) {
+                uint32_t lo = 0, hi = 0;
+                if (r < m) {
+                    lo = bf16_bits(a_at(transA, A, lda, i0 + ir + r, p0 + 2 * p));
+                    if (2 * p + 1 < kc) hi = bf16_bits(a_at(transA, A, lda, i0 + ir + r, p0 + 2 * p + 1));
+                }
+                dst[(size_t)p * MR + r] = lo | hi << 16;
+            }
+    }
+}
+static void pack_b_bf16(uint32_t *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
+    int kp = (kc + 1) / 2;
+    for (int jr = 0; jr < nc; jr += NR) {
+        int n = nc - jr < NR ? nc - jr : NR;
+        uint32_t *dst = Bp + (size_t)jr * kp;
+        if (!transB) {
+            for (int p = 0; p < kp; p++) {
+                const float *r0 = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr;
+                const float *r1 = 2 * p + 1 < kc ? r0 + ldb : NULL;
+                uint32_t *d = dst + (size_t)p * NR;
+                int c = 0;
+                for (; c < n; c++) d[c] = bf16_bits(r0[c]) | (r1 ? (uint32_t)bf16_bits(r1[c]) << 16 : 0u);
+                for (; c < NR; c++) d[c] = 0;
+            }
+        } else {
+            for (int c = 0; c < NR; c++) {
+                const float *src = B + (size_t)(j0 + jr + c) * ldb + p0;
+                for (int p = 0; p < kp; p++) {
+                    uint32_t v = 0;
+                    if (c < n) {
+                        v = bf16_bits(src[2 * p]);
+                        if (2 * p + 1 < kc) v |= (uint32_t)bf16_bits(src[2 * p + 1]) << 16;
+                    }
+                    dst[(size_t)p * NR + c] = v;
+                }
+            }
+        }
+    }
+}
+
+static void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *restrict Bp, float *C, int ldc,
+                        float alpha, float beta, int m, int n) {
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
+    ROWS12(DECL)
+#undef DECL
+    for (int p = 0; p < kp; p++) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)Bp);
+        __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(Bp + 16));
+#define STEP(r)                                                   \
+    {                                                             \
+        __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[r]);     \
+        c##r##_0 = _mm512_dpbf16_ps(c##r##_0, a, b0);               \
+        c##r##_1 = _mm512_dpbf16_ps(c##r##_1, a, b1);               \
+    }
+        ROWS12(STEP)
+#undef STEP
+        Ap += MR;
+        Bp += NR;
+    }
+    __m512 valpha = _mm512_set1_ps(alpha);
+    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+#define STORE(r)                                                          \
+    if (r < m) {                                                          \
+        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
+        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
+    }
+    ROWS12(STORE)
+#undef STORE
+}
+
+static void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                             const float *B, int ldb, float beta, float *C, int ldc) {
+    /* k pairs make a bf16 sliver half the bytes: twice the k per block */
+    int kcb = even_block(K, 2 * KC_MAX, 2);
+    int ncb = even_block(N, NC_MAX, NR);
+    int mcb = even_block(M, MC_MAX, MR);
+    int kpb = kcb / 2;
+    void *raw_a, *raw_b;
+    uint32_t *Ap = (uint32_t *)scratch_alloc((size_t)round_up(mcb, MR) * kpb, &raw_a);
+    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, NR) * kpb, &raw_b);
+    for (int ic = 0; ic < M; ic += mcb) {
+        int mc = M - ic < mcb ? M - ic : mcb;
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = K - pc < kcb ? K - pc : kcb, kp = (kc + 1) / 2;
+            float bt = pc == 0 ? beta : 1.0f;
+            pack_a_bf16(Ap, transA, A, lda, ic, mc, pc, kc);
+            for (int jc = 0; jc < N; jc += ncb) {
+                int nc = N - jc < ncb ? N - jc : ncb;
+                pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int m = mc - ir < MR ? mc - ir : MR;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int n = nc - jr < NR ? nc - jr : NR;
+                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bp + (size_t)jr * kp,
+                                    C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
+                    }
+                }
+            }
+        }
+    }
+    free(raw_a);
+    free(raw_b);
+}
+
+#if defined(GEMM_AMX)
+/* AMX-BF16 tiles: 8 tile registers of 16 rows x 64 bytes. A 32 x 32 block of C
+ * lives in tiles 0-3 (2 x 2 tiles of 16 x 16 fp32); per 32 k: A rows 0-15 and
+ * 16-31 in tiles 4, 5 (16 rows x 32 bf16), B k-pairs x columns 0-15 and 16-31 in
+ * tiles 6, 7 (16 k-pairs x 16 columns, pairs interleaved as pack_b_bf16 makes
+ * them). tdpbf16ps does 16 x 16 x 32 multiply-adds with fp32 accumulation.
+ * Linux hands out the tile state only on request (arch_prctl); without it the
+ * AVX512-BF16 kernel runs instead. */
+#define AMX_MR 32
+#define AMX_KQ 32 /* k per tile step: 16 pairs */
+#define AMX_KC 512
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} AmxConfig;
+
+static int amx_state; /* 0 not asked yet, 1 usable, -1 refused */
+static int bf16_use_amx = 1;
+
+static int amx_usable(void) {
+    int st;
+#ifdef _OPENMP
+#pragma omp critical(xlmr_amx_state)
+#endif
+    {
+        if (amx_state == 0) /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA: per process */
+            amx_state = syscall(SYS_arch_prctl, 0x1023, 18) == 0 ? 1 : -1;
+        st = amx_state;
+    }
+    return st == 1;
+}
+
+/* Transposes a 16 x 16 block of 32-bit elements held in r[0..15] (row i -> column i). */
+static inline void transpose16x16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0x88);
+            t[h + 4 + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xdd);
+    }
+}
+
+/* Ap: per 32-row sliver, row-major bf16 with kcp = kc rounded up to 32:
+ * element (r, k) at sliver + r * kcp + k. Zero-padded rows and k. */
+static void pack_a_amx(uint16_t *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc, int kcp) {
+    for (int ir = 0; ir < mc; ir += AMX_MR) {
+        int m = mc - ir < AMX_MR ? mc - ir : AMX_MR;
+        uint16_t *dst = Ap + (size_t)ir * kcp;
+        if (!transA) {
+            for (int r = 0; r < AMX_MR; r++) {
+                uint16_t *d = dst + (size_t)r * kcp;
+                int k = 0;
+                if (r < m) {
+                    const float *src = A + (size_t)(i0 + ir + r) * lda + p0;
+                    for (; k + 32 <= kc; k += 32) {
+                        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
+                        _mm512_storeu_si512((void *)(d + k), (__m512i)v);
+                    }
+                    for (; k < kc; k++) d[k] = bf16_bits(src[k]);
+                }
+                for (; k < kcp; k++) d[k] = 0;
+            }
+            continue;
+        }
+        /* A is (K,M): 16 k rows x 16 columns at a time, transposed in registers */
+        for (int r0 = 0; r0 < AMX_MR; r0 += 16) {
+            int w = m - r0 < 0 ? 0 : m - r0 < 16 ? m - r0 : 16; /* valid columns */
+            __mmask16 mask = (__mmask16)((1u << w) - 1);
+            int k = 0;
+            for (; k + 32 <= kc; k += 32) {
+                __m512i lo[16], hi[16];
+                for (int j = 0; j < 16; j++) {
+                    const float *src = A + (size_t)(p0 + k + j) * lda + i0 + ir + r0;
+                    lo[j] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src));
+                    hi[j] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src + (size_t)16 * lda));
+                }
+                transpose16x16(lo);
+                transpose16x16(hi);
+                for (int i = 0; i < 16; i++) {
+                    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[i]), _mm512_castsi512_ps(lo[i]));
+                    _mm512_storeu_si512((void *)(dst + (size_t)(r0 + i) * kcp + k), (__m512i)v);
+                }
+            }
+            for (int i = 0; i < 16; i++) {
+                uint16_t *d = dst + (size_t)(r0 + i) * kcp;
+                for (int kk = k; kk < kcp; kk++)
+                    d[kk] = i < w && kk < kc ? bf16_bits(A[(size_t)(p0 + kk) * lda + i0 + ir + r0 + i]) : 0;
+            }
+        }
+    }
+}
+
+/* Bp: per 32-column sliver, kcp/2 rows of 32 uint32 (k pair, column), as pack_b_bf16. */
+static void pack_b_amx(uint32_t *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc, int kcp) {
+    int kp = kcp / 2;
+    /* interleaves [r0 x16 | r1 x16] into (r0, r1) pairs */
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                         6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int jr = 0; jr < nc; jr += NR) {
+        int n = nc - jr < NR ? nc - jr : NR;
+        uint32_t *dst = Bp + (size_t)jr * kp;
+        if (!transB && n == NR) {
+            for (int p = 0; p < kp; p++) {
+                uint32_t *d = dst + (size_t)p * NR;
+                if (2 * p + 1 < kc) {
+                    const float *r0 = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr, *r1 = r0 + ldb;
+                    for (int c = 0; c < NR; c += 16) {
+                        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r1 + c), _mm512_loadu_ps(r0 + c));
+                        _mm512_storeu_si512((void *)(d + c), _mm512_permutexvar_epi16(ilv, v));
+                    }
+                } else {
+                    for (int c = 0; c < NR; c++)
+                        d[c] = 2 * p < kc ? bf16_bits(B[(size_t)(p0 + 2 * p) * ldb + j0 + jr + c]) : 0u;
+                }
+            }
+        } else if (transB) {
+            /* column c's k values are contiguous: 32 of them become 16 pairs;
+             * 16 columns of pairs are transposed into 16 rows of the sliver */
+            for (int c0 = 0; c0 < NR; c0 += 16) {
+                int k = 0;
+                for (; k + 32 <= kc; k += 32) {
+                    __m512i v[16];
+                    for (int i = 0; i < 16; i++) {
+                        const float *src = B + (size_t)(j0 + jr + c0 + i) * ldb + p0 + k;
+                        v[i] = c0 + i < n ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src))
+                                          : _mm512_setzero_si512();
+                    }
+                    transpose16x16(v);
+                    for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(dst + (size_t)(k / 2 + i) * NR + c0), v[i]);
+                }
+                for (; k < kcp; k += 2)
+                    for (int c = c0; c < c0 + 16; c++) {
+                        uint32_t v = 0;
+                        if (c < n && k < kc) {
+                            const float *src = B + (size_t)(j0 + jr + c) * ldb + p0;
+                            v = bf16_bits(src[k]);
+                            if (k + 1 < kc) v |= (uint32_t)bf16_bits(src[k + 1]) << 16;
+                        }
+                        dst[(size_t)(k / 2) * NR + c] = v;
+                    }
+            }
+        } else {
+            for (int p = 0; p < kp; p++)
+                for (int c = 0; c < NR; c++) {
+                    uint32_t v = 0;
+                    if (c < n && 2 * p < kc) {
+                        const float *src = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr + c;
+                        v = bf16_bits(src[0]);
+                        if (2 * p + 1 < kc) v |= (uint32_t)bf16_bits(src[ldb]) << 16;
+                    }
+                    dst[(size_t)p * NR + c] = v;
+                }
+        }
+    }
+}
+
+static void kernel_amx(int kcp, const uint16_t *Ap, const uint32_t *Bp, float *C, int ldc, float alpha, float beta,
+                       int m, int n) {
+    float tmp[AMX_MR * NR] __attribute__((aligned(64)));
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    size_t sa = (size_t)kcp * 2; /* bytes per A row */
+    for (int q = 0; q < kcp; q += AMX_KQ) {
+        _tile_loadd(4, Ap + q, sa);
+        _tile_loadd(5, Ap + (size_t)16 * kcp + q, sa);
+        _tile_loadd(6, Bp + (size_t)(q / 2) * NR, NR * 4);
+        _tile_loadd(7, Bp + (size_t)(q / 2) * NR + 16, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, tmp, NR * 4);
+    _tile_stored(1, tmp + 16, NR * 4);
+    _tile_stored(2, tmp + 16 * NR, NR * 4);
+    _tile_stored(3, tmp + 16 * NR + 16, NR * 4);
+    __m512 valpha = _mm512_set1_ps(alpha);
+    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+    for (int r = 0; r < m; r++) {
+        store_row16(C + (size_t)r * ldc, _mm512_load_ps(tmp + r * NR), m0, valpha, beta);
+        store_row16(C + (size_t)r * ldc + 16, _mm512_load_ps(tmp + r * NR + 16), m1, valpha, beta);
+    }
+}
+
+static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc) {
+    AmxConfig cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg); /* per thread */
+    int kcb = even_block(K, AMX_KC, AMX_KQ);
+    int ncb = even_block(N, NC_MAX, NR);
+    int mcb = even_block(M, MC_MAX, AMX_MR);
+    int kcpb = round_up(kcb, AMX_KQ);
+    void *raw_a, *raw_b;
+    uint16_t *Ap = (uint16_t *)scratch_alloc((size_t)round_up(mcb, AMX_MR) * kcpb / 2, &raw_a);
+    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, NR) * kcpb / 2, &raw_b);
+    for (int ic = 0; ic < M; ic += mcb) {
+        int mc = M - ic < mcb ? M - ic : mcb;
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = K - pc < kcb ? K - pc : kcb, kcp = round_up(kc, AMX_KQ);
+            float bt = pc == 0 ? beta : 1.0f;
+            pack_a_amx(Ap, transA, A, lda, ic, mc, pc, kc, kcp);
+            for (int jc = 0; jc < N; jc += ncb) {
+                int nc = N - jc < ncb ? N - jc : ncb;
+                pack_b_amx(Bp, transB, B, ldb, jc, nc, pc, kc, kcp);
+                for (int ir = 0; ir < mc; ir += AMX_MR) {
+                    int m = mc - ir < AMX_MR ? mc - ir : AMX_MR;
+                    for (int jr = 0; jr < nc; jr += NR) {
+                        int n = nc - jr < NR ? nc - jr : NR;
+                        kernel_amx(kcp, Ap + (size_t)ir * kcp, Bp + (size_t)jr * (kcp / 2),
+                                   C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
+                    }
+                }
+            }
+        }
+    }
+    free(raw_a);
+    free(raw_b);
+    _tile_release();
+}
+#endif /* GEMM_AMX */
+
+void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+#if defined(GEMM_AMX)
+    if (bf16_use_amx && amx_usable()) {
+        gemm_dispatch(gemm_serial_amx, AMX_MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    gemm_dispatch(gemm_serial_bf16, MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void tensor_set_amx(int on) {
+#if defined(GEMM_AMX)
+    bf16_use_amx = on;
+#else
+    (void)on;
+#endif
+}
+
+const char *tensor_bf16_engine(void) {
+#if defined(GEMM_AMX)
+    if (bf16_use_amx && amx_usable()) return "amx";
+#endif
+    return "avx512-bf16";
+}
+
+#else /* no BF16 instructions: round the inputs, then the fp32 path */
+
+int tensor_has_bf16(void) { return 0; }
+void tensor_set_amx(int on) { (void)on; }
+const char *tensor_bf16_engine(void) { return "emulated"; }
+
+static inline float bf16_round(float x) {
+    uint32_t u = (uint32_t)bf16_bits(x) << 16;
+    float y;
+    memcpy(&y, &u, 4);
+    return y;
+}
+
+/* Copies op(X) rounded to bf16, keeping X's layout (rows x cols, stride ld). */
+static float *bf16_copy(const float *X, int rows, int cols, int ld) {
+    float *y = (float *)xmalloc((size_t)rows * cols * sizeof(float));
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) y[(size_t)i * cols + j] = bf16_round(X[(size_t)i * ld + j]);
+    return y;
+}
+
+void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    int ar = transA ? K : M, ac = transA ? M : K;
+    int br = transB ? N : K, bc = transB ? K : N;
+    float *a = bf16_copy(A, ar, ac, lda), *b = bf16_copy(B, br, bc, ldb);
+    sgemm(transA, transB, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
+    free(a);
+    free(b);
+}
+
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Linear layers                                                             */
+
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                    int OC) {
+    // out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC)
+    if (bias) {
+        for (int i = 0; i < N; i++) memcpy(out + (size_t)i * OC, bias, (size_t)OC * sizeof(float));
+    }
+    sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
+}
+
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int N, int C, int OC) {
+    if (dinp) // dinp (N,C) += dout (N,OC) · weight (OC,C)
+        sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (dweight) // dweight (OC,C) += dout (N,OC)ᵀ · inp (N,C)
+        sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) {
+        // dbias (OC) += column sums of dout: threads own disjoint column chunks,
+        // and each column is summed over rows in order (deterministic).
+        int nchunk = ceil_div(OC, 64);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (double)N * OC > 65536.0)
+#endif
+        for (int t = 0; t < nchunk; t++) {
+            int o0 = t * 64, o1 = o0 + 64 < OC ? o0 + 64 : OC;
+            float acc[64];
+            for (int o = o0; o < o1; o++) acc[o - o0] = 0.0f;
+            for (int i = 0; i < N; i++) {
+                const float *row = dout + (size_t)i * OC;
+                for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+            }
+            for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Vectors                                                                   */
+
+float vec_dot(const float *a, const float *b, int n) {
+    /* 8 independent partial sums: vectorisable without reassociation flags */
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+void vec_axpy(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void vec_scale(float *x, float a, int n) {
+    for (int i = 0; i < n; i++) x[i] *= a;
+}
+
+const char *tensor_backend(void) {
+#if defined(GEMM_AVX512)
+#define BK_ISA "avx512"
+#elif defined(GEMM_AVX2)
+#define BK_ISA "avx2"
+#else
+#define BK_ISA "scalar"
+#endif
+#ifdef _OPENMP
+    return BK_ISA "+openmp";
+#else
+    return BK_ISA;
+#endif
 }

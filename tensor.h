@@ -37,6 +37,11 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
  * Available on every build; uses AVX512-BF16 dot products where compiled in,
  * else an exact scalar emulation. tensor_has_bf16() says which. */
 int tensor_has_bf16(void);
+/* The engine sgemm_bf16 runs on: "amx" (AMX-BF16 tiles, fp32 accumulation),
+ * "avx512-bf16" (vdpbf16ps) or "emulated" (bf16-rounded inputs, fp32 kernels). */
+const char *tensor_bf16_engine(void);
+/* on = 0 keeps sgemm_bf16 off AMX (tests and benchmarks compare the engines). */
+void tensor_set_amx(int on);
 void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc);

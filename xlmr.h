@@ -71,6 +71,7 @@ typedef struct {
     int use_bf16;                /* compute GEMMs in BF16 (fp32 master weights) */
     void *mmap_base;             /* when params_memory points into an mmap */
     size_t mmap_len;
+    int use_ref_gemm;            /* tests: sgemm_ref everywhere (the scalar ground truth) */
 } Xlmr;
 
 /* ---- folders ---- */
@@ -93,11 +94,22 @@ void xlmr_free(Xlmr *m);
 const char *xlmr_tensor_name(int i); /* e.g. "encoder.layer.%d.attention.self.query.weight" */
 int xlmr_tensor_is_layered(int i);   /* 1 for the (L, ...) tensors */
 int xlmr_tensor_decays(int i);       /* 0 for biases and LayerNorm (AdamW: no weight decay) */
+/* Shape of tensor i as stored in model.safetensors (one layer's slice for the
+ * layered ones): writes shape[0..ndim) and returns ndim (1 or 2). */
+int xlmr_tensor_shape(const XlmrConfig *cfg, int i, size_t shape[2]);
 
 /* ---- inference ---- */
 /* out (B,C): L2-normalised pooled embeddings of ids (B,T), padded with pad_id.
  * Eval mode (no dropout), bounded scratch memory, parallel over the batch. */
 int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling);
+/* 0, or -1 + xerr when an id is outside [0, V) or a row has more non-pad tokens
+ * than the position table allows (max_pos - pad_id - 1). */
+int xlmr_check_ids(const Xlmr *m, const int *ids, int B, int T);
+/* out (n,C): embeddings of n id sequences of any lengths (each <= the model's
+ * limit): sorted by length and run `batch` at a time (<= 0: 32) so that little
+ * is spent on padding. label: a progress line with ETA on stderr (may be NULL). */
+int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *lens, int n, int batch,
+                      int pooling, const char *label);
 
 /* ---- training ---- */
 /* Dropout masks are a pure function of (seed, seq_base + b, layer, site, position),
@@ -112,7 +124,8 @@ typedef struct {
 XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T);
 void xlmr_acts_free(XlmrActs *a);
 /* Forward keeping activations in a (built for at least B x T).
- * out (B,C): L2-normalised pooled embeddings. dropout may be NULL (eval). */
+ * out (B,C): L2-normalised pooled embeddings. dropout may be NULL (eval).
+ * ids must pass xlmr_check_ids (tokenizer output does); otherwise it dies. */
 void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T,
                   int pooling, const XlmrDropout *dropout);
 /* Hidden state after layer l (l = 0: embeddings LayerNorm output; l = L: last),

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# bench/compare.sh: the same benchmarks in `xlmr bench` and in PyTorch
+# (bench/torch_bench.py), one after the other, with the ratio xlmr / torch.
+#
+#   bench/compare.sh [--quick] [--threads N]
+#     --quick      small shapes only (gemm at 512 tokens, train/forward small)
+#     --threads N  threads for both sides (default 2)
+# Environment: XLMR (binary, default ./xlmr), PYTHON (default /usr/bin/python3),
+#   TOK_MODEL (SentencePiece model for tokenize, default tokenizer/xlmrc.model),
+#   TOK_TEXT (text file; default the NTREX sentences of the data folder),
+#   LOG (where both sides' full output goes, default $TMPDIR/xlmr-compare.log).
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for the torch runs only (they
+# select slower OpenBLAS kernels); xlmr does not use OpenBLAS.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+XLMR=${XLMR:-$ROOT/xlmr}
+PY=${PYTHON:-/usr/bin/python3}
+LOG=${LOG:-${TMPDIR:-/tmp}/xlmr-compare.log}
+THREADS=2
+QUICK=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) QUICK=1 ;;
+    --threads) THREADS=$2; shift ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -x "$XLMR" ] || { echo "compare.sh: $XLMR not built (run make)" >&2; exit 1; }
+
+TORCH=1
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+    TORCH=0
+    echo "compare.sh: PyTorch is NOT installed for $PY: only xlmr's figures are shown, no ratios"
+fi
+: >"$LOG"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOG"
+
+xl() { echo "\$ xlmr bench $*" >>"$LOG"; "$XLMR" bench "$@" --threads "$THREADS" 2>&1 | tee -a "$LOG"; }
+th() {
+    echo "\$ torch_bench.py $*" >>"$LOG"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/torch_bench.py "$@" --threads "$THREADS" 2>&1 | tee -a "$LOG"
+}
+figure() { tail -1 | awk '{print $(NF-1)}'; } # "... N unit" -> N
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+row() { printf '%-34s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
+
+if [ "$QUICK" = 1 ]; then
+    GEMM="--batch 4 --seq 128"; FWD="--size small"; TRAINS="small"
+else
+    GEMM="--batch 16 --seq 128"; FWD="--size base --batch 16 --seq 128"; TRAINS="small base"
+fi
+
+# --- gemm: per shape, joined on (op, M, N, K) ---
+xg=$(xl gemm $GEMM --bf16)
+tg=""
+[ "$TORCH" = 1 ] && tg=$(th gemm $GEMM)
+echo
+echo "== GEMM (GFLOPS, $THREADS threads; xlmr fp32 and bf16, torch.mm fp32)"
+printf '%-20s %2s %6s %6s %6s %9s %9s %7s %9s %7s\n' shape op M N K xlmr torch ratio "xlmr-bf16" "bf16/fp32"
+# xlmr lines: NAME... op M N K ms GF bf16ms bf16GF speedup; torch: NAME... op M N K ms GF
+echo "$xg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / && NF >= 9 {
+        n = NF - 9; name = $1; for (i = 2; i <= n; i++) name = name " " $i
+        print name "|" $(n+1) "|" $(n+2) "|" $(n+3) "|" $(n+4) "|" $(n+6) "|" $(n+8) "|" $(n+9) }' >"$LOG.x"
+echo "$tg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / { print $(NF-5) "|" $(NF-4) "|" $(NF-3) "|" $(NF-2) "|" $NF }' >"$LOG.t"
+while IFS='|' read -r name op M N K gf bgf sp; do
+    tgf=$(awk -F'|' -v o="$op" -v m="$M" -v n="$N" -v k="$K" '$1==o && $2==m && $3==n && $4==k {print $5; exit}' "$LOG.t")
+    printf '%-20s %2s %6s %6s %6s %9s %9s %7s %9s %7s\n' "$name" "$op" "$M" "$N" "$K" "$gf" "${tgf:--}" \
+        "$(ratio "$gf" "${tgf:-0}")" "$bgf" "$sp"
+done <"$LOG.x"
+rm -f "$LOG.x" "$LOG.t"
+row "gemm total (GFLOPS)" "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)" \
+    "$(ratio "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)")"
+
+# --- model-level ---
+echo
+echo "== Model ($THREADS threads)"
+row "benchmark" "xlmr" "torch" "ratio"
+model_row() { # label unit args...
+    local label=$1; shift
+    local x t=""
+    x=$(xl "$@" | figure)
+    [ "$TORCH" = 1 ] && t=$(th "$@" | figure)
+    row "$label" "$x" "${t:--}" "$(ratio "$x" "${t:-0}")"
+}
+model_row "forward $FWD (tokens/s)" forward $FWD
+for s in $TRAINS; do model_row "train --size $s (tokens/s)" train --size "$s"; done
+
+# --- tokenize: xlmr's tokenizer vs sentencepiece's own (C++ behind python) ---
+TOK_MODEL=${TOK_MODEL:-$ROOT/tokenizer/xlmrc.model}
+if [ -z "${TOK_TEXT:-}" ]; then
+    for d in "${XLMR_DATA:-}" "$ROOT/data" "$ROOT/../shared/data"; do
+        if [ -n "$d" ] && [ -d "$d/parallel/ntrex" ]; then
+            TOK_TEXT=$(mktemp "${TMPDIR:-/tmp}/xlmr-ntrex.XXXXXX")
+            cat "$d"/parallel/ntrex/*.txt >"$TOK_TEXT"
+            trap 'rm -f "$TOK_TEXT"' EXIT
+            break
+        fi
+    done
+fi
+if [ -f "$TOK_MODEL" ] && [ -n "${TOK_TEXT:-}" ] && [ -f "$TOK_TEXT" ]; then
+    x1=$(xl tokenize --model "$TOK_MODEL" "$TOK_TEXT")
+    t1=""
+    "$PY" -c 'import sentencepiece' 2>/dev/null && t1=$(th tokenize --model "$TOK_MODEL" "$TOK_TEXT")
+    [ -z "$t1" ] && echo "(sentencepiece is NOT installed for $PY: no tokenize ratio)"
+    xs=$(echo "$x1" | grep '^1 thread' | awk '{print $(NF-1)}')
+    ts=$(echo "$t1" | grep '^1 thread' | awk '{print $(NF-1)}')
+    row "tokenize 1 thread (MB/s)" "$xs" "${ts:--}" "$(ratio "$xs" "${ts:-0}")"
+    xa=$(echo "$x1" | figure)
+    ta=$(echo "$t1" | figure)
+    row "tokenize $THREADS threads (MB/s)" "$xa" "${ta:--}" "$(ratio "$xa" "${ta:-0}")"
+else
+    echo "(tokenize skipped: no model at $TOK_MODEL or no text; set TOK_MODEL / TOK_TEXT)"
+fi
+echo
+echo "full output: $LOG"

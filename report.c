@@ -1,0 +1,843 @@
+/* report.c: results.json, report.md and the SVG charts of the experiment grid,
+ * rebuilt from the finished runs' JSON objects (see report.h). */
+#include "report.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const report_dataset_names[REPORT_N_DATASETS] = {"xquad-r", "mlqa-r"};
+const char *const report_metric_names[REPORT_N_METRICS] = {
+    "mono_map", "mono_r1", "cross_map", "cross_r1", "multi_map", "multi_r10", "rank_distance"};
+static const char *const dataset_titles[REPORT_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
+/* The strategies in the order tables list them; others follow in order of appearance. */
+static const char *const canonical_sampling[] = {"mono", "cross", "hybrid", "mixed"};
+
+/* The paper's Table 1 (mAP) and Table 2 (rank distance, unrounded from Tables 7/8),
+ * XLM-R rows; [dataset][strategy mono,cross,hybrid][mono,cross,multi,rd]. */
+static const double paper_xlmr[REPORT_N_DATASETS][3][4] = {
+    {{.792, .674, .547, 410.2}, {.755, .700, .593, 295.4}, {.798, .705, .593, 286.6}},
+    {{.648, .584, .473, 287.5}, {.626, .620, .508, 226.7}, {.648, .623, .512, 227.1}},
+};
+
+/* The four figures of the main tables and the gap table. */
+static const int main_metrics[4] = {RM_MONO_MAP, RM_CROSS_MAP, RM_MULTI_MAP, RM_MULTI_RD};
+static const char *const main_titles[4] = {"Mono mAP", "Cross mAP", "Multi mAP", "Rank distance"};
+static int lower_is_better(int metric) { return metric == RM_MULTI_RD; }
+
+void report_init(Report *rep) {
+    memset(rep, 0, sizeof *rep);
+    for (int d = 0; d < REPORT_N_DATASETS; d++)
+        for (int k = 0; k < REPORT_N_METRICS; k++) rep->floor[d][k] = NAN;
+}
+
+void report_free(Report *rep) {
+    for (int i = 0; i < rep->n; i++) {
+        free(rep->runs[i].size);
+        free(rep->runs[i].sampling);
+        free(rep->runs[i].json);
+    }
+    free(rep->runs);
+    rep->runs = NULL;
+    rep->n = 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Reading runs */
+
+/* A number or null (NaN) at obj.key.sub; NaN when absent. */
+static double get_num2(const Json *obj, const char *key, const char *sub) {
+    const Json *o = json_get(obj, key);
+    const Json *v = o ? json_get(o, sub) : NULL;
+    return v && v->type == JSON_NUMBER ? v->num : NAN;
+}
+
+int report_add_run_json(Report *rep, const char *text, size_t len, const char *name) {
+    Json j;
+    if (json_parse(&j, text, len, name)) return -1;
+    ReportRun r;
+    memset(&r, 0, sizeof r);
+    int rc = -1;
+    long seed;
+    const char *size, *sampling;
+    if (j.type != JSON_OBJECT) {
+        xerr("%s: a run must be a JSON object", name);
+        goto done;
+    }
+    if (!(size = json_get_str(&j, "size", name)) || !(sampling = json_get_str(&j, "sampling", name)) ||
+        json_get_int(&j, "seed", &seed, name) || json_get_num(&j, "params", &r.params, name) ||
+        json_get_num(&j, "steps", &r.steps, name))
+        goto done;
+    const Json *ts = json_get(&j, "train_seconds");
+    r.train_seconds = ts && ts->type == JSON_NUMBER ? ts->num : NAN;
+    const Json *ev = json_get(&j, "eval");
+    if (!ev || ev->type != JSON_OBJECT) {
+        xerr("%s: missing object \"eval\"", name);
+        goto done;
+    }
+    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+        const Json *s = json_get(ev, report_dataset_names[d]);
+        for (int k = 0; k < REPORT_N_METRICS; k++) r.m[d][k] = NAN;
+        if (!s) continue;
+        if (s->type != JSON_OBJECT) {
+            xerr("%s: eval.%s must be an object", name, report_dataset_names[d]);
+            goto done;
+        }
+        r.m[d][RM_MONO_MAP] = get_num2(s, "mono", "map");
+        r.m[d][RM_MONO_R1] = get_num2(s, "mono", "r1");
+        r.m[d][RM_CROSS_MAP] = get_num2(s, "cross", "map");
+        r.m[d][RM_CROSS_R1] = get_num2(s, "cross", "r1");
+        r.m[d][RM_MULTI_MAP] = get_num2(s, "multi", "map");
+        r.m[d][RM_MULTI_R10] = get_num2(s, "multi", "r10");
+        r.m[d][RM_MULTI_RD] = get_num2(s, "multi", "rank_distance");
+    }
+    r.seed = (int)seed;
+    r.size = xstrdup(size);
+    r.sampling = xstrdup(sampling);
+    /* keep the text, without trailing whitespace, for results.json */
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r')) len--;
+    r.json = xstrndup(text, len);
+    rep->runs = xrealloc(rep->runs, (size_t)(rep->n + 1) * sizeof *rep->runs);
+    rep->runs[rep->n++] = r;
+    rc = 0;
+done:
+    json_free(&j);
+    return rc;
+}
+
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int report_load_dir(Report *rep, const char *dir) {
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    char **names = NULL;
+    int n = 0, rc = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".json")) {
+            names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = xstrdup(e->d_name);
+        }
+    }
+    closedir(dp);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_cstr);
+    for (int i = 0; i < n; i++) {
+        char *p = path_join(dir, names[i]);
+        char *text;
+        size_t len;
+        if (!rc && (read_file(p, &text, &len) == 0)) {
+            rc = report_add_run_json(rep, text, len, p);
+            free(text);
+        } else if (!rc) {
+            rc = -1;
+        }
+        free(p);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Random-ranking floors */
+
+static double harmonic(long n) {
+    double h = 0;
+    for (long i = n; i >= 1; i--) h += 1.0 / (double)i; /* small terms first */
+    return h;
+}
+
+/* E[AP] with R relevant items among N, uniformly random ranking: rank k holds
+ * a relevant item with probability R/N, and then the expected number of
+ * relevant items in the top k is 1 + (k-1)(R-1)/(N-1); so
+ * E[AP] = (1/R) sum_k (R/N) (1 + (k-1)(R-1)/(N-1)) / k = (H_N + (R-1)/(N-1)(N - H_N)) / N. */
+static double random_ap(long R, long N) {
+    if (R <= 0 || N <= 0) return NAN;
+    double h = harmonic(N);
+    if (N == 1) return 1.0;
+    return (h + (double)(R - 1) / (double)(N - 1) * ((double)N - h)) / (double)N;
+}
+
+void report_floors(const SquadData *d, double floor[REPORT_N_METRICS]) {
+    for (int k = 0; k < REPORT_N_METRICS; k++) floor[k] = NAN;
+    int L = d->n_langs;
+    if (L <= 0 || d->n_qs <= 0) return;
+    long N = d->lang_first[L] - d->lang_first[0];
+    double mono_map = 0, mono_r1 = 0, cross_map = 0, cross_r1 = 0;
+    double multi_map = 0, multi_r10 = 0, multi_rd = 0;
+    int n_mono = 0, n_pairs = 0, n_multi = 0;
+    for (int x = 0; x < L; x++) {
+        int nq = 0;
+        double ap = 0, r10 = 0, rd = 0;
+        for (int q = 0; q < d->n_qs; q++) {
+            if (d->qs[q].lang != x) continue;
+            long R = 0;
+            for (int y = 0; y < L; y++) R += d->rel[(size_t)d->qs[q].group * L + y] >= 0;
+            nq++;
+            ap += random_ap(R, N);
+            r10 += (double)(N < 10 ? N : 10) / (double)N;
+            rd += (double)(R - 1) * (double)(N + 1) / (double)(R + 1);
+        }
+        if (!nq) continue;
+        long n = d->lang_first[x + 1] - d->lang_first[x];
+        mono_map += harmonic(n) / (double)n; /* every question has its answer in its own pool */
+        mono_r1 += 1.0 / (double)n;
+        n_mono++;
+        multi_map += ap / nq;
+        multi_r10 += r10 / nq;
+        multi_rd += rd / nq;
+        n_multi++;
+        for (int y = 0; y < L; y++) {
+            if (y == x) continue;
+            int has = 0;
+            for (int q = 0; q < d->n_qs && !has; q++)
+                has = d->qs[q].lang == x && d->rel[(size_t)d->qs[q].group * L + y] >= 0;
+            if (!has) continue;
+            long ny = d->lang_first[y + 1] - d->lang_first[y];
+            cross_map += harmonic(ny) / (double)ny;
+            cross_r1 += 1.0 / (double)ny;
+            n_pairs++;
+        }
+    }
+    if (n_mono) {
+        floor[RM_MONO_MAP] = mono_map / n_mono;
+        floor[RM_MONO_R1] = mono_r1 / n_mono;
+        floor[RM_MULTI_MAP] = multi_map / n_multi;
+        floor[RM_MULTI_R10] = multi_r10 / n_multi;
+        floor[RM_MULTI_RD] = multi_rd / n_multi;
+    }
+    if (n_pairs) {
+        floor[RM_CROSS_MAP] = cross_map / n_pairs;
+        floor[RM_CROSS_R1] = cross_r1 / n_pairs;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Statistics */
+
+ReportStat report_stat(const double *x, int n) {
+    ReportStat s = {NAN, NAN, 0};
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i])) { sum += x[i]; s.n++; }
+    if (!s.n) return s;
+    s.mean = sum / s.n;
+    if (s.n >= 2) {
+        double ss = 0;
+        for (int i = 0; i < n; i++)
+            if (!isnan(x[i])) ss += (x[i] - s.mean) * (x[i] - s.mean);
+        s.sd = sqrt(ss / (s.n - 1));
+    }
+    return s;
+}
+
+static const ReportRun *find_run(const Report *rep, const char *size, const char *sampling, int seed) {
+    for (int i = rep->n - 1; i >= 0; i--) /* the last one read wins */
+        if (rep->runs[i].seed == seed && !strcmp(rep->runs[i].size, size) &&
+            !strcmp(rep->runs[i].sampling, sampling))
+            return &rep->runs[i];
+    return NULL;
+}
+
+/* The cell (size, sampling): one value per run (runs of the same seed counted once). */
+static ReportStat cell_stat(const Report *rep, const char *size, const char *sampling, int dataset, int metric) {
+    double *x = xmalloc((size_t)(rep->n + 1) * sizeof *x);
+    int n = 0;
+    for (int i = 0; i < rep->n; i++) {
+        const ReportRun *r = &rep->runs[i];
+        if (strcmp(r->size, size) || strcmp(r->sampling, sampling)) continue;
+        if (find_run(rep, size, sampling, r->seed) != r) continue;
+        x[n++] = r->m[dataset][metric];
+    }
+    ReportStat s = report_stat(x, n);
+    free(x);
+    return s;
+}
+
+ReportStat report_paired_diff(const Report *rep, const char *size, const char *sa, const char *sb,
+                              int dataset, int metric) {
+    double *x = xmalloc((size_t)(rep->n + 1) * sizeof *x);
+    int n = 0;
+    for (int i = 0; i < rep->n; i++) {
+        const ReportRun *a = &rep->runs[i];
+        if (strcmp(a->size, size) || strcmp(a->sampling, sa) || find_run(rep, size, sa, a->seed) != a) continue;
+        const ReportRun *b = find_run(rep, size, sb, a->seed);
+        if (b) x[n++] = a->m[dataset][metric] - b->m[dataset][metric];
+    }
+    ReportStat s = report_stat(x, n);
+    free(x);
+    return s;
+}
+
+int report_exceeds_spread(ReportStat d) {
+    if (d.n < 2 || isnan(d.sd) || isnan(d.mean)) return 0;
+    return fabs(d.mean) > 2.0 * d.sd / sqrt((double)d.n);
+}
+
+/* ---------------------------------------------------------------------------
+ * The grid's axes: sizes (by parameter count) and strategies (canonical order). */
+
+typedef struct {
+    char **v;
+    int n;
+} Names;
+
+static int names_find(const Names *a, const char *s) {
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->v[i], s)) return i;
+    return -1;
+}
+static void names_add(Names *a, const char *s) {
+    if (names_find(a, s) >= 0) return;
+    a->v = xrealloc(a->v, (size_t)(a->n + 1) * sizeof *a->v);
+    a->v[a->n++] = (char *)s; /* borrowed from the runs */
+}
+
+static double size_params(const Report *rep, const char *size) {
+    for (int i = 0; i < rep->n; i++)
+        if (!strcmp(rep->runs[i].size, size)) return rep->runs[i].params;
+    return 0;
+}
+
+static void grid_axes(const Report *rep, Names *sizes, Names *samplings) {
+    memset(sizes, 0, sizeof *sizes);
+    memset(samplings, 0, sizeof *samplings);
+    for (int i = 0; i < rep->n; i++) names_add(sizes, rep->runs[i].size);
+    /* insertion sort by parameter count (stable: ties keep first appearance) */
+    for (int i = 1; i < sizes->n; i++) {
+        char *s = sizes->v[i];
+        double p = size_params(rep, s);
+        int j = i - 1;
+        while (j >= 0 && size_params(rep, sizes->v[j]) > p) {
+            sizes->v[j + 1] = sizes->v[j];
+            j--;
+        }
+        sizes->v[j + 1] = s;
+    }
+    for (size_t c = 0; c < sizeof canonical_sampling / sizeof *canonical_sampling; c++)
+        for (int i = 0; i < rep->n; i++)
+            if (!strcmp(rep->runs[i].sampling, canonical_sampling[c])) {
+                names_add(samplings, rep->runs[i].sampling);
+                break;
+            }
+    for (int i = 0; i < rep->n; i++) names_add(samplings, rep->runs[i].sampling);
+}
+
+static int has_dataset(const Report *rep, int d) {
+    for (int i = 0; i < rep->n; i++)
+        for (int k = 0; k < REPORT_N_METRICS; k++)
+            if (!isnan(rep->runs[i].m[d][k])) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * results.json */
+
+void report_results_json(const Report *rep, StrBuf *sb) {
+    sb_puts(sb, "{\"floors\": {");
+    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+        sb_printf(sb, "%s\n  ", d ? "," : "");
+        sb_json_string(sb, report_dataset_names[d]);
+        sb_puts(sb, ": {");
+        for (int k = 0; k < REPORT_N_METRICS; k++) {
+            sb_printf(sb, "%s\"%s\": ", k ? ", " : "", report_metric_names[k]);
+            sb_json_number(sb, rep->floor[d][k]);
+        }
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "},\n\"runs\": [");
+    for (int i = 0; i < rep->n; i++) {
+        sb_puts(sb, i ? ",\n" : "\n");
+        sb_puts(sb, rep->runs[i].json);
+    }
+    sb_puts(sb, "\n]}\n");
+}
+
+/* ---------------------------------------------------------------------------
+ * report.md */
+
+static void fmt_metric(StrBuf *sb, double x, int metric) {
+    if (isnan(x)) sb_puts(sb, "–");
+    else if (metric == RM_MULTI_RD) sb_printf(sb, "%.1f", x);
+    else sb_printf(sb, "%.3f", x);
+}
+
+static void fmt_stat(StrBuf *sb, ReportStat s, int metric) {
+    fmt_metric(sb, s.mean, metric);
+    if (!isnan(s.sd)) {
+        sb_puts(sb, " ± ");
+        fmt_metric(sb, s.sd, metric);
+    }
+}
+
+static void fmt_signed(StrBuf *sb, double x, int metric) {
+    if (isnan(x)) { sb_puts(sb, "–"); return; }
+    double unit = metric == RM_MULTI_RD ? 0.1 : 0.001;
+    if (fabs(x) < unit / 2) x = 0; /* no "-0.000" */
+    sb_printf(sb, metric == RM_MULTI_RD ? "%+.1f" : "%+.3f", x);
+}
+
+static void fmt_params(StrBuf *sb, double p) {
+    if (p >= 1e6) sb_printf(sb, "%.1fM", p / 1e6);
+    else if (p >= 1e3) sb_printf(sb, "%.0fk", p / 1e3);
+    else sb_printf(sb, "%.0f", p);
+}
+
+/* Markdown-safe text (the names come from the command line). */
+static void md_text(StrBuf *sb, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|' || *s == '*' || *s == '_' || *s == '`' || *s == '<' || *s == '>') sb_puts(sb, "\\");
+        sb_append(sb, s, 1);
+    }
+}
+
+/* Which specialised strategy (mono or cross) is best for (size, dataset, metric), by mean;
+ * NULL when neither has data. */
+static const char *best_specialised(const Report *rep, const char *size, int d, int metric) {
+    ReportStat m = cell_stat(rep, size, "mono", d, metric), c = cell_stat(rep, size, "cross", d, metric);
+    if (isnan(m.mean) && isnan(c.mean)) return NULL;
+    if (isnan(c.mean)) return "mono";
+    if (isnan(m.mean)) return "cross";
+    if (lower_is_better(metric)) return m.mean <= c.mean ? "mono" : "cross";
+    return m.mean >= c.mean ? "mono" : "cross";
+}
+
+static void md_main_table(const Report *rep, const Names *sizes, const Names *samplings, int d, StrBuf *sb) {
+    sb_printf(sb, "\n### %s: mAP, recall and rank distance (mean ± sd over seeds)\n\n", dataset_titles[d]);
+    sb_puts(sb, "| size | params | sampling | seeds | Mono mAP | Cross mAP | Multi mAP | Rank distance ↓ "
+                "| Mono R@1 | Cross R@1 | Multi R@10 |\n");
+    sb_puts(sb, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    static const int cols[7] = {RM_MONO_MAP, RM_CROSS_MAP, RM_MULTI_MAP, RM_MULTI_RD, RM_MONO_R1, RM_CROSS_R1, RM_MULTI_R10};
+    for (int s = 0; s < sizes->n; s++)
+        for (int g = 0; g < samplings->n; g++) {
+            ReportStat n0 = cell_stat(rep, sizes->v[s], samplings->v[g], d, RM_MONO_MAP);
+            if (!n0.n) continue;
+            sb_puts(sb, "| ");
+            md_text(sb, sizes->v[s]);
+            sb_puts(sb, " | ");
+            fmt_params(sb, size_params(rep, sizes->v[s]));
+            sb_puts(sb, " | ");
+            md_text(sb, samplings->v[g]);
+            sb_printf(sb, " | %d", n0.n);
+            for (int c = 0; c < 7; c++) {
+                ReportStat st = cell_stat(rep, sizes->v[s], samplings->v[g], d, cols[c]);
+                /* bold the best strategy of the size per column */
+                int best = 1;
+                for (int h = 0; h < samplings->n && best; h++) {
+                    ReportStat o = cell_stat(rep, sizes->v[s], samplings->v[h], d, cols[c]);
+                    if (isnan(o.mean) || isnan(st.mean)) continue;
+                    best = lower_is_better(cols[c]) ? st.mean <= o.mean : st.mean >= o.mean;
+                }
+                sb_puts(sb, " | ");
+                if (best && !isnan(st.mean) && samplings->n > 1) sb_puts(sb, "**");
+                fmt_stat(sb, st, cols[c]);
+                if (best && !isnan(st.mean) && samplings->n > 1) sb_puts(sb, "**");
+            }
+            sb_puts(sb, " |\n");
+        }
+    sb_puts(sb, "| *random ranking* | | | |");
+    for (int c = 0; c < 7; c++) {
+        sb_puts(sb, " *");
+        fmt_metric(sb, rep->floor[d][cols[c]], cols[c]);
+        sb_puts(sb, "* |");
+    }
+    sb_puts(sb, "\n");
+}
+
+static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
+    sb_puts(sb, "\n## The gap table: hybrid minus the best specialised strategy\n\n");
+    sb_puts(sb, "For each size and setting, the better of mono and cross (by mean over seeds; named in "
+                "brackets) is subtracted from hybrid, seed by seed (for a given size and seed every strategy "
+                "starts from the same weights), and the paired differences are shown as mean ± sd. "
+                "Positive is better for hybrid in mAP; for rank distance negative is better. "
+                "`*`: |mean| > 2 standard errors of the paired difference (at least 2 seeds) — the "
+                "difference exceeds the spread over seeds; with 2–3 seeds this is a rough screen, not a "
+                "significance test. The last columns give the change of the gap from the smallest to the "
+                "largest size, and the paper's XLM-R gap (Table 1 / Tables 7–8, one model, one run).\n\n");
+    sb_puts(sb, "| data | setting |");
+    for (int s = 0; s < sizes->n; s++) {
+        sb_puts(sb, " ");
+        md_text(sb, sizes->v[s]);
+        sb_puts(sb, " |");
+    }
+    sb_puts(sb, " change with size | paper XLM-R |\n|---|---|");
+    for (int s = 0; s < sizes->n; s++) sb_puts(sb, "---:|");
+    sb_puts(sb, "---:|---:|\n");
+    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+        if (!has_dataset(rep, d)) continue;
+        for (int k = 0; k < 4; k++) {
+            int metric = main_metrics[k];
+            sb_printf(sb, "| %s | %s |", dataset_titles[d], main_titles[k]);
+            double first = NAN, last = NAN;
+            for (int s = 0; s < sizes->n; s++) {
+                const char *best = best_specialised(rep, sizes->v[s], d, metric);
+                ReportStat g = best ? report_paired_diff(rep, sizes->v[s], "hybrid", best, d, metric)
+                                    : (ReportStat){NAN, NAN, 0};
+                sb_puts(sb, " ");
+                if (!g.n) {
+                    sb_puts(sb, "–");
+                } else {
+                    fmt_signed(sb, g.mean, metric);
+                    if (!isnan(g.sd)) {
+                        sb_puts(sb, " ± ");
+                        fmt_metric(sb, g.sd, metric);
+                    }
+                    sb_printf(sb, " (%s)%s", best, report_exceeds_spread(g) ? " \\*" : "");
+                    if (isnan(first)) first = g.mean;
+                    last = g.mean;
+                }
+                sb_puts(sb, " |");
+            }
+            sb_puts(sb, " ");
+            fmt_signed(sb, sizes->n > 1 ? last - first : NAN, metric);
+            const double *p = paper_xlmr[d][0];
+            double best_p = lower_is_better(metric) ? fmin(p[k], paper_xlmr[d][1][k]) : fmax(p[k], paper_xlmr[d][1][k]);
+            sb_puts(sb, " | ");
+            fmt_signed(sb, paper_xlmr[d][2][k] - best_p, metric);
+            sb_puts(sb, " |\n");
+        }
+    }
+}
+
+static void md_comparisons(const Report *rep, const Names *sizes, StrBuf *sb) {
+    static const char *const pairs[3][2] = {{"hybrid", "mono"}, {"hybrid", "cross"}, {"mono", "cross"}};
+    sb_puts(sb, "\n## Which differences exceed the spread over seeds\n\n");
+    sb_puts(sb, "Paired differences A − B (mean ± sd over seeds); `*` as in the gap table.\n\n");
+    sb_puts(sb, "| data | size | A − B | Mono mAP | Cross mAP | Multi mAP | Rank distance |\n");
+    sb_puts(sb, "|---|---|---|---:|---:|---:|---:|\n");
+    int n_flag = 0, n_all = 0;
+    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+        if (!has_dataset(rep, d)) continue;
+        for (int s = 0; s < sizes->n; s++)
+            for (int p = 0; p < 3; p++) {
+                if (!report_paired_diff(rep, sizes->v[s], pairs[p][0], pairs[p][1], d, RM_MONO_MAP).n) continue;
+                sb_printf(sb, "| %s | ", dataset_titles[d]);
+                md_text(sb, sizes->v[s]);
+                sb_printf(sb, " | %s − %s |", pairs[p][0], pairs[p][1]);
+                for (int k = 0; k < 4; k++) {
+                    ReportStat g = report_paired_diff(rep, sizes->v[s], pairs[p][0], pairs[p][1], d, main_metrics[k]);
+                    sb_puts(sb, " ");
+                    fmt_signed(sb, g.mean, main_metrics[k]);
+                    if (!isnan(g.sd)) {
+                        sb_puts(sb, " ± ");
+                        fmt_metric(sb, g.sd, main_metrics[k]);
+                    }
+                    int x = report_exceeds_spread(g);
+                    n_flag += x;
+                    n_all += g.n >= 2;
+                    sb_puts(sb, x ? " \\* |" : " |");
+                }
+                sb_puts(sb, "\n");
+            }
+    }
+    sb_printf(sb, "\n%d of %d differences with at least 2 seeds exceed the spread.\n", n_flag, n_all);
+}
+
+/* Sentences generated from the numbers: what they say, and what they do not. */
+static void md_reading(const Report *rep, const Names *sizes, const Names *samplings, StrBuf *sb) {
+    sb_puts(sb, "\n## Reading\n\n");
+    int max_seeds = 0;
+    for (int s = 0; s < sizes->n; s++)
+        for (int g = 0; g < samplings->n; g++) {
+            int n = cell_stat(rep, sizes->v[s], samplings->v[g], 0, RM_MONO_MAP).n;
+            int n1 = cell_stat(rep, sizes->v[s], samplings->v[g], 1, RM_MONO_MAP).n;
+            if (n1 > n) n = n1;
+            if (n > max_seeds) max_seeds = n;
+        }
+    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+        if (!has_dataset(rep, d)) continue;
+        /* distance from the floor: the best and worst cell of each setting */
+        for (int k = 0; k < 3; k++) {
+            int metric = main_metrics[k];
+            double lo = INFINITY, hi = -INFINITY;
+            const char *hi_size = NULL, *hi_samp = NULL;
+            for (int s = 0; s < sizes->n; s++)
+                for (int g = 0; g < samplings->n; g++) {
+                    ReportStat st = cell_stat(rep, sizes->v[s], samplings->v[g], d, metric);
+                    if (isnan(st.mean)) continue;
+                    if (st.mean < lo) lo = st.mean;
+                    if (st.mean > hi) { hi = st.mean; hi_size = sizes->v[s]; hi_samp = samplings->v[g]; }
+                }
+            if (!hi_size) continue;
+            double f = rep->floor[d][metric];
+            sb_printf(sb, "- %s %s: cells range from %.3f to %.3f (best: ", dataset_titles[d], main_titles[k], lo, hi);
+            md_text(sb, hi_size);
+            sb_puts(sb, ", ");
+            md_text(sb, hi_samp);
+            sb_puts(sb, ")");
+            if (!isnan(f) && f > 0)
+                sb_printf(sb, "; random ranking gives %.3f, so the best cell is %.1f× the floor%s", f, hi / f,
+                          hi < 2 * f ? " — close to chance: differences here say little" : "");
+            sb_puts(sb, ".\n");
+        }
+        /* the gap's direction and how it moves with size */
+        for (int k = 0; k < 4; k++) {
+            int metric = main_metrics[k], n_pos = 0, n_sig = 0, n_sz = 0;
+            double first = NAN, last = NAN;
+            for (int s = 0; s < sizes->n; s++) {
+                const char *best = best_specialised(rep, sizes->v[s], d, metric);
+                if (!best) continue;
+                ReportStat g = report_paired_diff(rep, sizes->v[s], "hybrid", best, d, metric);
+                if (!g.n) continue;
+                double good = lower_is_better(metric) ? -g.mean : g.mean;
+                n_pos += good > 0;
+                n_sig += report_exceeds_spread(g);
+                n_sz++;
+                if (isnan(first)) first = good;
+                last = good;
+            }
+            if (!n_sz) continue;
+            sb_printf(sb, "- %s %s: hybrid beats the best specialised strategy at %d of %d sizes "
+                          "(%d of these gaps exceed the spread)",
+                      dataset_titles[d], main_titles[k], n_pos, n_sz, n_sig);
+            if (n_sz > 1) {
+                double ch = last - first;
+                sb_printf(sb, "; from the smallest to the largest size the gap %s (%s%.3g in hybrid's favour)",
+                          ch > 0 ? "grows" : ch < 0 ? "shrinks" : "stays", ch >= 0 ? "+" : "", ch);
+            }
+            sb_puts(sb, ".\n");
+        }
+    }
+    sb_puts(sb, "\nWhat these numbers do not say:\n\n");
+    if (max_seeds < 2)
+        sb_puts(sb, "- Only one seed per cell: there is no spread to judge any difference by.\n");
+    else
+        sb_printf(sb, "- With %d seeds per cell the sd is itself uncertain; differences flagged above are the "
+                      "ones worth a second look, not established effects.\n", max_seeds);
+    sb_puts(sb, "- The models are small encoders trained from random initialisation on the XQuAD-R train "
+                "split only (a few thousand parallel pairs). The paper fine-tunes a pretrained XLM-R on "
+                "millions of pairs. Absolute numbers are not comparable with Table 1; only the direction "
+                "of the differences between strategies is, and only within one size.\n");
+    sb_puts(sb, "- MLQA-R is zero-shot here (other articles and annotators; no MLQA data in training).\n");
+    sb_puts(sb, "- Model selection used the dev split's mAP; XQuAD-R test numbers come from 10 of its 48 "
+                "articles, a small sample.\n");
+}
+
+static void md_paper(StrBuf *sb) {
+    static const char *const names[3] = {"X-X-mono (mono)", "X-Y (cross)", "Hybrid"};
+    sb_puts(sb, "\n## The paper's XLM-R results (Table 1; rank distance from Tables 7–8)\n\n");
+    sb_puts(sb, "| sampling | XQ Mono | XQ Cross | XQ Multi | XQ rank dist. | ML Mono | ML Cross | ML Multi | ML rank dist. |\n");
+    sb_puts(sb, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int g = 0; g < 3; g++) {
+        sb_printf(sb, "| %s |", names[g]);
+        for (int d = 0; d < REPORT_N_DATASETS; d++)
+            sb_printf(sb, " %.3f | %.3f | %.3f | %.1f |", paper_xlmr[d][g][0], paper_xlmr[d][g][1],
+                      paper_xlmr[d][g][2], paper_xlmr[d][g][3]);
+        sb_puts(sb, "\n");
+    }
+}
+
+void report_markdown(const Report *rep, StrBuf *sb) {
+    Names sizes, samplings;
+    grid_axes(rep, &sizes, &samplings);
+    sb_puts(sb, "# Hybrid versus specialised batch sampling, by model size\n\n");
+    if (rep->preamble) sb_printf(sb, "%s\n\n", rep->preamble);
+    int seeds_max = 0;
+    for (int i = 0; i < rep->n; i++)
+        if (rep->runs[i].seed + 1 > seeds_max) seeds_max = rep->runs[i].seed + 1;
+    double secs = 0;
+    for (int i = 0; i < rep->n; i++)
+        if (!isnan(rep->runs[i].train_seconds)) secs += rep->runs[i].train_seconds;
+    sb_printf(sb, "%d finished runs: %d sizes (", rep->n, sizes.n);
+    for (int s = 0; s < sizes.n; s++) {
+        sb_puts(sb, s ? ", " : "");
+        md_text(sb, sizes.v[s]);
+        sb_puts(sb, " ");
+        fmt_params(sb, size_params(rep, sizes.v[s]));
+    }
+    sb_printf(sb, ") × %d strategies (", samplings.n);
+    for (int g = 0; g < samplings.n; g++) {
+        sb_puts(sb, g ? ", " : "");
+        md_text(sb, samplings.v[g]);
+    }
+    sb_printf(sb, "); %.0f s of training in all.\n", secs);
+    sb_puts(sb, "Figures are mean ± sample sd over seeds; the best strategy of each size is in bold. "
+                "*Random ranking* is the exact expected value of each metric when the pool is ranked "
+                "uniformly at random (mono/cross mAP = mean over pools of H_n/n; multilingual AP with R "
+                "relevant in N: (H_N + (R−1)/(N−1)·(N−H_N))/N; rank distance (R−1)(N+1)/(R+1); computed "
+                "per query on the actual pools and averaged as the metric is).\n");
+    for (int d = 0; d < REPORT_N_DATASETS; d++)
+        if (has_dataset(rep, d)) md_main_table(rep, &sizes, &samplings, d, sb);
+    md_gap_table(rep, &sizes, sb);
+    md_comparisons(rep, &sizes, sb);
+    md_reading(rep, &sizes, &samplings, sb);
+    md_paper(sb);
+    sb_puts(sb, "\n## Charts\n\n");
+    for (int d = 0; d < REPORT_N_DATASETS; d++)
+        if (has_dataset(rep, d))
+            sb_printf(sb, "![%s mAP by setting, size and strategy](map_%s.svg)\n\n", dataset_titles[d],
+                      report_dataset_names[d]);
+    sb_puts(sb, "![Rank distance by size and strategy](rank_distance.svg)\n");
+    free(sizes.v);
+    free(samplings.v);
+}
+
+/* ---------------------------------------------------------------------------
+ * SVG charts: grouped bars (x: size, bars: strategy), error bars = sd over
+ * seeds, a dashed line at the random-ranking floor. */
+
+static const char *const colors[] = {"#4878d0", "#ee854a", "#6acc64", "#956cb4", "#8c613c", "#dc7ec0", "#797979"};
+#define N_COLORS (int)(sizeof colors / sizeof *colors)
+
+static void svg_text(StrBuf *sb, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+            case '&': sb_puts(sb, "&amp;"); break;
+            case '<': sb_puts(sb, "&lt;"); break;
+            case '>': sb_puts(sb, "&gt;"); break;
+            case '"': sb_puts(sb, "&quot;"); break;
+            default:
+                if ((unsigned char)*s >= 0x20 || *s == '\t') sb_append(sb, s, 1); /* no control chars in XML */
+        }
+    }
+}
+
+/* A "nice" upper bound for the axis: 1, 2 or 5 times a power of ten at or above x. */
+static double nice_ceil(double x) {
+    if (!(x > 0)) return 1;
+    double p = pow(10, floor(log10(x)));
+    for (int i = 0; i < 4; i++) {
+        static const double m[4] = {1, 2, 5, 10};
+        if (m[i] * p >= x * (1 - 1e-9)) return m[i] * p;
+    }
+    return 10 * p;
+}
+
+static void svg_panel(StrBuf *sb, const Report *rep, const Names *sizes, const Names *samplings, int d, int metric,
+                      const char *title, double x0, double y0, double w, double h) {
+    double top = y0 + 28, bottom = y0 + h - 36, left = x0 + 48, right = x0 + w - 8;
+    double ymax = 0, fl = rep->floor[d][metric];
+    for (int s = 0; s < sizes->n; s++)
+        for (int g = 0; g < samplings->n; g++) {
+            ReportStat st = cell_stat(rep, sizes->v[s], samplings->v[g], d, metric);
+            double v = st.mean + (isnan(st.sd) ? 0 : st.sd);
+            if (v > ymax) ymax = v;
+        }
+    if (!isnan(fl) && fl > ymax) ymax = fl;
+    ymax = nice_ceil(ymax * 1.05);
+    if (metric != RM_MULTI_RD && ymax > 1) ymax = 1;
+#define Y(v) (bottom - ((v) / ymax) * (bottom - top))
+    sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-weight=\"bold\">", (left + right) / 2, y0 + 16);
+    svg_text(sb, title);
+    sb_puts(sb, "</text>\n");
+    for (int t = 0; t <= 5; t++) { /* y grid and ticks */
+        double v = ymax * t / 5, y = Y(v);
+        sb_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y, right, y);
+        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">", left - 4, y + 4);
+        if (metric == RM_MULTI_RD) sb_printf(sb, "%.0f", v);
+        else sb_printf(sb, "%.2f", v);
+        sb_puts(sb, "</text>\n");
+    }
+    sb_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", left, bottom, right, bottom);
+    sb_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", left, top, left, bottom);
+    double gw = sizes->n ? (right - left) / sizes->n : 0;
+    double bw = samplings->n ? gw * 0.8 / samplings->n : 0;
+    for (int s = 0; s < sizes->n; s++) {
+        double gx = left + gw * s + gw * 0.1;
+        for (int g = 0; g < samplings->n; g++) {
+            ReportStat st = cell_stat(rep, sizes->v[s], samplings->v[g], d, metric);
+            if (isnan(st.mean)) continue;
+            double v = st.mean < 0 ? 0 : st.mean > ymax ? ymax : st.mean;
+            double x = gx + bw * g;
+            sb_printf(sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x, Y(v),
+                      bw * 0.92, bottom - Y(v), colors[g % N_COLORS]);
+            svg_text(sb, sizes->v[s]);
+            sb_puts(sb, " ");
+            svg_text(sb, samplings->v[g]);
+            sb_printf(sb, metric == RM_MULTI_RD ? ": %.1f" : ": %.4f", st.mean);
+            if (!isnan(st.sd)) sb_printf(sb, metric == RM_MULTI_RD ? " ± %.1f" : " ± %.4f", st.sd);
+            sb_printf(sb, " (%d seeds)</title></rect>\n", st.n);
+            if (!isnan(st.sd)) {
+                double cx = x + bw * 0.46, lo = st.mean - st.sd, hi = st.mean + st.sd;
+                lo = lo < 0 ? 0 : lo > ymax ? ymax : lo;
+                hi = hi < 0 ? 0 : hi > ymax ? ymax : hi;
+                sb_printf(sb, "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"#222\" fill=\"none\"/>\n",
+                          cx, Y(lo), Y(hi), cx - 3, Y(lo), cx + 3, cx - 3, Y(hi), cx + 3);
+            }
+        }
+        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"12\">", left + gw * (s + 0.5),
+                  bottom + 16);
+        svg_text(sb, sizes->v[s]);
+        sb_puts(sb, "</text>\n");
+    }
+    if (!isnan(fl) && fl <= ymax) {
+        sb_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c00\" stroke-dasharray=\"5,4\"/>\n",
+                  left, Y(fl), right, Y(fl));
+        sb_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\" fill=\"#c00\">random</text>\n",
+                  right - 2, Y(fl) - 3);
+    }
+#undef Y
+}
+
+void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb) {
+    Names sizes, samplings;
+    grid_axes(rep, &sizes, &samplings);
+    int panels = kind == 0 ? 3 : REPORT_N_DATASETS;
+    double pw = 300, ph = 300, W = pw * panels + 20, H = ph + 60;
+    sb_printf(sb, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                  "font-family=\"sans-serif\" font-size=\"13\">\n",
+              W, H, W, H);
+    sb_printf(sb, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", W, H);
+    sb_printf(sb, "<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">%s</text>\n",
+              kind == 0 ? (dataset == 0 ? "XQuAD-R: mAP by size and strategy (error bars: sd over seeds)"
+                                        : "MLQA-R: mAP by size and strategy (error bars: sd over seeds)")
+                        : "Rank distance (lower is better; error bars: sd over seeds)");
+    for (int p = 0; p < panels; p++) {
+        if (kind == 0) {
+            static const char *const t[3] = {"Mono mAP", "Cross mAP", "Multi mAP"};
+            svg_panel(sb, rep, &sizes, &samplings, dataset, main_metrics[p], t[p], 10 + pw * p, 30, pw, ph);
+        } else {
+            svg_panel(sb, rep, &sizes, &samplings, p, RM_MULTI_RD, dataset_titles[p], 10 + pw * p, 30, pw, ph);
+        }
+    }
+    for (int g = 0; g < samplings.n; g++) { /* legend */
+        double x = 60 + g * 110, y = H - 14;
+        sb_printf(sb, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", x, y - 10,
+                  colors[g % N_COLORS]);
+        sb_printf(sb, "<text x=\"%.0f\" y=\"%.0f\">", x + 16, y);
+        svg_text(sb, samplings.v[g]);
+        sb_puts(sb, "</text>\n");
+    }
+    sb_puts(sb, "</svg>\n");
+    free(sizes.v);
+    free(samplings.v);
+}
+
+/* ---------------------------------------------------------------------------
+ * Writing everything */
+
+static int write_sb(const char *dir, const char *name, const StrBuf *sb) {
+    char *p = path_join(dir, name);
+    int rc = write_file_atomic(p, sb->data ? sb->data : "", sb->len);
+    free(p);
+    return rc;
+}
+
+int report_write(const Report *rep, const char *out_dir) {
+    if (mkdir_p(out_dir)) return -1;
+    StrBuf sb = {0};
+    int rc = 0;
+    report_results_json(rep, &sb);
+    rc |= write_sb(out_dir, "results.json", &sb);
+    sb.len = 0;
+    report_markdown(rep, &sb);
+    if (!rc) rc |= write_sb(out_dir, "report.md", &sb);
+    for (int d = 0; d < REPORT_N_DATASETS && !rc; d++) {
+        if (!has_dataset(rep, d)) continue;
+        char name[64];
+        snprintf(name, sizeof name, "map_%s.svg", report_dataset_names[d]);
+        sb.len = 0;
+        report_svg(rep, 0, d, &sb);
+        rc |= write_sb(out_dir, name, &sb);
+    }
+    if (!rc) {
+        sb.len = 0;
+        report_svg(rep, 1, 0, &sb);
+        rc |= write_sb(out_dir, "rank_distance.svg", &sb);
+    }
+    sb_free(&sb);
+    return rc ? -1 : 0;
+}

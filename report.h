@@ -1,0 +1,82 @@
+/* report.h: the experiment grid's results — one JSON object per finished run
+ * (OUT/runs/NAME.json, written by experiment.c), gathered into results.json,
+ * report.md (tables, the gap table, spread over seeds, random-ranking floors,
+ * a reading of the numbers beside the paper's Table 1) and SVG charts.
+ * Knows nothing of models or training: it reads numbers. */
+#ifndef XLMR_REPORT_H
+#define XLMR_REPORT_H
+
+#include "json.h"
+#include "squad.h"
+#include "util.h"
+
+/* The two evaluation sets, in report order. */
+#define REPORT_N_DATASETS 2
+extern const char *const report_dataset_names[REPORT_N_DATASETS]; /* "xquad-r", "mlqa-r" */
+
+/* The figures taken from an eval "settings" object (eval_result_json). */
+enum {
+    RM_MONO_MAP, RM_MONO_R1, RM_CROSS_MAP, RM_CROSS_R1, RM_MULTI_MAP, RM_MULTI_R10, RM_MULTI_RD,
+    REPORT_N_METRICS
+};
+extern const char *const report_metric_names[REPORT_N_METRICS]; /* "mono_map", ... (JSON keys) */
+
+typedef struct {
+    char *size, *sampling;
+    int seed;
+    double params, steps, train_seconds;
+    double m[REPORT_N_DATASETS][REPORT_N_METRICS]; /* NaN where the run has no such figure */
+    char *json;                                    /* the run's object as read (for results.json) */
+} ReportRun;
+
+typedef struct {
+    ReportRun *runs;
+    int n;
+    /* Expected value of each metric under random ranking, for the pools the
+     * runs were evaluated on (report_floors); NaN when unknown. */
+    double floor[REPORT_N_DATASETS][REPORT_N_METRICS];
+    /* Free-form markdown put under the title (grid, data, timings); may be NULL. */
+    const char *preamble;
+} Report;
+
+void report_init(Report *rep);
+void report_free(Report *rep);
+/* Parses one run object {"size", "sampling", "seed", "params", "steps",
+ * "train_seconds", "eval": {"xquad-r": <settings>, "mlqa-r": <settings>}} and
+ * appends it. NAME is for error messages. -1 + xerr on a malformed object. */
+int report_add_run_json(Report *rep, const char *text, size_t len, const char *name);
+/* Adds every DIR/NAME.json (sorted by name). A missing DIR is no error. */
+int report_load_dir(Report *rep, const char *dir);
+
+/* Floors of the metrics under uniformly random ranking, exact:
+ *   one relevant item in a pool of n: E[AP] = E[1/rank] = H_n / n, E[R@1] = 1/n;
+ *   R relevant in N: E[AP] = (H_N + (R-1)/(N-1) (N - H_N)) / N,
+ *   E[R@10 as a fraction] = min(10, N) / N,
+ *   E[worst rank - best rank] = (R-1)(N+1)/(R+1);
+ * averaged exactly as the eval averages (per query, per language or pair, then macro). */
+void report_floors(const SquadData *d, double floor[REPORT_N_METRICS]);
+
+/* Summary of one cell: mean and sample standard deviation over seeds. */
+typedef struct {
+    double mean, sd; /* sd NaN when n < 2 */
+    int n;
+} ReportStat;
+ReportStat report_stat(const double *x, int n); /* NaNs are skipped */
+/* Paired difference a - b over seeds present in both (same size, same seed):
+ * mean, sd, n. */
+ReportStat report_paired_diff(const Report *rep, const char *size, const char *sa, const char *sb,
+                              int dataset, int metric);
+/* 1 when |mean| > 2 standard errors of the paired difference (n >= 2): the
+ * report's rule for "exceeds the spread over seeds". Not a significance test. */
+int report_exceeds_spread(ReportStat d);
+
+/* Writes OUT/results.json, OUT/report.md, OUT/map_<dataset>.svg and
+ * OUT/rank_distance.svg, each atomically. */
+int report_write(const Report *rep, const char *out_dir);
+/* The pieces, for tests. */
+void report_results_json(const Report *rep, StrBuf *sb);
+void report_markdown(const Report *rep, StrBuf *sb);
+/* kind 0: mAP per setting (mono, cross, multi) for one dataset; kind 1: rank distance, both datasets. */
+void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb);
+
+#endif

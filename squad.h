@@ -1,0 +1,95 @@
+/* squad.h: SQuAD-format question answering data as retrieval data — the
+ * XQuAD-R / MLQA-R evaluation sets (a folder of per-language files, file name =
+ * language code: ar.json, de.json, ...), the SQuAD v1.1 train file and other
+ * SQuAD-format files (native QA sets) — and `xlmr pairs`, which writes the
+ * training TSV from them.
+ *
+ * Sentences: paragraphs with `sentences` + `sentence_breaks` (LAReQA) use them
+ * as given; others are split by squad_split_sentences(). Offsets (answer_start,
+ * sentence breaks) are in Unicode code points, as in the files.
+ *
+ * Splits (--split train|dev|test|all) are by ARTICLE, with one rule for every
+ * language: article k of the folder's en.json goes to
+ *     k mod 10 in 0..5: train,  6..7: dev,  8..9: test.
+ * An article of another language file takes the split of the en.json article
+ * that holds its first question id (XQuAD-R articles are parallel, so this is
+ * also its own index; MLQA-R articles differ per language but each maps to one
+ * English article). Without en.json, or for an id not in it, the article's own
+ * index in its file is used. XQuAD-R: 30 / 8 / 10 of its 48 articles. */
+#ifndef XLMR_SQUAD_H
+#define XLMR_SQUAD_H
+
+#include "util.h"
+
+#define SQUAD_MAX_LANGS 32
+
+enum { SPLIT_ALL = 0, SPLIT_TRAIN = 1, SPLIT_DEV = 2, SPLIT_TEST = 3 };
+/* "train"/"dev"/"test"/"all" (NULL: all) -> SPLIT_*, or -1 + xerr. */
+int squad_split_parse(const char *s);
+/* The split of article index k (the rule above). */
+int squad_split_of_article(int k);
+
+typedef struct {
+    char *text;   /* the sentence */
+    int para;     /* its paragraph */
+} SquadSentence;
+
+typedef struct {
+    char *context; /* the whole paragraph */
+    int lang;      /* index into langs */
+    int article;   /* article index within its file */
+    int first_sent, n_sent; /* its sentences: sents[first_sent .. first_sent+n_sent) */
+} SquadParagraph;
+
+typedef struct {
+    char *id, *question;
+    int lang, para;
+    int answer_start; /* code points into the paragraph (first answer) */
+    int sent;         /* the sentence holding answer_start: an index into sents */
+    int group;        /* dense index of the id: questions with the same id share it */
+} SquadQuestion;
+
+/* Candidates are the sentences in load order: language by language (in the
+ * order given), then article, paragraph, sentence. So each language's
+ * candidates are one contiguous range [lang_first[l], lang_first[l+1]). */
+typedef struct {
+    int n_langs;
+    char langs[SQUAD_MAX_LANGS][16];
+    int lang_first[SQUAD_MAX_LANGS + 1]; /* candidate range per language */
+    int n_paras, n_sents, n_qs, n_groups;
+    SquadParagraph *paras;
+    SquadSentence *sents;
+    SquadQuestion *qs;
+    int *rel; /* (n_groups, n_langs): the relevant sentence of a group in a language, or -1 */
+} SquadData;
+
+/* The LAReQA data sets: dataset "xquad-r" (ar de el en es hi ru th tr vi zh) or
+ * "mlqa-r" (ar de en es hi vi zh) from DIR/<lang>.json; langs (n > 0) selects a
+ * subset (else all). "squad": DIR is one SQuAD-format file or a folder of them
+ * (*.json, sorted), all of language `lang` (NULL: "en").
+ * -1 + xerr naming the file on bad data: not SQuAD format, bad JSON, an
+ * answer_start outside every sentence. */
+int squad_load(SquadData *d, const char *dataset, const char *dir, char *const *langs, int n_langs,
+               const char *lang, int split);
+void squad_free(SquadData *d);
+
+/* Sentence breaks for text without them: [start,end) code-point spans that
+ * cover the text. A sentence ends after ., !, ?, 。, ！, ？, ।, ۔, ؟, ‼ (and
+ * closing quotes/brackets right after) when followed by whitespace or the end;
+ * the full-width/CJK enders need no space after them. Spans include the
+ * trailing whitespace (so every offset lies in one); texts are trimmed.
+ * Appends 2 ints per sentence (start, end) to breaks; returns the count. */
+int squad_split_sentences(const char *text, IntVec *breaks);
+
+/* A string -> int map (open addressing; keys are borrowed, not copied). */
+typedef struct {
+    const char **keys;
+    int *vals;
+    size_t cap, n;
+} StrMap;
+/* The value slot of key, added (value 0) when absent; *found says which. */
+int *strmap_slot(StrMap *m, const char *key, int *found);
+int strmap_get(const StrMap *m, const char *key); /* -1 when absent */
+void strmap_free(StrMap *m);
+
+#endif

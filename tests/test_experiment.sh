@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# tests/test_experiment.sh: `xlmr experiment --quick` end to end on the real
+# data (training, evaluation, report), the structure of its outputs, resuming
+# (finished runs are skipped; a lost run is redone alone) and its errors.
+. "$(dirname "$0")/lib.sh"
+
+# the data: $XLMR_DATA, else data/, else ../shared/data beside the repository
+DATA=""
+for d in "${XLMR_DATA:-}" "$ROOT/data" "$ROOT/../shared/data"; do
+    if [ -n "$d" ] && [ -d "$d/xquad-r" ] && [ -d "$d/mlqa-r" ]; then DATA=$d; break; fi
+done
+if [ -z "$DATA" ]; then
+    echo "note: no data (set XLMR_DATA or run make data): experiment tests skipped"
+    summary experiment
+    exit $?
+fi
+cd "$ROOT" || exit 1
+OUT=$TMP/q
+
+# JSON and XML checks with whatever the machine has (python3 or xmllint), else a crude one.
+have() { command -v "$1" >/dev/null 2>&1; }
+check_results_json() {
+    if have python3; then
+        python3 - "$1" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+runs = r["runs"]
+assert len(runs) == 6, len(runs)
+cells = {(x["size"], x["sampling"], x["seed"]) for x in runs}
+want = {(s, m, 0) for s in ("nano", "micro") for m in ("mono", "cross", "hybrid")}
+assert cells == want, cells
+for x in runs:
+    assert x["params"] > 0 and x["steps"] == 6 and x["train_seconds"] > 0
+    for ds in ("xquad-r", "mlqa-r"):
+        s = x["eval"][ds]
+        for k in ("map", "r1"):
+            assert 0 <= s["mono"][k] <= 1 and 0 <= s["cross"][k] <= 1, (ds, k)
+        assert 0 <= s["multi"]["map"] <= 1 and 0 <= s["multi"]["r10"] <= 1 and s["multi"]["rank_distance"] >= 0
+        assert set(s["mono"]["by_lang"]) == {"ar", "de", "en"}, s["mono"]["by_lang"].keys()
+        assert len(s["cross"]["by_pair"]) == 6
+for ds in ("xquad-r", "mlqa-r"):
+    f = r["floors"][ds]
+    assert 0 < f["mono_map"] < 0.2 and 0 < f["multi_map"] < 0.2 and f["rank_distance"] > 0, f
+EOF
+    else
+        [ "$(grep -c '"sampling"' "$1")" -eq 6 ] && grep -q '"rank_distance"' "$1"
+    fi
+}
+check_svg() {
+    if have xmllint; then xmllint --noout "$1"
+    elif have python3; then python3 -c 'import sys, xml.etree.ElementTree as E; assert E.parse(sys.argv[1]).getroot().tag.endswith("svg")' "$1"
+    else grep -q '</svg>' "$1"
+    fi
+}
+sums() { (cd "$OUT/runs" && sha256sum ./*.json); }
+
+t0=$SECONDS
+check "quick grid runs" "$XLMR" experiment --quick --data "$DATA" --out "$OUT"
+cp "$TMP/err" "$TMP/log1"
+echo "     (quick grid: $((SECONDS - t0)) s)"
+check "six run files" test "$(ls "$OUT"/runs/*.json 2>/dev/null | wc -l)" -eq 6
+check "results.json: every run, every setting" check_results_json "$OUT/results.json"
+for f in map_xquad-r.svg map_mlqa-r.svg rank_distance.svg; do
+    check "$f well-formed" check_svg "$OUT/$f"
+done
+check "svg has bars" grep -q '<rect x=' "$OUT/map_xquad-r.svg"
+for pat in '^### XQuAD-R' '^### MLQA-R' '^## The gap table' '\*random ranking\*' '^## Reading' \
+    '^| XQuAD-R \| Multi mAP \|' '^| nano \| .* \| hybrid \| 1 \|' 'paper XLM-R'; do
+    check "report.md has: $pat" grep -qE "$pat" "$OUT/report.md"
+done
+check "progress lines" grep -q '^\[run 6/6\] micro-hybrid-s0: done' "$TMP/log1"
+
+# Re-running skips every finished run and changes none of them.
+before=$(sums)
+check "re-run" "$XLMR" experiment --quick --data "$DATA" --out "$OUT"
+cp "$TMP/err" "$TMP/log2"
+check "re-run: nothing to do" grep -q '6 finished, 0 to do' "$TMP/log2"
+check "re-run: run files unchanged" test "$before" = "$(sums)"
+check "re-run: report rebuilt" test -s "$OUT/report.md"
+
+# A lost run (as if interrupted) is redone alone; the others are kept.
+rm "$OUT/runs/micro-cross-s0.json"
+check "resume after a lost run" "$XLMR" experiment --quick --data "$DATA" --out "$OUT"
+cp "$TMP/err" "$TMP/log3"
+check "resume: one run to do" grep -q '5 finished, 1 to do' "$TMP/log3"
+check "resume: only that run ran" test "$(grep -c '^\[run .*: done in' "$TMP/log3")" -eq 1
+check "resume: six runs again" check_results_json "$OUT/results.json"
+
+# Errors: one line, exit status 1.
+expect_error "other settings in the same --out" 'made with other settings' \
+    "$XLMR" experiment --quick --steps 7 --data "$DATA" --out "$OUT"
+expect_error "unknown size" 'unknown size' "$XLMR" experiment --quick --sizes nano,huge --data "$DATA" --out "$TMP/e1"
+expect_error "bad shape" 'bad shape' "$XLMR" experiment --sizes 2x65x2 --data "$DATA" --out "$TMP/e1"
+expect_error "unknown sampling" 'unknown sampling' "$XLMR" experiment --sampling mono,bogus --data "$DATA" --out "$TMP/e1"
+expect_error "no data" 'make data' "$XLMR" experiment --quick --data "$TMP/nodata" --out "$TMP/e1"
+expect_error "model-dirs without --train" 'needs --train' "$XLMR" experiment --model-dirs base=/nonexistent --out "$TMP/e1"
+expect_error "model-dirs: missing folder" 'config.json' \
+    "$XLMR" experiment --model-dirs base=$TMP/none --train "$OUT/data/train.tsv" --data "$DATA" --out "$TMP/e1"
+check "--help documents the options" sh -c "'$XLMR' experiment --help | grep -q -- '--model-dirs'"
+
+summary experiment

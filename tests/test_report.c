@@ -1,0 +1,322 @@
+/* tests/test_report.c: the experiment report on synthetic results — floors
+ * against brute force, statistics, the gap table's numbers, results.json,
+ * report.md structure and well-formed SVG. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "report.h"
+#include "test.h"
+
+/* A synthetic eval data set: L languages with pool sizes n[l]; each group has
+ * one question in each language where has[g][l], relevant sentence = first of that pool. */
+static void fake_data(SquadData *d, int L, const int *n, int G, const unsigned char *has) {
+    memset(d, 0, sizeof *d);
+    d->n_langs = L;
+    d->lang_first[0] = 0;
+    for (int l = 0; l < L; l++) {
+        snprintf(d->langs[l], sizeof d->langs[l], "l%d", l);
+        d->lang_first[l + 1] = d->lang_first[l] + n[l];
+    }
+    d->n_sents = d->lang_first[L];
+    d->n_groups = G;
+    d->rel = xmalloc((size_t)G * L * sizeof *d->rel);
+    d->qs = xcalloc((size_t)G * L, sizeof *d->qs);
+    for (int g = 0; g < G; g++)
+        for (int l = 0; l < L; l++) {
+            d->rel[g * L + l] = has[g * L + l] ? d->lang_first[l] : -1;
+            if (has[g * L + l]) {
+                SquadQuestion *q = &d->qs[d->n_qs++];
+                q->lang = l;
+                q->group = g;
+                q->sent = d->lang_first[l];
+            }
+        }
+}
+static void fake_free(SquadData *d) {
+    free(d->rel);
+    free(d->qs);
+}
+
+/* Brute force over all placements of R relevant items among N ranks
+ * (R <= 3): mean AP, mean (worst - best), mean fraction in the top 10. */
+static void brute(int R, int N, double *ap, double *rd, double *r10) {
+    double sa = 0, sr = 0, s10 = 0;
+    long cnt = 0;
+    int p[3];
+    for (p[0] = 1; p[0] <= N; p[0]++)
+        for (p[1] = R > 1 ? p[0] + 1 : N + 1; p[1] <= N || R < 2; p[1]++) {
+            for (p[2] = R > 2 ? p[1] + 1 : N + 1; p[2] <= N || R < 3; p[2]++) {
+                double a = 0, top = 0;
+                for (int i = 0; i < R; i++) {
+                    a += (double)(i + 1) / p[i];
+                    top += p[i] <= 10;
+                }
+                sa += a / R;
+                sr += p[R - 1] - p[0];
+                s10 += top / R;
+                cnt++;
+                if (R < 3) break;
+            }
+            if (R < 2) break;
+        }
+    *ap = sa / cnt;
+    *rd = sr / cnt;
+    *r10 = s10 / cnt;
+}
+
+static void test_floors(void) {
+    /* two languages (pools 3 and 14); group 0 in both, group 1 only in l0, group 2 only in l1 */
+    int n[2] = {3, 14};
+    unsigned char has[6] = {1, 1, 1, 0, 0, 1};
+    SquadData d;
+    fake_data(&d, 2, n, 3, has);
+    double f[REPORT_N_METRICS];
+    report_floors(&d, f);
+    double h3 = 1 + 1 / 2. + 1 / 3., h14 = 0;
+    for (int i = 1; i <= 14; i++) h14 += 1.0 / i;
+    CHECK(fabs(f[RM_MONO_MAP] - (h3 / 3 + h14 / 14) / 2) < 1e-12, "mono floor %g", f[RM_MONO_MAP]);
+    CHECK(fabs(f[RM_MONO_R1] - (1 / 3. + 1 / 14.) / 2) < 1e-12, "mono r1 floor %g", f[RM_MONO_R1]);
+    /* both ordered pairs have a question with gold in the other language */
+    CHECK(fabs(f[RM_CROSS_MAP] - (h14 / 14 + h3 / 3) / 2) < 1e-12, "cross floor %g", f[RM_CROSS_MAP]);
+    /* multi: N = 17; l0 queries: group 0 (R=2), group 1 (R=1); l1: group 0 (R=2), group 2 (R=1) */
+    double ap1, rd1, t1, ap2, rd2, t2;
+    brute(1, 17, &ap1, &rd1, &t1);
+    brute(2, 17, &ap2, &rd2, &t2);
+    double want_ap = (ap1 + ap2) / 2, want_rd = (rd1 + rd2) / 2, want_10 = (t1 + t2) / 2;
+    CHECK(fabs(f[RM_MULTI_MAP] - want_ap) < 1e-12, "multi map floor %.15g vs brute %.15g", f[RM_MULTI_MAP], want_ap);
+    CHECK(fabs(f[RM_MULTI_RD] - want_rd) < 1e-12, "rank distance floor %.15g vs brute %.15g", f[RM_MULTI_RD], want_rd);
+    CHECK(fabs(f[RM_MULTI_R10] - want_10) < 1e-12, "r10 floor %.15g vs brute %.15g", f[RM_MULTI_R10], want_10);
+    fake_free(&d);
+
+    /* R = 3 among N = 12 (three languages of 4), all groups in all languages */
+    int n3[3] = {4, 4, 4};
+    unsigned char h3all[3] = {1, 1, 1};
+    fake_data(&d, 3, n3, 1, h3all);
+    report_floors(&d, f);
+    double ap3, rd3, t3;
+    brute(3, 12, &ap3, &rd3, &t3);
+    CHECK(fabs(f[RM_MULTI_MAP] - ap3) < 1e-12, "multi map floor R=3: %.15g vs %.15g", f[RM_MULTI_MAP], ap3);
+    CHECK(fabs(f[RM_MULTI_RD] - rd3) < 1e-12, "rd floor R=3: %.15g vs %.15g", f[RM_MULTI_RD], rd3);
+    CHECK(fabs(f[RM_MULTI_R10] - t3) < 1e-12, "r10 floor R=3: %.15g vs %.15g", f[RM_MULTI_R10], t3);
+    fake_free(&d);
+
+    /* a cross pair with no question having gold in the pool language is left out */
+    int n2[2] = {5, 7};
+    unsigned char only0[2] = {1, 0};
+    fake_data(&d, 2, n2, 1, only0);
+    report_floors(&d, f);
+    CHECK(isnan(f[RM_CROSS_MAP]), "no cross pair: floor NaN (%g)", f[RM_CROSS_MAP]);
+    double h5 = 1 + 1 / 2. + 1 / 3. + 1 / 4. + 1 / 5.;
+    CHECK(fabs(f[RM_MONO_MAP] - h5 / 5) < 1e-12, "mono floor only over languages with questions: %g", f[RM_MONO_MAP]);
+    fake_free(&d);
+}
+
+static void test_stats(void) {
+    double x[5] = {1, 2, NAN, 3, 6};
+    ReportStat s = report_stat(x, 5);
+    CHECK(s.n == 4 && fabs(s.mean - 3) < 1e-12, "mean %g n %d", s.mean, s.n);
+    CHECK(fabs(s.sd - sqrt(14.0 / 3)) < 1e-12, "sd %g", s.sd);
+    s = report_stat(x, 1);
+    CHECK(s.n == 1 && isnan(s.sd), "one value: no sd");
+    s = report_stat(x + 2, 1);
+    CHECK(s.n == 0 && isnan(s.mean), "no value: NaN");
+    CHECK(report_exceeds_spread((ReportStat){0.1, 0.01, 3}), "clear difference exceeds the spread");
+    CHECK(!report_exceeds_spread((ReportStat){0.1, 0.2, 3}), "noisy difference does not");
+    CHECK(!report_exceeds_spread((ReportStat){0.1, NAN, 1}), "one seed never exceeds");
+}
+
+/* A synthetic run: mAP = base(size) + off(strategy) + 0.001 seed (+ jitter per seed for hybrid). */
+static void add_run(Report *rep, const char *size, double params, const char *samp, int seed, double base, double off) {
+    StrBuf sb = {0};
+    double v = base + off + 0.001 * seed;
+    sb_puts(&sb, "{\"size\": ");
+    sb_json_string(&sb, size);
+    sb_puts(&sb, ", \"sampling\": ");
+    sb_json_string(&sb, samp);
+    sb_printf(&sb, ", \"seed\": %d, \"params\": %.0f, \"steps\": 100, \"train_seconds\": 12.5, \"eval\": {", seed, params);
+    for (int d = 0; d < 2; d++) {
+        double w = v - 0.1 * d;
+        sb_printf(&sb, "%s\"%s\": {\"mono\": {\"map\": %.6f, \"r1\": %.6f, \"by_lang\": {}}, "
+                       "\"cross\": {\"map\": %.6f, \"r1\": %.6f, \"by_pair\": {}}, "
+                       "\"multi\": {\"map\": %.6f, \"r10\": %.6f, \"rank_distance\": %.6f, \"by_lang\": {}}}",
+                  d ? ", " : "", d ? "mlqa-r" : "xquad-r", w, w - 0.05, w - 0.2, w - 0.25, w - 0.3, w - 0.1,
+                  1000 * (1 - w));
+    }
+    sb_puts(&sb, "}}\n");
+    int rc = report_add_run_json(rep, sb.data, sb.len, "synthetic");
+    CHECK(rc == 0, "add run: %s", rc ? xerr_msg() : "");
+    sb_free(&sb);
+}
+
+/* Every start tag closed, in order; the document one <svg> element. */
+static int xml_balanced(const char *s) {
+    const char *stack[64];
+    size_t lens[64];
+    int depth = 0, roots = 0;
+    while ((s = strchr(s, '<'))) {
+        if (s[1] == '?') { s = strstr(s, "?>"); if (!s) return 0; continue; }
+        const char *e = strchr(s, '>');
+        if (!e) return 0;
+        if (s[1] == '/') {
+            size_t l = strcspn(s + 2, " >");
+            if (!depth || lens[depth - 1] != l || strncmp(stack[depth - 1], s + 2, l)) return 0;
+            depth--;
+        } else {
+            for (const char *p = s + 1; p < e; p++)
+                if (*p == '<' || *p == '&') { /* no raw < or & inside a tag */
+                    if (*p == '<') return 0;
+                }
+            if (e[-1] != '/') {
+                if (depth == 64) return 0;
+                if (!depth) roots++;
+                stack[depth] = s + 1;
+                lens[depth++] = strcspn(s + 1, " >/");
+            } else if (!depth) roots++;
+        }
+        s = e + 1;
+    }
+    return depth == 0 && roots == 1;
+}
+
+static int count(const char *s, const char *sub) {
+    int n = 0;
+    for (; (s = strstr(s, sub)); s += strlen(sub)) n++;
+    return n;
+}
+
+static void test_report(void) {
+    Report rep;
+    report_init(&rep);
+    static const char *const sizes[3] = {"small", "tiny", "medium"}; /* out of order on purpose */
+    static const double params[3] = {2e6, 0.5e6, 8e6};
+    static const double base[3] = {0.30, 0.20, 0.40};
+    static const char *const samps[4] = {"hybrid", "cross", "mono", "mixed"};
+    static const double off[4] = {0.05, 0.02, 0.03, 0.0};
+    for (int s = 0; s < 3; s++)
+        for (int g = 0; g < 4; g++)
+            for (int seed = 0; seed < 3; seed++)
+                add_run(&rep, sizes[s], params[s], samps[g], seed, base[s], off[g] + (g == 0 ? 0.002 * (seed == 1) : 0));
+    CHECK(rep.n == 36, "36 runs (%d)", rep.n);
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < REPORT_N_METRICS; k++) rep.floor[d][k] = 0.01 * (k + 1);
+    rep.preamble = "Synthetic grid <&>.";
+
+    /* hybrid - mono per seed: 0.02 + 0.002 [seed 1] -> mean 0.02067, sd 0.00115 */
+    ReportStat g = report_paired_diff(&rep, "tiny", "hybrid", "mono", 0, RM_MONO_MAP);
+    CHECK(g.n == 3 && fabs(g.mean - (0.02 + 0.002 / 3)) < 1e-9, "paired diff mean %g n %d", g.mean, g.n);
+    CHECK(report_exceeds_spread(g), "hybrid-mono exceeds spread");
+    ReportStat z = report_paired_diff(&rep, "tiny", "mono", "nonexistent", 0, RM_MONO_MAP);
+    CHECK(z.n == 0, "missing strategy: no pairs");
+
+    StrBuf md = {0};
+    report_markdown(&rep, &md);
+    CHECK(strstr(md.data, "### XQuAD-R") && strstr(md.data, "### MLQA-R"), "both data set tables");
+    CHECK(strstr(md.data, "gap table"), "gap table present");
+    CHECK(strstr(md.data, "Synthetic grid <&>."), "preamble kept");
+    /* sizes ordered by parameters: tiny before small before medium in the gap table header */
+    const char *hdr = strstr(md.data, "| data | setting |");
+    CHECK(hdr && strstr(hdr, "tiny") < strstr(hdr, "small") && strstr(hdr, "small") < strstr(hdr, "medium"),
+          "sizes sorted by parameter count");
+    /* the gap for mono mAP is hybrid - mono (mono is the best specialised): +0.021 ± 0.001 (mono) * */
+    CHECK(strstr(md.data, "+0.021 ± 0.001 (mono) \\*") != NULL, "gap cell with sd, best and flag");
+    /* rank distance: lower is better; mono's is lowest: hybrid - mono = -20.7 */
+    CHECK(strstr(md.data, "-20.7 ± 1.2 (mono) \\*") != NULL, "rank-distance gap");
+    /* the paper row: XQ mono gap .798 - .792 */
+    CHECK(strstr(md.data, "+0.006 |\n") != NULL, "paper gap");
+    CHECK(count(md.data, "| *random ranking* |") == 2, "floor row per data set");
+    CHECK(strstr(md.data, "| small | 2.0M | mono | 3 | 0.331 ± 0.001 |") != NULL, "cell mean ± sd"); /* 0.3 + 0.03 + 0.001 seed */
+    CHECK(strstr(md.data, "## Reading") && strstr(md.data, "do not say"), "reading section");
+    CHECK(strstr(md.data, "map_xquad-r.svg") && strstr(md.data, "rank_distance.svg"), "charts linked");
+    sb_free(&md);
+
+    StrBuf js = {0};
+    report_results_json(&rep, &js);
+    Json j;
+    int rc = json_parse(&j, js.data, js.len, "results.json");
+    CHECK(rc == 0, "results.json parses: %s", rc ? xerr_msg() : "");
+    if (!rc) {
+        const Json *runs = json_get(&j, "runs");
+        CHECK(runs && runs->type == JSON_ARRAY && runs->n == 36, "36 runs in results.json");
+        const Json *r0 = runs ? json_at(runs, 0) : NULL;
+        const Json *ev = r0 ? json_get(r0, "eval") : NULL;
+        CHECK(ev && json_get(ev, "xquad-r") && json_get(ev, "mlqa-r"), "eval objects kept");
+        const Json *fl = json_get(&j, "floors");
+        const Json *fx = fl ? json_get(fl, "xquad-r") : NULL;
+        double v = -1;
+        CHECK(fx && json_get_num(fx, "rank_distance", &v, "x") == 0 && fabs(v - 0.07) < 1e-12, "floors written");
+        json_free(&j);
+    }
+    sb_free(&js);
+
+    for (int kind = 0; kind < 2; kind++) {
+        StrBuf svg = {0};
+        report_svg(&rep, kind, 1, &svg);
+        CHECK(xml_balanced(svg.data), "svg %d well-formed", kind);
+        CHECK(strstr(svg.data, "xmlns=\"http://www.w3.org/2000/svg\"") != NULL, "svg namespace");
+        int bars = count(svg.data, "<rect x=") - 4; /* minus the legend squares */
+        CHECK(bars == (kind == 0 ? 3 : 2) * 12, "svg %d: one bar per cell and panel (%d)", kind, bars);
+        CHECK(count(svg.data, "stroke-dasharray") == (kind == 0 ? 3 : 2), "floor line per panel");
+        sb_free(&svg);
+    }
+
+    /* names that need escaping */
+    add_run(&rep, "a<b&c", 1e5, "mono", 0, 0.1, 0);
+    StrBuf svg = {0};
+    report_svg(&rep, 0, 0, &svg);
+    CHECK(xml_balanced(svg.data) && strstr(svg.data, "a&lt;b&amp;c") && !strstr(svg.data, "a<b"), "svg escapes names");
+    sb_free(&svg);
+
+    /* report_write + report_load_dir round trip */
+    char dir[] = "/tmp/xlmr-test-report.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "tmp dir");
+    char *runs = path_join(dir, "runs");
+    mkdir_p(runs);
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "run%d.json", i);
+        char *p = path_join(runs, name);
+        write_file_atomic(p, rep.runs[i].json, strlen(rep.runs[i].json));
+        free(p);
+    }
+    char *junk = path_join(runs, "notes.txt");
+    write_file_atomic(junk, "x", 1);
+    Report r2;
+    report_init(&r2);
+    CHECK(report_load_dir(&r2, runs) == 0 && r2.n == 3, "load dir: 3 runs (%d)", r2.n);
+    CHECK(report_write(&r2, dir) == 0, "report_write: %s", xerr_msg());
+    static const char *const files[] = {"results.json", "report.md", "map_xquad-r.svg", "map_mlqa-r.svg", "rank_distance.svg"};
+    for (int i = 0; i < 5; i++) {
+        char *p = path_join(dir, files[i]);
+        CHECK(path_exists(p), "%s written", files[i]);
+        free(p);
+    }
+    Report r3;
+    report_init(&r3);
+    CHECK(report_load_dir(&r3, "/nonexistent/dir") == 0 && r3.n == 0, "missing dir: no runs, no error");
+    report_free(&r2);
+    remove_tree(dir);
+    free(runs);
+    free(junk);
+
+    /* bad run objects */
+    static const char *const bad[] = {
+        "[1,2]", "{\"size\": \"s\"}", "{\"size\": \"s\", \"sampling\": \"mono\", \"seed\": 0, \"params\": 1, \"steps\": 1}",
+        "{\"size\": \"s\", \"sampling\": \"mono\", \"seed\": 0, \"params\": 1, \"steps\": 1, \"eval\": {\"xquad-r\": 3}}",
+        "{\"size\": ", "{\"size\": 3, \"sampling\": \"mono\", \"seed\": 0, \"params\": 1, \"steps\": 1, \"eval\": {}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int n0 = rep.n;
+        int e = report_add_run_json(&rep, bad[i], strlen(bad[i]), "runs/bad.json");
+        CHECK(e == -1 && rep.n == n0 && strstr(xerr_msg(), "runs/bad.json"), "bad run %zu rejected: %s", i, xerr_msg());
+    }
+    report_free(&rep);
+}
+
+int main(void) {
+    test_floors();
+    test_stats();
+    test_report();
+    return test_summary("report");
+}

@@ -1,0 +1,314 @@
+/* tests/test_tensor.c: sgemm, sgemm_bf16, linear layers and vector helpers
+ * against scalar references (double accumulation). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor.h"
+#include "test.h"
+#include "util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static Rng rng;
+
+static float *rand_buf(size_t n) {
+    float *x = (float *)xmalloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(rng_uniform(&rng) * 2.0 - 1.0);
+    return x;
+}
+
+/* fp32 accumulation error grows with K; relative to the result's magnitude. */
+static double tol_for(int K) { return 1e-5 * sqrt(1.0 + K / 64.0); }
+
+/* The test's own bf16 rounding (round to nearest even), independent of tensor.c. */
+static float bf16_rne(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint32_t lsb = (u >> 16) & 1u;
+    u = (u + 0x7fffu + lsb) & 0xffff0000u;
+    float y;
+    memcpy(&y, &u, 4);
+    return y;
+}
+
+typedef void (*Gemm)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                     int);
+
+/* Runs gemm on one case with padded strides and a guard around C, compares
+ * against sgemm_ref on (optionally bf16-rounded) inputs. Returns the rel diff. */
+static double run_case(Gemm gemm, int bf16, int ta, int tb, int M, int N, int K, float alpha, float beta,
+                       int pad, int *guard_ok) {
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+    size_t na = (size_t)ar * lda, nb = (size_t)br * ldb, nc = (size_t)M * ldc + 64;
+    float *A = rand_buf(na), *B = rand_buf(nb), *C = rand_buf(nc), *R = (float *)xmalloc(nc * sizeof(float));
+    if (beta == 0.0f) /* beta == 0 must not read C: NaNs must not leak */
+        for (size_t i = 0; i < nc; i++) C[i] = NAN;
+    memcpy(R, C, nc * sizeof(float));
+    float *Ar = A, *Br = B;
+    if (bf16) {
+        Ar = (float *)xmalloc((na ? na : 1) * sizeof(float));
+        Br = (float *)xmalloc((nb ? nb : 1) * sizeof(float));
+        for (size_t i = 0; i < na; i++) Ar[i] = bf16_rne(A[i]);
+        for (size_t i = 0; i < nb; i++) Br[i] = bf16_rne(B[i]);
+    }
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm_ref(ta, tb, M, N, K, alpha, Ar, lda, Br, ldb, beta, R, ldc);
+    /* compare the M x N block; everything else (stride padding, tail) untouched */
+    double mag = 0, err = 0;
+    *guard_ok = 1;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+            size_t ix = (size_t)i * ldc + j;
+            if (j < N) {
+                double d = fabs((double)C[ix] - R[ix]);
+                if (!(d <= err)) err = d;
+                if (fabs(R[ix]) > mag) mag = fabs(R[ix]);
+            } else if (memcmp(&C[ix], &R[ix], 4) != 0) {
+                *guard_ok = 0;
+            }
+        }
+    for (size_t ix = (size_t)M * ldc; ix < nc; ix++)
+        if (memcmp(&C[ix], &R[ix], 4) != 0) *guard_ok = 0;
+    if (bf16) {
+        free(Ar);
+        free(Br);
+    }
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+    return mag > 0 ? err / mag : err;
+}
+
+static void test_shapes(Gemm gemm, int bf16, const char *name) {
+    static const int sizes[] = {1, 2, 7, 17, 33, 63, 129};
+    int ns = (int)(sizeof(sizes) / sizeof(sizes[0])), fails = 0, cases = 0;
+    double worst = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int a = 0; a < ns; a++)
+                for (int b = 0; b < ns; b++) {
+                    /* every (M,N) pair; K cycles through the sizes */
+                    int M = sizes[a], N = sizes[b], K = sizes[(a + 2 * b + ta + tb) % ns];
+                    float alpha = (a + b) % 3 == 0 ? 1.0f : (a % 2 ? -0.5f : 1.75f);
+                    float beta = (a + b) % 4 == 0 ? 0.0f : ((a + b) % 4 == 1 ? 1.0f : 0.3f);
+                    int pad = (a * 7 + b) % 5, guard;
+                    double d = run_case(gemm, bf16, ta, tb, M, N, K, alpha, beta, pad, &guard);
+                    cases++;
+                    if (d > worst) worst = d;
+                    if (!(d <= tol_for(K)) || !guard) {
+                        if (fails++ < 5)
+                            printf("  %s ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d: rel %.3g guard %d\n",
+                                   name, ta, tb, M, N, K, alpha, beta, pad, d, guard);
+                    }
+                }
+    CHECK_REPORT(fails == 0, "%s: %d shapes (M,N in 7 sizes, 4 transposes), worst rel diff %.2g (%d failed)", name, cases,
+                 worst, fails);
+}
+
+/* Shapes past the cache blocks (KC 384, NC 512, MC 1536), one per transpose. */
+static void test_blocking(Gemm gemm, int bf16, const char *name) {
+    static const int shapes[][3] = {{20, 600, 800}, {1600, 33, 40}, {70, 515, 389}, {40, 530, 1061}};
+    for (int s = 0; s < 4; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], guard;
+        int ta = s & 1, tb = s >> 1;
+        double d = run_case(gemm, bf16, ta, tb, M, N, K, 0.75f, s % 2 ? 0.0f : -1.5f, 3, &guard);
+        CHECK_REPORT(d <= tol_for(K) && guard, "%s ta=%d tb=%d %dx%dx%d: rel diff %.2g, guard %s", name, ta, tb,
+                     M, N, K, d, guard ? "intact" : "OVERWRITTEN");
+    }
+}
+
+static void test_quick_returns(void) {
+    /* alpha == 0 and K == 0: C = beta C, A and B not read (NaNs there must not leak) */
+    float A[4] = {NAN, NAN, NAN, NAN}, B[4] = {NAN, NAN, NAN, NAN};
+    float C[4] = {1, 2, 3, 4};
+    sgemm(0, 0, 2, 2, 2, 0.0f, A, 2, B, 2, 2.0f, C, 2);
+    CHECK(C[0] == 2 && C[1] == 4 && C[2] == 6 && C[3] == 8, "alpha=0: C = beta C");
+    float D[4] = {NAN, NAN, NAN, NAN};
+    sgemm(1, 1, 2, 2, 0, 1.0f, A, 2, B, 2, 0.0f, D, 2);
+    CHECK(D[0] == 0 && D[1] == 0 && D[2] == 0 && D[3] == 0, "K=0, beta=0: C zeroed");
+    float E[1] = {5};
+    sgemm(0, 0, 0, 1, 1, 1.0f, A, 1, B, 1, 0.0f, E, 1);
+    sgemm_bf16(0, 0, 1, 0, 1, 1.0f, A, 1, B, 1, 0.0f, E, 1);
+    CHECK(E[0] == 5, "M=0 / N=0 leave C alone");
+}
+
+static void test_threads(void) {
+#ifdef _OPENMP
+    int M = 257, N = 300, K = 411;
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N);
+    float *C1 = (float *)xmalloc((size_t)M * N * sizeof(float)), *C2 = (float *)xmalloc((size_t)M * N * sizeof(float));
+    int saved = omp_get_max_threads(), same = 1;
+    for (int tb = 0; tb < 2 && same; tb++)
+        for (int bf = 0; bf < 2; bf++) {
+            Gemm g = bf ? sgemm_bf16 : sgemm;
+            omp_set_num_threads(1);
+            g(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C1, N);
+            omp_set_num_threads(2);
+            g(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C2, N);
+            if (memcmp(C1, C2, (size_t)M * N * sizeof(float)) != 0) same = 0;
+        }
+    omp_set_num_threads(saved);
+    CHECK_REPORT(same, "1 and 2 threads give bitwise identical results (fp32 and bf16)");
+    /* inside a parallel region sgemm runs serially per caller */
+    int ok = 1;
+    sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+#pragma omp parallel num_threads(2) reduction(&& : ok)
+    {
+        float *Ct = (float *)xmalloc((size_t)M * N * sizeof(float));
+        sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, Ct, N);
+        ok = memcmp(Ct, C1, (size_t)M * N * sizeof(float)) == 0;
+        free(Ct);
+    }
+    CHECK_REPORT(ok, "sgemm called from inside a parallel region");
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+#else
+    printf("note: built without OpenMP, thread tests skipped\n");
+#endif
+}
+
+static void test_bf16_rounding(void) {
+    /* halfway cases round to even: 1 + 2^-8 -> 1, 1 + 3*2^-8 -> 1 + 2^-6 */
+    float a[2] = {1.0f + 1.0f / 256, 1.0f + 3.0f / 256}, b[2] = {1.0f, 1.0f}, c[4];
+    sgemm_bf16(0, 0, 2, 1, 1, 1.0f, a, 1, b, 1, 0.0f, c, 1);
+    CHECK_REPORT(c[0] == 1.0f && c[1] == 1.0f + 1.0f / 64, "bf16 rounds halfway to even (%.9g %.9g)", c[0], c[1]);
+    /* just above halfway rounds up */
+    float a2 = 1.0f + 1.0f / 256 + 1.0f / 65536;
+    sgemm_bf16(0, 0, 1, 1, 1, 1.0f, &a2, 1, b, 1, 0.0f, c, 1);
+    CHECK(c[0] == 1.0f + 1.0f / 128, "bf16 rounds above halfway up (%.9g)", c[0]);
+    /* the error against fp32 is that of bf16 inputs: well above fp32's, below 1% */
+    int M = 64, N = 96, K = 256;
+    float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N);
+    float *C1 = (float *)xmalloc((size_t)M * N * sizeof(float)), *C2 = (float *)xmalloc((size_t)M * N * sizeof(float));
+    sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+    sgemm_bf16(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N);
+    double d = max_rel_diff(C2, C1, (size_t)M * N);
+    CHECK_REPORT(d > 1e-4 && d < 1e-2, "bf16 vs fp32 rel diff %.2g (bf16 has 8 mantissa bits)", d);
+    printf("note: tensor_has_bf16() = %d, bf16 engine %s, backend %s\n", tensor_has_bf16(), tensor_bf16_engine(),
+           tensor_backend());
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+}
+
+static void test_linear(void) {
+    int N = 37, C = 70, OC = 45;
+    float *x = rand_buf((size_t)N * C), *w = rand_buf((size_t)OC * C), *b = rand_buf(OC);
+    float *y = (float *)xmalloc((size_t)N * OC * sizeof(float)), *yr = (float *)xmalloc((size_t)N * OC * sizeof(float));
+    for (int pass = 0; pass < 2; pass++) {
+        const float *bias = pass ? NULL : b;
+        for (size_t i = 0; i < (size_t)N * OC; i++) y[i] = NAN; /* out is overwritten */
+        linear_forward(y, x, w, bias, N, C, OC);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double s = bias ? bias[o] : 0.0;
+                for (int c = 0; c < C; c++) s += (double)x[(size_t)n * C + c] * w[(size_t)o * C + c];
+                yr[(size_t)n * OC + o] = (float)s;
+            }
+        CHECK_REPORT(max_rel_diff(y, yr, (size_t)N * OC) < tol_for(C), "linear_forward %s bias",
+                     bias ? "with" : "without");
+    }
+    /* backward accumulates into non-zero gradients */
+    float *dout = rand_buf((size_t)N * OC);
+    float *dx = rand_buf((size_t)N * C), *dw = rand_buf((size_t)OC * C), *db = rand_buf(OC);
+    float *dxr = (float *)xmalloc((size_t)N * C * sizeof(float)), *dwr = (float *)xmalloc((size_t)OC * C * sizeof(float));
+    float *dbr = (float *)xmalloc((size_t)OC * sizeof(float));
+    memcpy(dxr, dx, (size_t)N * C * sizeof(float));
+    memcpy(dwr, dw, (size_t)OC * C * sizeof(float));
+    memcpy(dbr, db, (size_t)OC * sizeof(float));
+    linear_backward(dx, dw, db, dout, x, w, N, C, OC);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            double s = dxr[(size_t)n * C + c];
+            for (int o = 0; o < OC; o++) s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * C + c];
+            dxr[(size_t)n * C + c] = (float)s;
+        }
+    for (int o = 0; o < OC; o++) {
+        for (int c = 0; c < C; c++) {
+            double s = dwr[(size_t)o * C + c];
+            for (int n = 0; n < N; n++) s += (double)dout[(size_t)n * OC + o] * x[(size_t)n * C + c];
+            dwr[(size_t)o * C + c] = (float)s;
+        }
+        double s = dbr[o];
+        for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+        dbr[o] = (float)s;
+    }
+    CHECK_REPORT(max_rel_diff(dx, dxr, (size_t)N * C) < tol_for(OC), "linear_backward dinp");
+    CHECK_REPORT(max_rel_diff(dw, dwr, (size_t)OC * C) < tol_for(N), "linear_backward dweight");
+    CHECK_REPORT(max_rel_diff(db, dbr, (size_t)OC) < tol_for(N), "linear_backward dbias");
+    /* NULL gradients are skipped; dbias over many rows/columns (parallel path) */
+    int N2 = 1100, OC2 = 200;
+    float *dout2 = rand_buf((size_t)N2 * OC2), *db2 = (float *)xcalloc(OC2, sizeof(float));
+    linear_backward(NULL, NULL, db2, dout2, NULL, NULL, N2, 3, OC2);
+    double worst = 0;
+    for (int o = 0; o < OC2; o++) {
+        double s = 0;
+        for (int n = 0; n < N2; n++) s += dout2[(size_t)n * OC2 + o];
+        if (fabs(s - db2[o]) > worst) worst = fabs(s - db2[o]);
+    }
+    CHECK_REPORT(worst < 1e-3, "linear_backward dbias only, %dx%d: max abs diff %.2g", N2, OC2, worst);
+    free(dout2);
+    free(db2);
+    free(x), free(w), free(b), free(y), free(yr), free(dout), free(dx), free(dw), free(db);
+    free(dxr), free(dwr), free(dbr);
+}
+
+static void test_vec(void) {
+    int ok = 1;
+    for (int n = 0; n < 40; n += 3) {
+        float *a = rand_buf(n), *b = rand_buf(n), *y = rand_buf(n), *y0 = (float *)xmalloc((n + 1) * sizeof(float));
+        memcpy(y0, y, (size_t)n * sizeof(float));
+        double s = 0;
+        for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+        if (fabs(vec_dot(a, b, n) - s) > 1e-5) ok = 0;
+        vec_axpy(y, 0.5f, a, n);
+        for (int i = 0; i < n; i++)
+            if (fabsf(y[i] - (y0[i] + 0.5f * a[i])) > 1e-6f) ok = 0;
+        vec_scale(y, -2.0f, n);
+        for (int i = 0; i < n; i++)
+            if (fabsf(y[i] + 2.0f * (y0[i] + 0.5f * a[i])) > 1e-5f) ok = 0;
+        free(a), free(b), free(y), free(y0);
+    }
+    CHECK_REPORT(ok, "vec_dot / vec_axpy / vec_scale for n = 0..39");
+    const char *be = tensor_backend();
+#ifdef _OPENMP
+    CHECK(strstr(be, "+openmp") != NULL, "backend %s names openmp", be);
+#else
+    CHECK(strstr(be, "openmp") == NULL, "backend %s", be);
+#endif
+#ifdef XLMR_SCALAR_ONLY
+    CHECK(strncmp(be, "scalar", 6) == 0, "XLMR_SCALAR_ONLY selects the scalar kernels, got %s", be);
+    CHECK(tensor_has_bf16() == 0, "XLMR_SCALAR_ONLY has no bf16 instructions");
+#endif
+}
+
+int main(void) {
+    rng_seed(&rng, 1234);
+    test_shapes(sgemm, 0, "sgemm");
+    test_blocking(sgemm, 0, "sgemm");
+    /* every bf16 engine this build has: AMX (where usable), then AVX512-BF16 or emulation */
+    int amx = !strcmp(tensor_bf16_engine(), "amx");
+    for (int pass = amx ? 0 : 1; pass < 2; pass++) {
+        tensor_set_amx(pass == 0);
+        char name[64];
+        snprintf(name, sizeof(name), "sgemm_bf16[%s]", tensor_bf16_engine());
+        test_shapes(sgemm_bf16, 1, name);
+        test_blocking(sgemm_bf16, 1, name);
+        test_bf16_rounding();
+        test_threads();
+    }
+    tensor_set_amx(1);
+    test_quick_returns();
+    test_linear();
+    test_vec();
+    return test_summary("tensor");
+}

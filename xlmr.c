@@ -1,0 +1,865 @@
+/* xlmr.c: the XLM-RoBERTa encoder (see xlmr.h), forward and backward, in the
+ * style of llm.c's train_gpt2.c.
+ *
+ * Architecture (transformers.XLMRobertaModel, eval mode = no dropout):
+ *   pos  = pad + cumsum(ids != pad) * (ids != pad)     (pads get pad, tokens pad+1, pad+2, ...)
+ *   h0   = drop(LN(word[ids] + pos_emb[pos] + type_emb[0]))
+ *   per layer (post-LN, separate Q/K/V, masked keys skipped, exact erf GELU):
+ *     a    = softmax(Q Kᵀ / sqrt(hs)) over keys with ids != pad, then drop
+ *     res1 = drop(ctx Waoᵀ + bao) + x;           h1 = LN1(res1)
+ *     res2 = drop(gelu(h1 Wfcᵀ + bfc) Wfoᵀ + bfo) + h1;  out = LN2(res2)
+ *   pooled = mean over non-pad positions (<s> and </s> included) or the state of token 0
+ *   out    = pooled / max(||pooled||, 1e-12)
+ * Dropout masks (train mode only) are a pure function of (seed, seq_base + b,
+ * layer, site, position): site 0 the embeddings, 1 the attention
+ * probabilities (position (head, i, j)), 2 the attention output, 3 the FFN
+ * output (position (t, c)). One hash64 gives four 16-bit uniforms (positions
+ * 4k..4k+3). Neither chunking, thread count nor padding length changes a mask.
+ *
+ * Memory: one flat parameter buffer in XlmrParams order; the per-layer tensors
+ * are stacked (L, ...) so tensor i of layer l is params_memory + offsets[i] +
+ * l * sizes[i] / L. Gradients use the same layout. Word-embedding gradient rows
+ * are tracked (touched_rows) so nothing dense over the vocabulary runs per step.
+ * XlmrActs keeps, per layer, exactly what backward needs: Q, K, V, attention
+ * probabilities (pre-dropout), ctx, the two LayerNorm inputs with their
+ * mean/rstd, h1, the FFN pre-activation and the layer output; GELU outputs
+ * and dropout masks are recomputed in backward. Inference (xlmr_embed) keeps
+ * one layer of scratch and one (T,T) score block per thread.
+ *
+ * Parallelism: the GEMMs come from tensor.h (parallel inside); attention runs
+ * in parallel over (batch, head) with serial GEMMs inside; elementwise kernels
+ * over rows. Results do not depend on the thread count beyond GEMM rounding. */
+#include "xlmr.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor.h"
+#include "util.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#define OMP(x) _Pragma(#x)
+#else
+#define OMP(x)
+#endif
+
+typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
+                       int);
+
+/* ---------------------------------------------------------------------------
+ * Parameter table. */
+
+static const char *const tensor_names[XLMR_NUM_TENSORS] = {
+    "embeddings.word_embeddings.weight",
+    "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight",
+    "embeddings.LayerNorm.weight",
+    "embeddings.LayerNorm.bias",
+    "encoder.layer.%d.attention.self.query.weight",
+    "encoder.layer.%d.attention.self.query.bias",
+    "encoder.layer.%d.attention.self.key.weight",
+    "encoder.layer.%d.attention.self.key.bias",
+    "encoder.layer.%d.attention.self.value.weight",
+    "encoder.layer.%d.attention.self.value.bias",
+    "encoder.layer.%d.attention.output.dense.weight",
+    "encoder.layer.%d.attention.output.dense.bias",
+    "encoder.layer.%d.attention.output.LayerNorm.weight",
+    "encoder.layer.%d.attention.output.LayerNorm.bias",
+    "encoder.layer.%d.intermediate.dense.weight",
+    "encoder.layer.%d.intermediate.dense.bias",
+    "encoder.layer.%d.output.dense.weight",
+    "encoder.layer.%d.output.dense.bias",
+    "encoder.layer.%d.output.LayerNorm.weight",
+    "encoder.layer.%d.output.LayerNorm.bias",
+};
+
+const char *xlmr_tensor_name(int i) { return i >= 0 && i < XLMR_NUM_TENSORS ? tensor_names[i] : NULL; }
+int xlmr_tensor_is_layered(int i) { return i >= 5 && i < XLMR_NUM_TENSORS; }
+
+/* 1 for matrices and embedding tables; 0 for biases and LayerNorm weights/biases. */
+int xlmr_tensor_decays(int i) {
+    static const unsigned char decays[XLMR_NUM_TENSORS] = {1, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0,
+                                                           1, 0, 0, 0, 1, 0, 1, 0, 0, 0};
+    return i >= 0 && i < XLMR_NUM_TENSORS ? decays[i] : 0;
+}
+
+int xlmr_tensor_shape(const XlmrConfig *c, int i, size_t shape[2]) {
+    size_t C = (size_t)c->hidden, F = (size_t)c->ffn;
+    switch (i) {
+    case 0: shape[0] = (size_t)c->vocab; shape[1] = C; return 2;
+    case 1: shape[0] = (size_t)c->max_pos; shape[1] = C; return 2;
+    case 2: shape[0] = (size_t)c->type_vocab; shape[1] = C; return 2;
+    case 5: case 7: case 9: case 11: shape[0] = C; shape[1] = C; return 2;
+    case 15: shape[0] = F; shape[1] = C; return 2;
+    case 16: shape[0] = F; return 1;
+    case 17: shape[0] = C; shape[1] = F; return 2;
+    default: shape[0] = C; return 1;
+    }
+}
+
+int xlmr_config_check(const XlmrConfig *c, const char *name) {
+    if (c->n_layers < 1 || c->hidden < 1 || c->n_heads < 1 || c->ffn < 1 || c->vocab < 4 || c->max_pos < 3 ||
+        c->type_vocab < 1)
+        return xerr("%s: sizes must be positive (layers, hidden, heads, ffn, vocab >= 4, max_pos >= 3, "
+                    "type_vocab)", name);
+    if (c->hidden % c->n_heads != 0)
+        return xerr("%s: num_attention_heads (%d) does not divide hidden_size (%d)", name, c->n_heads, c->hidden);
+    if (c->pad_id < 0 || c->pad_id >= c->vocab)
+        return xerr("%s: pad_token_id %d outside the vocabulary (%d)", name, c->pad_id, c->vocab);
+    if (c->pad_id + 2 >= c->max_pos)
+        return xerr("%s: max_position_embeddings (%d) leaves no room for tokens after pad_token_id (%d)", name,
+                    c->max_pos, c->pad_id);
+    if (!(c->ln_eps > 0) || !(c->hidden_dropout >= 0 && c->hidden_dropout < 1) ||
+        !(c->attn_dropout >= 0 && c->attn_dropout < 1))
+        return xerr("%s: layer_norm_eps must be > 0 and dropout probabilities in [0, 1)", name);
+    /* 2^34 floats = 64 GiB: anything larger is a corrupt config, not a model */
+    double n = (double)c->vocab * c->hidden + (double)c->max_pos * c->hidden +
+               (double)c->n_layers * (4.0 * c->hidden * c->hidden + 2.0 * c->hidden * c->ffn);
+    if (n > 17179869184.0) return xerr("%s: the configuration implies %.3g parameters, too many", name, n);
+    return 0;
+}
+
+static void point_tensors(XlmrParams *p, float *mem, const size_t *offsets) {
+    float **ptrs[XLMR_NUM_TENSORS] = {&p->word_emb, &p->pos_emb, &p->type_emb, &p->emb_ln_w, &p->emb_ln_b,
+                                      &p->q_w, &p->q_b, &p->k_w, &p->k_b, &p->v_w, &p->v_b, &p->ao_w, &p->ao_b,
+                                      &p->ln1_w, &p->ln1_b, &p->fc_w, &p->fc_b, &p->fo_w, &p->fo_b,
+                                      &p->ln2_w, &p->ln2_b};
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) *ptrs[i] = mem + offsets[i];
+}
+
+int xlmr_build(Xlmr *m, const XlmrConfig *cfg) {
+    memset(m, 0, sizeof *m);
+    if (xlmr_config_check(cfg, "config") != 0) return -1;
+    m->cfg = *cfg;
+    size_t off = 0;
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
+        size_t shape[2] = {1, 1};
+        int nd = xlmr_tensor_shape(cfg, i, shape);
+        m->sizes[i] = shape[0] * (nd == 2 ? shape[1] : 1) * (size_t)(xlmr_tensor_is_layered(i) ? cfg->n_layers : 1);
+        m->offsets[i] = off;
+        off += m->sizes[i];
+    }
+    m->n_params = off;
+    m->params_memory = xcalloc(off, sizeof(float));
+    point_tensors(&m->params, m->params_memory, m->offsets);
+    return 0;
+}
+
+void xlmr_init_random(Xlmr *m, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    const XlmrConfig *c = &m->cfg;
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
+        float *t = m->params_memory + m->offsets[i];
+        size_t shape[2];
+        int nd = xlmr_tensor_shape(c, i, shape);
+        int is_ln_w = i == 3 || i == 13 || i == 19;
+        for (size_t j = 0; j < m->sizes[i]; j++)
+            t[j] = nd == 2 ? 0.02f * rng_normal(&r) : is_ln_w ? 1.0f : 0.0f;
+    }
+    /* nn.Embedding(padding_idx=pad): HF zeroes the padding rows */
+    memset(m->params.word_emb + (size_t)c->pad_id * c->hidden, 0, (size_t)c->hidden * sizeof(float));
+    memset(m->params.pos_emb + (size_t)c->pad_id * c->hidden, 0, (size_t)c->hidden * sizeof(float));
+}
+
+void xlmr_free(Xlmr *m) {
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->touched_rows);
+    free(m->row_touched);
+    memset(m, 0, sizeof *m);
+}
+
+int xlmr_grads_alloc(Xlmr *m) {
+    if (m->grads_memory) return 0;
+    m->grads_memory = xcalloc(m->n_params, sizeof(float));
+    point_tensors(&m->grads, m->grads_memory, m->offsets);
+    m->touched_rows = xcalloc((size_t)m->cfg.vocab, sizeof(int));
+    m->row_touched = xcalloc((size_t)m->cfg.vocab, 1);
+    m->n_touched = 0;
+    return 0;
+}
+
+void xlmr_zero_grad(Xlmr *m) {
+    if (!m->grads_memory) return;
+    size_t C = (size_t)m->cfg.hidden;
+    for (int r = 0; r < m->n_touched; r++) {
+        memset(m->grads.word_emb + (size_t)m->touched_rows[r] * C, 0, C * sizeof(float));
+        m->row_touched[m->touched_rows[r]] = 0;
+    }
+    m->n_touched = 0;
+    /* everything after the word table is dense and comparatively small */
+    memset(m->grads_memory + m->offsets[1], 0, (m->n_params - m->offsets[1]) * sizeof(float));
+}
+
+static GemmFn gemm_of(const Xlmr *m) { return m->use_ref_gemm ? sgemm_ref : m->use_bf16 ? sgemm_bf16 : sgemm; }
+
+/* ---------------------------------------------------------------------------
+ * Kernels. Each *_forward has its *_backward; backward kernels accumulate (+=)
+ * into parameter gradients. Shapes: N = B*T rows. */
+
+/* Position ids as HF's create_position_ids_from_input_ids. */
+static void positions_forward(int *pos, const int *ids, int B, int T, int pad) {
+    for (int b = 0; b < B; b++) {
+        int n = 0;
+        for (int t = 0; t < T; t++) {
+            int real = ids[b * T + t] != pad;
+            n += real;
+            pos[b * T + t] = real ? pad + n : pad;
+        }
+    }
+}
+
+static void embeddings_forward(float *out, const int *ids, const int *pos, const float *word, const float *pemb,
+                               const float *type0, int N, int C) { // out (N,C)
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++) {
+        const float *w = word + (size_t)ids[n] * C, *p = pemb + (size_t)pos[n] * C;
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = w[c] + p[c] + type0[c];
+    }
+}
+
+static void embeddings_backward(Xlmr *m, const float *dout, const int *ids, const int *pos, int N) {
+    int C = m->cfg.hidden, pad = m->cfg.pad_id;
+    float *dword = m->grads.word_emb, *dpos = m->grads.pos_emb, *dtype = m->grads.type_emb;
+    /* serial: many tokens share rows; it is O(N*C), small next to the GEMMs */
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * C;
+        int id = ids[n];
+        if (id == pad) continue; /* padding_idx rows (word and position) never learn */
+        if (!m->row_touched[id]) {
+            m->row_touched[id] = 1;
+            m->touched_rows[m->n_touched++] = id;
+        }
+        float *dw = dword + (size_t)id * C, *dp = dpos + (size_t)pos[n] * C;
+        for (int c = 0; c < C; c++) {
+            dw[c] += d[c];
+            dp[c] += d[c];
+            dtype[c] += d[c];
+        }
+    }
+}
+
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                              const float *b, int N, int C, float eps) { // out (N,C)
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double s = 0, v = 0;
+        for (int c = 0; c < C; c++) s += x[c];
+        float mu = (float)(s / C);
+        for (int c = 0; c < C; c++) v += (double)(x[c] - mu) * (x[c] - mu);
+        float rs = (float)(1.0 / sqrt(v / C + eps));
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - mu) * rs * w[c] + b[c];
+        mean[n] = mu;
+        rstd[n] = rs;
+    }
+}
+
+static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                               const float *w, const float *mean, const float *rstd, int N, int C) {
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++) { // dinp (N,C) +=
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float mu = mean[n], rs = rstd[n];
+        double dm = 0, dnm = 0;
+        for (int c = 0; c < C; c++) {
+            float dnorm = d[c] * w[c];
+            dm += dnorm;
+            dnm += (double)dnorm * (x[c] - mu) * rs;
+        }
+        float dmf = (float)(dm / C), dnmf = (float)(dnm / C);
+        float *di = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) di[c] += (d[c] * w[c] - dmf - (x[c] - mu) * rs * dnmf) * rs;
+    }
+    /* parameter gradients: columns in parallel so no two threads share a slot */
+    enum { CB = 64 };
+    OMP(omp parallel for)
+    for (int c0 = 0; c0 < C; c0 += CB) {
+        int c1 = c0 + CB < C ? c0 + CB : C;
+        float gw[CB], gb[CB];
+        for (int c = c0; c < c1; c++) gw[c - c0] = gb[c - c0] = 0;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            for (int c = c0; c < c1; c++) {
+                gw[c - c0] += d[c] * (x[c] - mean[n]) * rstd[n];
+                gb[c - c0] += d[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) {
+            dw[c] += gw[c - c0];
+            db[c] += gb[c - c0];
+        }
+    }
+}
+
+/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b */
+static void matmul_forward(GemmFn g, float *out, const float *inp, const float *w, const float *b, int N, int C,
+                           int OC) {
+    g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += b[o];
+}
+
+/* dinp (N,C) += dout·w; dw (OC,C) += doutᵀ·inp; db += column sums of dout */
+static void matmul_backward(GemmFn g, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, int N, int C, int OC) {
+    if (dinp) g(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    g(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    enum { OB = 64 };
+    OMP(omp parallel for)
+    for (int o0 = 0; o0 < OC; o0 += OB) {
+        int o1 = o0 + OB < OC ? o0 + OB : OC;
+        for (int n = 0; n < N; n++)
+            for (int o = o0; o < o1; o++) db[o] += dout[(size_t)n * OC + o];
+    }
+}
+
+static void gelu_forward(float *out, const float *inp, size_t N) { // exact: 0.5 x (1 + erf(x / sqrt 2))
+    OMP(omp parallel for)
+    for (size_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+}
+
+static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) { // dinp = dout * (Φ + xφ)
+    OMP(omp parallel for)
+    for (size_t i = 0; i < N; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+        float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+        dinp[i] = dout[i] * (cdf + x * pdf);
+    }
+}
+
+/* out = a + b; its backward passes dout to both inputs unchanged (a copy). */
+static void residual_forward(float *out, const float *a, const float *b, size_t N) {
+    OMP(omp parallel for)
+    for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
+}
+
+/* ---- dropout: counter-based masks ---- */
+
+typedef struct {
+    int on;
+    uint64_t seed;
+    int seq_base;
+    float p, scale;     /* drop probability, 1/(1-p) */
+    uint32_t threshold; /* drop when the 16-bit uniform is below it */
+} Drop;
+
+static Drop drop_make(const XlmrDropout *d, float p) {
+    Drop r = {0, 0, 0, p, 1.0f, 0};
+    if (d && d->train && p > 0) {
+        r.on = 1;
+        r.seed = d->seed;
+        r.seq_base = d->seq_base;
+        r.scale = 1.0f / (1.0f - p);
+        r.threshold = (uint32_t)(p * 65536.0f + 0.5f);
+    }
+    return r;
+}
+
+static uint64_t drop_key(const Drop *d, int b, int layer, int site) {
+    return hash_combine(hash_combine(hash_combine(d->seed, (uint64_t)(d->seq_base + b)), (uint64_t)layer),
+                        (uint64_t)site);
+}
+
+/* out[i] = x[i] * mask(key, pos0 + i) * scale for i < n; pos0 a multiple of 4. */
+static void drop_row(const Drop *d, uint64_t key, size_t pos0, float *out, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 4) {
+        uint64_t h = hash64(key + (pos0 + i) / 4);
+        size_t e = i + 4 < n ? i + 4 : n;
+        for (size_t j = i; j < e; j++, h >>= 16)
+            out[j] = (uint32_t)(h & 0xffff) < d->threshold ? 0.0f : x[j] * d->scale;
+    }
+}
+
+/* out (B,T,C) = x with dropout (out may be x). */
+static void dropout_forward(float *out, const float *x, const Drop *d, int layer, int site, int B, int T, int C) {
+    if (!d->on) {
+        if (out != x) memcpy(out, x, (size_t)B * T * C * sizeof(float));
+        return;
+    }
+    OMP(omp parallel for)
+    for (int b = 0; b < B; b++) {
+        uint64_t key = drop_key(d, b, layer, site);
+        size_t o = (size_t)b * T * C;
+        /* position t*C + c: independent of T, like the attention masks */
+        drop_row(d, key, 0, out + o, x + o, (size_t)T * C);
+    }
+}
+
+/* Dropout is linear: its backward is the same masked scaling. */
+static void dropout_backward(float *dinp, const float *dout, const Drop *d, int layer, int site, int B, int T,
+                             int C) {
+    dropout_forward(dinp, dout, d, layer, site, B, T, C);
+}
+
+/* ---- attention ---- */
+
+/* out (T,T) = the probabilities p (T,T) of head h with dropout. Mask position
+ * (h, i, j) = h 2^40 + i 2^20 + j: independent of T, so a sequence gets the
+ * same masks whatever it is padded to (T <= max_pos <= 2^20). */
+static void attn_drop(const Drop *d, uint64_t key, int h, int T, float *out, const float *p) {
+    for (int i = 0; i < T; i++)
+        drop_row(d, key, ((uint64_t)h << 40) + ((uint64_t)i << 20), out + (size_t)i * T, p + (size_t)i * T,
+                 (size_t)T);
+}
+
+typedef struct {
+    GemmFn g;
+    const int *ids;
+    int pad, B, T, C, NH, layer;
+    const Drop *drop;
+} AttnDims;
+
+/* ctx (B,T,C) from q, k, v (B,T,C). att (B,NH,T,T) keeps the probabilities for
+ * backward, or is NULL (inference: one (T,T) block per thread). */
+static void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v,
+                              const AttnDims *a) {
+    int B = a->B, T = a->T, C = a->C, NH = a->NH, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    OMP(omp parallel)
+    {
+        float *block = att ? NULL : xmalloc((size_t)T * T * sizeof(float));
+        float *pd = a->drop->on ? xmalloc((size_t)T * T * sizeof(float)) : NULL;
+        OMP(omp for collapse(2) schedule(dynamic))
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                size_t off = (size_t)b * T * C + (size_t)h * hs;
+                float *P = att ? att + ((size_t)b * NH + h) * T * T : block;
+                const int *id = a->ids + (size_t)b * T;
+                a->g(0, 1, T, T, hs, scale, q + off, C, k + off, C, 0.0f, P, T);
+                for (int i = 0; i < T; i++) {
+                    float *row = P + (size_t)i * T, mx = -INFINITY, sum = 0;
+                    for (int j = 0; j < T; j++)
+                        if (id[j] != a->pad && row[j] > mx) mx = row[j];
+                    for (int j = 0; j < T; j++) {
+                        /* a masked key: exp(finfo.min) is exactly 0 in HF, so skip it */
+                        row[j] = id[j] != a->pad ? expf(row[j] - mx) : 0.0f;
+                        sum += row[j];
+                    }
+                    float inv = sum > 0 ? 1.0f / sum : 0.0f;
+                    for (int j = 0; j < T; j++) row[j] *= inv;
+                }
+                const float *use = P;
+                if (pd) {
+                    attn_drop(a->drop, drop_key(a->drop, b, a->layer, 1), h, T, pd, P);
+                    use = pd;
+                }
+                a->g(0, 0, T, hs, T, 1.0f, use, T, v + off, C, 0.0f, ctx + off, C);
+            }
+        free(block);
+        free(pd);
+    }
+}
+
+/* dq, dk, dv (B,T,C) overwritten from dctx (B,T,C) and the kept probabilities. */
+static void attention_backward(float *dq, float *dk, float *dv, const float *dctx, const float *att,
+                               const float *q, const float *k, const float *v, const AttnDims *a) {
+    int B = a->B, T = a->T, C = a->C, NH = a->NH, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    OMP(omp parallel)
+    {
+        float *dp = xmalloc((size_t)T * T * sizeof(float));
+        float *pd = a->drop->on ? xmalloc((size_t)T * T * sizeof(float)) : NULL;
+        OMP(omp for collapse(2) schedule(dynamic))
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                size_t off = (size_t)b * T * C + (size_t)h * hs;
+                const float *P = att + ((size_t)b * NH + h) * T * T, *use = P;
+                uint64_t key = pd ? drop_key(a->drop, b, a->layer, 1) : 0;
+                if (pd) {
+                    attn_drop(a->drop, key, h, T, pd, P);
+                    use = pd;
+                }
+                // ctx = use · V  =>  dV = useᵀ · dctx,  d(use) = dctx · Vᵀ
+                a->g(1, 0, T, hs, T, 1.0f, use, T, dctx + off, C, 0.0f, dv + off, C);
+                a->g(0, 1, T, T, hs, 1.0f, dctx + off, C, v + off, C, 0.0f, dp, T);
+                if (pd) attn_drop(a->drop, key, h, T, dp, dp);
+                // softmax: dS = P ∘ (dP - rowsum(P ∘ dP)); masked keys have P = 0
+                for (int i = 0; i < T; i++) {
+                    const float *pr = P + (size_t)i * T;
+                    float *dr = dp + (size_t)i * T, dot = 0;
+                    for (int j = 0; j < T; j++) dot += pr[j] * dr[j];
+                    for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - dot);
+                }
+                // S = scale Q Kᵀ  =>  dQ = scale dS K,  dK = scale dSᵀ Q
+                a->g(0, 0, T, hs, T, scale, dp, T, k + off, C, 0.0f, dq + off, C);
+                a->g(1, 0, T, hs, T, scale, dp, T, q + off, C, 0.0f, dk + off, C);
+            }
+        free(dp);
+        free(pd);
+    }
+}
+
+/* ---- pooling and normalisation ---- */
+
+static void pool_forward(float *out, const float *h, const int *ids, int pad, int B, int T, int C, int pooling) {
+    OMP(omp parallel for)
+    for (int b = 0; b < B; b++) { // out (B,C)
+        float *o = out + (size_t)b * C;
+        const float *hb = h + (size_t)b * T * C;
+        if (pooling == POOL_CLS) {
+            memcpy(o, hb, (size_t)C * sizeof(float));
+            continue;
+        }
+        int n = 0;
+        for (int c = 0; c < C; c++) o[c] = 0;
+        for (int t = 0; t < T; t++) {
+            if (ids[b * T + t] == pad) continue;
+            n++;
+            for (int c = 0; c < C; c++) o[c] += hb[(size_t)t * C + c];
+        }
+        float inv = 1.0f / (n > 0 ? (float)n : 1e-9f); /* sentence-transformers clamps the count at 1e-9 */
+        for (int c = 0; c < C; c++) o[c] *= inv;
+    }
+}
+
+static void pool_backward(float *dh, const float *dout, const int *ids, int pad, int B, int T, int C,
+                          int pooling) { // dh (B,T,C) overwritten
+    OMP(omp parallel for)
+    for (int b = 0; b < B; b++) {
+        float *d = dh + (size_t)b * T * C;
+        const float *g = dout + (size_t)b * C;
+        memset(d, 0, (size_t)T * C * sizeof(float));
+        if (pooling == POOL_CLS) {
+            memcpy(d, g, (size_t)C * sizeof(float));
+            continue;
+        }
+        int n = 0;
+        for (int t = 0; t < T; t++) n += ids[b * T + t] != pad;
+        float inv = 1.0f / (n > 0 ? (float)n : 1e-9f);
+        for (int t = 0; t < T; t++)
+            if (ids[b * T + t] != pad)
+                for (int c = 0; c < C; c++) d[(size_t)t * C + c] = g[c] * inv;
+    }
+}
+
+/* out (B,C) = x / max(||x||, 1e-12) as F.normalize; norm (B) keeps the divisor. */
+static void normalize_forward(float *out, float *norm, const float *x, int B, int C) {
+    for (int b = 0; b < B; b++) {
+        double s = 0;
+        for (int c = 0; c < C; c++) s += (double)x[(size_t)b * C + c] * x[(size_t)b * C + c];
+        float n = (float)sqrt(s);
+        if (!(n > 1e-12f)) n = 1e-12f;
+        for (int c = 0; c < C; c++) out[(size_t)b * C + c] = x[(size_t)b * C + c] / n;
+        norm[b] = n;
+    }
+}
+
+static void normalize_backward(float *dx, const float *dout, const float *out, const float *norm, int B,
+                               int C) { // dx (B,C) overwritten
+    for (int b = 0; b < B; b++) {
+        const float *y = out + (size_t)b * C, *g = dout + (size_t)b * C;
+        float *d = dx + (size_t)b * C;
+        if (norm[b] <= 1e-12f) { /* clamped: the divisor is a constant */
+            for (int c = 0; c < C; c++) d[c] = g[c] / norm[b];
+            continue;
+        }
+        double dot = 0;
+        for (int c = 0; c < C; c++) dot += (double)y[c] * g[c];
+        for (int c = 0; c < C; c++) d[c] = (g[c] - y[c] * (float)dot) / norm[b];
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * One encoder layer. The same code runs training (buffers per layer, kept)
+ * and inference (one set of scratch buffers reused by every layer). */
+
+typedef struct {
+    float *q, *k, *v, *att, *ctx, *res1, *mean1, *rstd1, *h1, *fc, *res2, *mean2, *rstd2;
+} LayerActs;
+
+/* Views of tensor i for layer l. */
+static float *layer_slice(const Xlmr *m, float *base, int i, int l) {
+    return base + m->offsets[i] + (size_t)l * (m->sizes[i] / (size_t)m->cfg.n_layers);
+}
+
+/* out (B,T,C) = layer l of x (B,T,C); scratch (B,T,F) and tmp (B,T,C) are clobbered. */
+static void layer_forward(const Xlmr *m, int l, float *out, const float *x, const LayerActs *s, float *scratch,
+                          float *tmp, const int *ids, int B, int T, const Drop *hd, const Drop *ad) {
+    const XlmrConfig *c = &m->cfg;
+    GemmFn g = gemm_of(m);
+    int C = c->hidden, F = c->ffn, N = B * T;
+    float *P = m->params_memory;
+#define W(i) layer_slice(m, P, i, l)
+    matmul_forward(g, s->q, x, W(5), W(6), N, C, C);
+    matmul_forward(g, s->k, x, W(7), W(8), N, C, C);
+    matmul_forward(g, s->v, x, W(9), W(10), N, C, C);
+    AttnDims a = {g, ids, c->pad_id, B, T, C, c->n_heads, l, ad};
+    attention_forward(s->ctx, s->att, s->q, s->k, s->v, &a);
+    matmul_forward(g, tmp, s->ctx, W(11), W(12), N, C, C);
+    dropout_forward(tmp, tmp, hd, l, 2, B, T, C);
+    residual_forward(s->res1, tmp, x, (size_t)N * C);
+    layernorm_forward(s->h1, s->mean1, s->rstd1, s->res1, W(13), W(14), N, C, c->ln_eps);
+    matmul_forward(g, s->fc, s->h1, W(15), W(16), N, C, F);
+    gelu_forward(scratch, s->fc, (size_t)N * F);
+    matmul_forward(g, tmp, scratch, W(17), W(18), N, F, C);
+    dropout_forward(tmp, tmp, hd, l, 3, B, T, C);
+    residual_forward(s->res2, tmp, s->h1, (size_t)N * C);
+    layernorm_forward(out, s->mean2, s->rstd2, s->res2, W(19), W(20), N, C, c->ln_eps);
+#undef W
+}
+
+/* ---------------------------------------------------------------------------
+ * Activations. */
+
+struct XlmrActs {
+    int capB, capT, C;     /* built for */
+    int B, T, pooling;     /* of the last forward */
+    Drop hd, ad;           /* its dropout */
+    int *ids, *pos;        /* (B,T) */
+    float *emb, *emb_mean, *emb_rstd; /* embedding sum (B,T,C) and its LayerNorm stats */
+    float *h;              /* (L+1,B,T,C) layer outputs; h[0] after the embedding dropout */
+    float *q, *k, *v, *ctx, *res1, *h1, *res2; /* (L,B,T,C) */
+    float *mean1, *rstd1, *mean2, *rstd2;      /* (L,B,T) */
+    float *att;            /* (L,B,NH,T,T) probabilities before dropout */
+    float *fc;             /* (L,B,T,F) FFN pre-activation */
+    float *pooled, *out, *norm; /* (B,C), (B,C), (B) */
+    /* scratch shared by forward and backward */
+    float *big1, *big2;    /* (B,T,F) */
+    float *d[8];           /* (B,T,C) each */
+};
+
+XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T) {
+    const XlmrConfig *c = &m->cfg;
+    XlmrActs *a = xcalloc(1, sizeof *a);
+    size_t L = (size_t)c->n_layers, C = (size_t)c->hidden, F = (size_t)c->ffn, N = (size_t)B * T;
+    a->capB = B;
+    a->capT = T;
+    a->C = c->hidden;
+    a->ids = xmalloc(N * sizeof(int));
+    a->pos = xmalloc(N * sizeof(int));
+    a->emb = xmalloc(N * C * sizeof(float));
+    a->emb_mean = xmalloc(N * sizeof(float));
+    a->emb_rstd = xmalloc(N * sizeof(float));
+    a->h = xmalloc((L + 1) * N * C * sizeof(float));
+    float **lc[] = {&a->q, &a->k, &a->v, &a->ctx, &a->res1, &a->h1, &a->res2};
+    for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) *lc[i] = xmalloc(L * N * C * sizeof(float));
+    float **ln[] = {&a->mean1, &a->rstd1, &a->mean2, &a->rstd2};
+    for (size_t i = 0; i < 4; i++) *ln[i] = xmalloc(L * N * sizeof(float));
+    a->att = xmalloc(L * N * (size_t)c->n_heads * (size_t)T * sizeof(float));
+    a->fc = xmalloc(L * N * F * sizeof(float));
+    a->pooled = xmalloc((size_t)B * C * sizeof(float));
+    a->out = xmalloc((size_t)B * C * sizeof(float));
+    a->norm = xmalloc((size_t)B * sizeof(float));
+    a->big1 = xmalloc(N * F * sizeof(float));
+    a->big2 = xmalloc(N * F * sizeof(float));
+    for (int i = 0; i < 8; i++) a->d[i] = xmalloc(N * C * sizeof(float));
+    return a;
+}
+
+void xlmr_acts_free(XlmrActs *a) {
+    if (!a) return;
+    float *fs[] = {a->emb, a->emb_mean, a->emb_rstd, a->h, a->q, a->k, a->v, a->ctx, a->res1, a->h1,
+                   a->res2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->att, a->fc, a->pooled, a->out,
+                   a->norm, a->big1, a->big2};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(fs[i]);
+    for (int i = 0; i < 8; i++) free(a->d[i]);
+    free(a->ids);
+    free(a->pos);
+    free(a);
+}
+
+const float *xlmr_acts_hidden(const XlmrActs *a, int l) { return a->h + (size_t)l * a->B * a->T * a->C; }
+
+int xlmr_check_ids(const Xlmr *m, const int *ids, int B, int T) {
+    const XlmrConfig *c = &m->cfg;
+    int limit = c->max_pos - c->pad_id - 1;
+    for (int b = 0; b < B; b++) {
+        int n = 0;
+        for (int t = 0; t < T; t++) {
+            int id = ids[(size_t)b * T + t];
+            if (id < 0 || id >= c->vocab) return xerr("token id %d outside the vocabulary [0, %d)", id, c->vocab);
+            n += id != c->pad_id;
+        }
+        if (n > limit) return xerr("a sequence of %d tokens exceeds the model's limit of %d", n, limit);
+    }
+    return 0;
+}
+
+static LayerActs layer_acts(const XlmrActs *a, const Xlmr *m, int l) {
+    size_t N = (size_t)a->B * a->T, C = (size_t)m->cfg.hidden, F = (size_t)m->cfg.ffn;
+    size_t NH = (size_t)m->cfg.n_heads;
+    /* per-layer stride = the current (B,T), so the packed buffers stay contiguous */
+    LayerActs s = {a->q + l * N * C, a->k + l * N * C, a->v + l * N * C, a->att + l * N * NH * a->T,
+                   a->ctx + l * N * C, a->res1 + l * N * C, a->mean1 + l * N, a->rstd1 + l * N,
+                   a->h1 + l * N * C, a->fc + l * N * F, a->res2 + l * N * C, a->mean2 + l * N,
+                   a->rstd2 + l * N};
+    return s;
+}
+
+/* ---------------------------------------------------------------------------
+ * Forward, backward, inference. */
+
+void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T, int pooling,
+                  const XlmrDropout *dropout) {
+    const XlmrConfig *c = &m->cfg;
+    if (B > a->capB || T > a->capT || B < 1 || T < 1)
+        die("xlmr_forward: batch %dx%d exceeds the activations (%dx%d)", B, T, a->capB, a->capT);
+    if (xlmr_check_ids(m, ids, B, T) != 0) die_xerr(); /* a caller bug: ids come from the tokenizer */
+    int C = c->hidden, N = B * T;
+    size_t NC = (size_t)N * C;
+    a->B = B;
+    a->T = T;
+    a->pooling = pooling;
+    a->hd = drop_make(dropout, c->hidden_dropout);
+    a->ad = drop_make(dropout, c->attn_dropout);
+    memcpy(a->ids, ids, (size_t)N * sizeof(int));
+    positions_forward(a->pos, ids, B, T, c->pad_id);
+    XlmrParams *p = &m->params;
+    embeddings_forward(a->emb, ids, a->pos, p->word_emb, p->pos_emb, p->type_emb, N, C);
+    layernorm_forward(a->h, a->emb_mean, a->emb_rstd, a->emb, p->emb_ln_w, p->emb_ln_b, N, C, c->ln_eps);
+    dropout_forward(a->h, a->h, &a->hd, 0, 0, B, T, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerActs s = layer_acts(a, m, l);
+        layer_forward(m, l, a->h + (l + 1) * NC, a->h + l * NC, &s, a->big1, a->d[0], ids, B, T, &a->hd, &a->ad);
+    }
+    pool_forward(a->pooled, a->h + (size_t)c->n_layers * NC, ids, c->pad_id, B, T, C, pooling);
+    normalize_forward(a->out, a->norm, a->pooled, B, C);
+    memcpy(out, a->out, (size_t)B * C * sizeof(float));
+}
+
+void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout) {
+    const XlmrConfig *c = &m->cfg;
+    if (!m->grads_memory) xlmr_grads_alloc(m);
+    GemmFn g = gemm_of(m);
+    int B = a->B, T = a->T, C = c->hidden, F = c->ffn, N = B * T;
+    size_t NC = (size_t)N * C;
+    float *dh = a->d[0], *dres = a->d[1], *dh1 = a->d[2], *dt = a->d[3], *dctx = a->d[4];
+    float *dq = a->d[5], *dk = a->d[6], *dv = a->d[7], *G = a->big1, *dG = a->big2;
+    float *P = m->params_memory, *D = m->grads_memory;
+    normalize_backward(a->pooled, dout, a->out, a->norm, B, C); /* the pooled values are no longer needed */
+    pool_backward(dh, a->pooled, a->ids, c->pad_id, B, T, C, a->pooling);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        LayerActs s = layer_acts(a, m, l);
+        const float *x = a->h + (size_t)l * NC;
+#define W(i) layer_slice(m, P, i, l)
+#define DW(i) layer_slice(m, D, i, l)
+        // out = LN2(res2), res2 = drop(G Wfoᵀ + bfo) + h1, G = gelu(fc)
+        memset(dres, 0, NC * sizeof(float));
+        layernorm_backward(dres, DW(19), DW(20), dh, s.res2, W(19), s.mean2, s.rstd2, N, C);
+        memcpy(dh1, dres, NC * sizeof(float));
+        dropout_backward(dt, dres, &a->hd, l, 3, B, T, C);
+        gelu_forward(G, s.fc, (size_t)N * F); /* recomputed rather than kept */
+        memset(dG, 0, (size_t)N * F * sizeof(float));
+        matmul_backward(g, dG, DW(17), DW(18), dt, G, W(17), N, F, C);
+        gelu_backward(dG, s.fc, dG, (size_t)N * F);
+        // fc = h1 Wfcᵀ + bfc
+        matmul_backward(g, dh1, DW(15), DW(16), dG, s.h1, W(15), N, C, F);
+        // h1 = LN1(res1), res1 = drop(ctx Waoᵀ + bao) + x
+        memset(dres, 0, NC * sizeof(float));
+        layernorm_backward(dres, DW(13), DW(14), dh1, s.res1, W(13), s.mean1, s.rstd1, N, C);
+        memcpy(dh, dres, NC * sizeof(float)); /* dh now holds d x, the residual path */
+        dropout_backward(dt, dres, &a->hd, l, 2, B, T, C);
+        memset(dctx, 0, NC * sizeof(float));
+        matmul_backward(g, dctx, DW(11), DW(12), dt, s.ctx, W(11), N, C, C);
+        AttnDims ad = {g, a->ids, c->pad_id, B, T, C, c->n_heads, l, &a->ad};
+        attention_backward(dq, dk, dv, dctx, s.att, s.q, s.k, s.v, &ad);
+        matmul_backward(g, dh, DW(5), DW(6), dq, x, W(5), N, C, C);
+        matmul_backward(g, dh, DW(7), DW(8), dk, x, W(7), N, C, C);
+        matmul_backward(g, dh, DW(9), DW(10), dv, x, W(9), N, C, C);
+#undef W
+#undef DW
+    }
+    // h0 = drop(LN(emb))
+    dropout_backward(dt, dh, &a->hd, 0, 0, B, T, C);
+    memset(dres, 0, NC * sizeof(float));
+    layernorm_backward(dres, m->grads.emb_ln_w, m->grads.emb_ln_b, dt, a->emb, m->params.emb_ln_w, a->emb_mean,
+                       a->emb_rstd, N, C);
+    embeddings_backward(m, dres, a->ids, a->pos, N);
+}
+
+int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {
+    const XlmrConfig *c = &m->cfg;
+    if (B < 1 || T < 1) return xerr("xlmr_embed: empty batch %dx%d", B, T);
+    if (xlmr_check_ids(m, ids, B, T) != 0) return -1;
+    int C = c->hidden, F = c->ffn, L = c->n_layers;
+    /* rows per chunk: about 2048 tokens of scratch whatever B */
+    int Bc = 2048 / T;
+    if (Bc < 1) Bc = 1;
+    if (Bc > B) Bc = B;
+    size_t NC = (size_t)Bc * T * C, NF = (size_t)Bc * T * F, N = (size_t)Bc * T;
+    float *x = xmalloc(NC * sizeof(float)), *y = xmalloc(NC * sizeof(float)), *tmp = xmalloc(NC * sizeof(float));
+    float *buf = xmalloc(7 * NC * sizeof(float)), *stats = xmalloc(4 * N * sizeof(float));
+    float *fc = xmalloc(NF * sizeof(float)), *scratch = xmalloc(NF * sizeof(float));
+    float *pooled = xmalloc((size_t)Bc * C * sizeof(float)), *norm = xmalloc((size_t)Bc * sizeof(float));
+    int *pos = xmalloc(N * sizeof(int));
+    LayerActs s = {buf, buf + NC, buf + 2 * NC, NULL, buf + 3 * NC, buf + 4 * NC, stats, stats + N,
+                   buf + 5 * NC, fc, buf + 6 * NC, stats + 2 * N, stats + 3 * N};
+    Drop off = drop_make(NULL, 0);
+    XlmrParams *p = &m->params;
+    for (int b0 = 0; b0 < B; b0 += Bc) {
+        int nb = B - b0 < Bc ? B - b0 : Bc, n = nb * T;
+        const int *id = ids + (size_t)b0 * T;
+        positions_forward(pos, id, nb, T, c->pad_id);
+        embeddings_forward(tmp, id, pos, p->word_emb, p->pos_emb, p->type_emb, n, C);
+        layernorm_forward(x, stats, stats + N, tmp, p->emb_ln_w, p->emb_ln_b, n, C, c->ln_eps);
+        for (int l = 0; l < L; l++) {
+            layer_forward(m, l, y, x, &s, scratch, tmp, id, nb, T, &off, &off);
+            float *t = x;
+            x = y;
+            y = t;
+        }
+        pool_forward(pooled, x, id, c->pad_id, nb, T, C, pooling);
+        normalize_forward(out + (size_t)b0 * C, norm, pooled, nb, C);
+    }
+    free(x); free(y); free(tmp); free(buf); free(stats); free(fc); free(scratch); free(pooled); free(norm);
+    free(pos);
+    return 0;
+}
+
+typedef struct {
+    int len, idx;
+} LenIdx;
+static int by_len_desc(const void *x, const void *y) {
+    const LenIdx *a = x, *b = y;
+    return a->len != b->len ? b->len - a->len : a->idx - b->idx;
+}
+
+int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *lens, int n, int batch,
+                      int pooling, const char *label) {
+    const XlmrConfig *c = &m->cfg;
+    int C = c->hidden, limit = c->max_pos - c->pad_id - 1;
+    if (batch <= 0) batch = 32;
+    if (batch > n) batch = n > 0 ? n : 1;
+    for (int i = 0; i < n; i++)
+        if (lens[i] < 0 || lens[i] > limit)
+            return xerr("text %d: %d tokens exceed the model's limit of %d", i, lens[i], limit);
+    LenIdx *li = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *li);
+    int *order = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    for (int i = 0; i < n; i++) li[i] = (LenIdx){lens[i], i};
+    qsort(li, (size_t)n, sizeof *li, by_len_desc);
+    for (int i = 0; i < n; i++) order[i] = li[i].idx;
+    free(li);
+    int Tmax = n > 0 && lens[order[0]] > 0 ? lens[order[0]] : 1;
+    int *pad = xmalloc((size_t)batch * Tmax * sizeof(int));
+    float *emb = xmalloc((size_t)batch * C * sizeof(float));
+    double t0 = now_seconds(), last = t0;
+    int rc = 0;
+    for (int i0 = 0; i0 < n && rc == 0; i0 += batch) {
+        int nb = n - i0 < batch ? n - i0 : batch, T = lens[order[i0]] > 0 ? lens[order[i0]] : 1;
+        for (int b = 0; b < nb; b++) {
+            int k = order[i0 + b];
+            for (int t = 0; t < T; t++) pad[b * T + t] = t < lens[k] ? ids[k][t] : c->pad_id;
+        }
+        if ((rc = xlmr_embed(m, emb, pad, nb, T, pooling)) != 0) break;
+        for (int b = 0; b < nb; b++)
+            memcpy(out + (size_t)order[i0 + b] * C, emb + (size_t)b * C, (size_t)C * sizeof(float));
+        double now = now_seconds();
+        if (label && (now - last > 2.0 || i0 + nb == n)) {
+            double rate = (i0 + nb) / (now - t0 + 1e-9);
+            fprintf(stderr, "%s: %d/%d texts, %.0f/s, ETA %.0fs\n", label, i0 + nb, n, rate, (n - i0 - nb) / rate);
+            last = now;
+        }
+    }
+    free(order);
+    free(pad);
+    free(emb);
+    return rc;
+}
