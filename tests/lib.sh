@@ -19,7 +19,7 @@ expect_error() {
     local name=$1 pat=$2; shift 2
     "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
     local lines; lines=$(wc -l <"$TMP/err")
-    if [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE "$pat" "$TMP/err" && ! grep -q Sanitizer "$TMP/err"; then
+    if [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] && grep -qE -- "$pat" "$TMP/err" && ! grep -q Sanitizer "$TMP/err"; then
         pass "$name"
     else
         fail "$name (exit $rc, stderr: $(head -c 300 "$TMP/err" | tr '\n' '|'))"
