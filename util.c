@@ -466,7 +466,8 @@ size_t peak_rss_bytes(void) {
 /* Options                                                                   */
 
 static void opts_help(const Opt *opts, const char *usage, const char *summary) {
-    printf("usage: %s [options]\n\n%s\n\noptions:\n", usage, summary);
+    /* usage strings that spell out their options already need no "[options]" */
+    printf("usage: %s%s\n\n%s\n\noptions:\n", usage, strstr(usage, "[options]") ? "" : " [options]", summary);
     for (const Opt *o = opts; o->name; o++) {
         char left[64];
         if (o->kind == OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);

@@ -86,6 +86,15 @@ check "resume: one run to do" grep -q '5 finished, 1 to do' "$TMP/log3"
 check "resume: only that run ran" test "$(grep -c '^\[run .*: done in' "$TMP/log3")" -eq 1
 check "resume: six runs again" check_results_json "$OUT/results.json"
 
+# --model-dirs: the same grid from given model folders (here the quick grid's
+# initial nano model stands in for a pretrained one), on a user's TSV, evaluated
+# on the whole of XQuAD-R and MLQA-R (restricted to 3 languages to stay fast).
+check "model-dirs grid" "$XLMR" experiment --model-dirs pre=$OUT/init/nano-s0 --train "$OUT/data/train.tsv" \
+    --sampling mono,hybrid --seeds 1 --steps 2 --batch 4 --langs ar,de,en --data "$DATA" --out "$TMP/pre"
+check "model-dirs: two runs" test "$(ls "$TMP"/pre/runs/pre-*.json 2>/dev/null | wc -l)" -eq 2
+check "model-dirs: all of XQuAD-R" grep -q '"xquad-r": {"split": "all", "questions": 3570' "$TMP/pre/runs/pre-mono-s0.json"
+check "model-dirs: report" grep -q '^| pre |' "$TMP/pre/report.md"
+
 # Errors: one line, exit status 1.
 expect_error "other settings in the same --out" 'made with other settings' \
     "$XLMR" experiment --quick --steps 7 --data "$DATA" --out "$OUT"
