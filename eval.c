@@ -382,7 +382,7 @@ int cmd_eval(int argc, char **argv) {
     char *model = NULL, *dataset = NULL, *data = NULL, *pooling = "mean", *cand = "sentence", *langs = NULL;
     char *split_s = "all", *json_out = NULL;
     char *qp = "Query: ", *pp = "Passage: ";
-    int max_len = 0, batch = 32;
+    int max_len = 0, batch = 32, bf16 = 0;
     Opt opts[] = {
         {"model", OPT_STR, &model, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model) (required)"},
         {"dataset", OPT_STR, &dataset, "NAME", "xquad-r or mlqa-r (required)"},
@@ -397,6 +397,7 @@ int cmd_eval(int argc, char **argv) {
                                           "k mod 10 = 0-5 train, 6-7 dev, 8-9 test"},
         {"json", OPT_STR, &json_out, "FILE", "also write the results as JSON (atomically)"},
         {"batch", OPT_INT, &batch, "B", "texts per forward call (default 32)"},
+        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr eval --model DIR --dataset NAME --data DIR",
                "Evaluates a model on XQuAD-R / MLQA-R: mono, cross and multilingual retrieval "
@@ -430,6 +431,7 @@ int cmd_eval(int argc, char **argv) {
     Xlmr m;
     Tokenizer *t = NULL;
     if (xlmr_load(&m, model)) die_xerr();
+    m.use_bf16 = bf16;
     if (tokenizer_load(&t, model)) die_xerr();
     EvalResult r;
     if (eval_run(&m, t, &d, &o, &r)) die_xerr();

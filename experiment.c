@@ -3,6 +3,7 @@
 #include "experiment.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,9 @@ typedef struct {
     ExperimentSize shape;
     char shape_name[64];
     char *model_dir;     /* --model-dirs: the pretrained folder; NULL: random init */
-    double cost;         /* relative cost of one run, for the ETA */
+    double cost;         /* relative cost of one run, for the ETA before one of its runs is timed */
+    double secs;         /* wall time of its runs finished in this invocation */
+    int n_done, n_left;  /* those runs; runs still to do after the current one */
 } GridSize;
 
 typedef struct {
@@ -97,8 +100,7 @@ typedef struct {
     const char *label;
     double t_grid, t_run, last_print;
     double done_cost, done_secs; /* runs finished in this invocation */
-    double cost_left;            /* cost of the runs after the current one */
-    double run_cost;
+    GridSize *size;              /* of the current run */
     int tty;
 } Progress;
 
@@ -112,17 +114,26 @@ static void fmt_duration(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-/* ETA of the grid: seconds per unit of cost from the runs done in this
- * invocation, else from the current run's progress. */
+/* Cost of one run: a fixed part (data, evaluation overheads) plus the
+ * transformer's matmul work per token, fitted roughly to timed runs. */
+static double size_cost(int layers, int hidden) { return 1.15e5 + 12.0 * layers * hidden * hidden; }
+
+/* ETA of the grid: a size's runs take what its runs took in this invocation;
+ * sizes not timed yet scale the seconds per unit of cost of those that were
+ * (or of the current run's progress). */
 static double grid_eta(const Progress *p, double frac) {
-    double now = now_seconds(), el = now - p->t_run;
-    double rate = NAN;
+    const Grid *g = p->g;
+    double el = now_seconds() - p->t_run, rate = NAN;
     if (p->done_cost > 0) rate = p->done_secs / p->done_cost;
-    else if (frac > 0.02) rate = el / frac / p->run_cost;
-    if (isnan(rate)) return NAN;
-    double cur_left = frac > 0.02 ? el / frac - el : rate * p->run_cost - el;
-    if (cur_left < 0) cur_left = 0;
-    return cur_left + rate * p->cost_left;
+    else if (frac > 0.02) rate = el / frac / p->size->cost;
+    double cur = frac > 0.02 ? el / frac : p->size->n_done ? p->size->secs / p->size->n_done : rate * p->size->cost;
+    double left = cur > el ? cur - el : 0;
+    for (int i = 0; i < g->n_sizes; i++) {
+        const GridSize *s = &g->sizes[i];
+        if (!s->n_left) continue;
+        left += s->n_left * (s->n_done ? s->secs / s->n_done : rate * s->cost);
+    }
+    return left; /* NaN while nothing can be estimated */
 }
 
 static void on_step(void *user, int step, int total, double loss, double lr) {
@@ -399,13 +410,24 @@ static int do_run(Grid *g, GridSize *s, int sampling, int seed, const EvalSets *
 }
 
 /* The settings every finished run of this output folder must share. */
-static void grid_key(Grid *g, const char *langs) {
+static uint64_t file_hash(const char *path) {
     uint64_t h = 0;
     char *text;
     size_t len;
-    if (read_file(g->train_file, &text, &len) == 0) {
+    if (path && read_file(path, &text, &len) == 0) {
         for (size_t i = 0; i < len; i++) h = hash_combine(h, (unsigned char)text[i]);
         free(text);
+    }
+    return h;
+}
+
+static void grid_key(Grid *g, const char *langs) {
+    /* the training data and, for random-init sizes, the tokenizer they start from */
+    uint64_t h = file_hash(g->train_file);
+    if (!g->sizes[0].model_dir) {
+        char *spm = is_dir(g->tokenizer) ? path_join(g->tokenizer, "sentencepiece.bpe.model") : xstrdup(g->tokenizer);
+        h = hash_combine(h, file_hash(spm));
+        free(spm);
     }
     snprintf(g->key, sizeof g->key, "steps=%d batch=%d lr=%g warmup=%g mlq=%d mlp=%d xq=%d ml=%d langs=%.100s train=%016llx",
              g->steps, g->batch, g->lr, g->warmup, g->mlq, g->mlp, g->xq_split, g->ml_split, langs,
@@ -416,7 +438,7 @@ static void grid_key(Grid *g, const char *langs) {
 static int finished(const Grid *g, const char *path) {
     if (!path_exists(path)) return 0;
     Json j;
-    if (json_parse_file(&j, path)) return 0; /* unreadable: run again, overwriting it */
+    if (json_parse_file(&j, path)) return -1; /* written atomically: damaged by something else */
     const Json *k = json_get(&j, "grid_key");
     int ok = k && k->type == JSON_STRING && !strcmp(k->str, g->key);
     json_free(&j);
@@ -425,6 +447,24 @@ static int finished(const Grid *g, const char *path) {
         return -1;
     }
     return 1;
+}
+
+/* Every run file under DIR must come from this grid's settings: the report
+ * puts them side by side. */
+static int check_runs_dir(const Grid *g, const char *dir) {
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(dp))) {
+        size_t l = strlen(e->d_name);
+        if (l <= 5 || strcmp(e->d_name + l - 5, ".json")) continue;
+        char *p = path_join(dir, e->d_name);
+        rc = finished(g, p) < 0 ? -1 : 0;
+        free(p);
+    }
+    closedir(dp);
+    return rc;
 }
 
 static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, StrBuf *sb, int quick) {
@@ -452,8 +492,10 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
     sb_puts(sb, "- **Evaluation**: ");
     for (int d = 0; d < REPORT_N_DATASETS; d++) {
         if (!ev->data[d]) continue;
-        sb_printf(sb, "%s%s %s split (%d questions, %d candidates, %d languages)", d ? "; " : "",
-                  report_dataset_names[d], ev->split_name[d], ev->data[d]->n_qs, ev->data[d]->n_sents,
+        static const char *const titles[REPORT_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
+        if (!strcmp(ev->split_name[d], "all")) sb_printf(sb, "%sall of %s", d ? "; " : "", titles[d]);
+        else sb_printf(sb, "%s%s %s split", d ? "; " : "", titles[d], ev->split_name[d]);
+        sb_printf(sb, " (%d questions, %d candidates, %d languages)", ev->data[d]->n_qs, ev->data[d]->n_sents,
                   ev->data[d]->n_langs);
     }
     sb_puts(sb, ". MLQA-R is never trained on (zero-shot).\n");
@@ -538,7 +580,7 @@ int cmd_experiment(int argc, char **argv) {
             char *cfg = path_join(s->model_dir, "config.json");
             if (xlmr_config_read(&c, cfg)) die_xerr();
             free(cfg);
-            s->cost = (double)c.n_layers * c.hidden * c.hidden * 12 + 1e6;
+            s->cost = size_cost(c.n_layers, c.hidden);
         }
         free_strv(items);
     } else {
@@ -550,7 +592,7 @@ int cmd_experiment(int argc, char **argv) {
             GridSize *s = &g.sizes[g.n_sizes++];
             if (experiment_size_parse(items[i], &s->shape, s->shape_name)) die_xerr();
             s->name = xstrdup(s->shape.name);
-            s->cost = (double)s->shape.layers * s->shape.hidden * s->shape.hidden * 12 + 1e6;
+            s->cost = size_cost(s->shape.layers, s->shape.hidden);
         }
         free_strv(items);
         if (!path_exists(tokenizer)) die("%s: not found: run from the repository root or pass --tokenizer", tokenizer);
@@ -643,6 +685,7 @@ int cmd_experiment(int argc, char **argv) {
     pr.n_runs = n_runs;
     pr.tty = isatty(2);
     pr.t_grid = now_seconds();
+    if (check_runs_dir(&g, runs_dir)) die_xerr();
     int *todo = xcalloc((size_t)n_runs, sizeof *todo);
     int n_todo = 0, idx = 0;
     for (int seed = 0; seed < g.seeds; seed++)
@@ -657,7 +700,7 @@ int cmd_experiment(int argc, char **argv) {
                 if (!f) {
                     todo[idx] = 1;
                     n_todo++;
-                    pr.cost_left += g.sizes[si].cost;
+                    g.sizes[si].n_left++;
                 }
                 free(p);
                 free(name);
@@ -679,12 +722,15 @@ int cmd_experiment(int argc, char **argv) {
                 pr.label = name;
                 pr.t_run = now_seconds();
                 pr.last_print = 0;
-                pr.run_cost = s->cost;
-                pr.cost_left -= s->cost;
+                pr.size = s;
+                s->n_left--;
                 rc = do_run(&g, s, g.sampling[k], seed, &ev, &pr, p);
                 if (!rc) {
+                    double secs = now_seconds() - pr.t_run;
                     pr.done_cost += s->cost;
-                    pr.done_secs += now_seconds() - pr.t_run;
+                    pr.done_secs += secs;
+                    s->secs += secs;
+                    s->n_done++;
                     /* rebuild the report from every finished run */
                     report_free(&rep);
                     if (report_load_dir(&rep, runs_dir) || report_write(&rep, out)) rc = -1;

@@ -702,6 +702,10 @@ static int run_eval(Trainer *tr) {
     return 0;
 }
 
+/* `xlmr train --bf16`: set by cmd_train before train_run (TrainOptions has no
+ * field for it; the library default stays fp32). */
+static int train_bf16;
+
 int train_run(const TrainOptions *o, TrainReport *r) {
     memset(r, 0, sizeof *r);
     r->best_dev_map = r->best_dev_loss = NAN;
@@ -746,6 +750,7 @@ int train_run(const TrainOptions *o, TrainReport *r) {
     if (last < 0 && o->resume && !o->quiet)
         fprintf(stderr, "train: %s holds no checkpoint: starting from %s\n", o->out_dir, o->model_dir);
     if (xlmr_load(&tr.m, tr.src_dir)) goto fail;
+    tr.m.use_bf16 = train_bf16;
     if (tokenizer_load(&tr.tok, tr.src_dir)) goto fail;
     tr.spm = path_join(tr.src_dir, "sentencepiece.bpe.model");
     {
@@ -890,7 +895,7 @@ int cmd_train(int argc, char **argv) {
     train_options_default(&o);
     StrList train = {0};
     char *sampling = "hybrid", *pooling = "mean";
-    int steps = 0, seed = 1, resume = 0, freeze = 0, quiet = 0;
+    int steps = 0, seed = 1, resume = 0, freeze = 0, quiet = 0, bf16 = 0;
     double epochs = 0;
     Opt opts[] = {
         {"model", OPT_STR, &o.model_dir, "DIR", "model folder to start from (config.json, model.safetensors, sentencepiece.bpe.model)"},
@@ -920,6 +925,7 @@ int cmd_train(int argc, char **argv) {
         {"query-prefix", OPT_STR, &o.query_prefix, "S", "prepended to queries (default \"Query: \")"},
         {"passage-prefix", OPT_STR, &o.passage_prefix, "S", "prepended to passages (default \"Passage: \")"},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress line"},
+        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 master weights, gradients and accumulation)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr train",
                "Fine-tunes a model folder with InfoNCE (in-batch negatives, cosine / temperature) on\n"
@@ -945,6 +951,7 @@ int cmd_train(int argc, char **argv) {
     o.freeze_embeddings = freeze;
     o.quiet = quiet;
     o.seed = (unsigned long long)(unsigned)seed;
+    train_bf16 = bf16;
     TrainReport r;
     if (train_run(&o, &r)) die_xerr();
     StrBuf sb = {0};

@@ -20,11 +20,20 @@
  * are stacked (L, ...) so tensor i of layer l is params_memory + offsets[i] +
  * l * sizes[i] / L. Gradients use the same layout. Word-embedding gradient rows
  * are tracked (touched_rows) so nothing dense over the vocabulary runs per step.
- * XlmrActs keeps, per layer, exactly what backward needs: Q, K, V, attention
- * probabilities (pre-dropout), ctx, the two LayerNorm inputs with their
- * mean/rstd, h1, the FFN pre-activation and the layer output; GELU outputs
+ * XlmrActs keeps, per layer, exactly what backward needs: Q, K, V, ctx, the
+ * two LayerNorm inputs with their mean/rstd, h1, the FFN pre-activation and
+ * the layer output; the attention probabilities (pre-dropout) only while they
+ * are no larger than ctx (NH T <= C), else backward recomputes them from Q and
+ * K (base, chunk 16 x 256: 600 MB less for ~1.5% more FLOPs). GELU outputs
  * and dropout masks are recomputed in backward. Inference (xlmr_embed) keeps
  * one layer of scratch and one (T,T) score block per thread.
+ *
+ * Speed (issue 7): biases, dropout, residual and LayerNorm run as one pass per
+ * row after each GEMM (residual_layernorm_forward, bias + GELU); backward
+ * writes its outputs instead of zeroing and accumulating. erf and exp are
+ * branch-free polynomials (erf_approx, exp_approx) that `omp simd` vectorises:
+ * GELU and softmax were a fifth of a training step with libm's erff/expf.
+ * -DXLMR_PROFILE prints the wall time of each kernel at exit.
  *
  * Parallelism: the GEMMs come from tensor.h (parallel inside); attention runs
  * in parallel over (batch, head) with serial GEMMs inside; elementwise kernels
@@ -47,6 +56,39 @@
 
 typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
                        int);
+
+/* -DXLMR_PROFILE: wall time per kernel, printed to stderr at exit (serial
+ * call sites only; a profile of the whole step, not of threads). */
+#ifdef XLMR_PROFILE
+#include <stdio.h>
+enum { PROF_MAX = 48 };
+static const char *prof_name[PROF_MAX];
+static double prof_sec[PROF_MAX];
+static long prof_calls[PROF_MAX];
+static void prof_print(void) {
+    double tot = 0;
+    for (int i = 0; i < PROF_MAX && prof_name[i]; i++) tot += prof_sec[i];
+    for (int i = 0; i < PROF_MAX && prof_name[i]; i++)
+        fprintf(stderr, "prof %-30s %9.3f s %5.1f%% %8ld calls\n", prof_name[i], prof_sec[i],
+                100 * prof_sec[i] / (tot > 0 ? tot : 1), prof_calls[i]);
+}
+static void prof_add(const char *name, double s) {
+    int i = 0;
+    while (i < PROF_MAX - 1 && prof_name[i] && strcmp(prof_name[i], name)) i++;
+    if (!prof_name[0]) atexit(prof_print);
+    prof_name[i] = name;
+    prof_sec[i] += s;
+    prof_calls[i]++;
+}
+#define PROF(name, stmt)                         \
+    do {                                         \
+        double prof_t0_ = now_seconds();         \
+        stmt;                                    \
+        prof_add(name, now_seconds() - prof_t0_); \
+    } while (0)
+#else
+#define PROF(name, stmt) stmt
+#endif
 
 /* ---------------------------------------------------------------------------
  * Parameter table. */
@@ -243,102 +285,149 @@ static void embeddings_backward(Xlmr *m, const float *dout, const int *ids, cons
     }
 }
 
-static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                              const float *b, int N, int C, float eps) { // out (N,C)
+/* Column sums run over a fixed number of row blocks, each summed along its rows
+ * (contiguous, vectorised) and then added in block order: the result does not
+ * depend on the thread count. */
+enum { ROW_BLOCKS = 16 };
+
+/* db (OC) += column sums of dout (N,OC) */
+static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
+    float *part = xcalloc((size_t)ROW_BLOCKS * OC, sizeof(float));
     OMP(omp parallel for)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        double s = 0, v = 0;
-        for (int c = 0; c < C; c++) s += x[c];
-        float mu = (float)(s / C);
-        for (int c = 0; c < C; c++) v += (double)(x[c] - mu) * (x[c] - mu);
-        float rs = (float)(1.0 / sqrt(v / C + eps));
-        float *o = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) o[c] = (x[c] - mu) * rs * w[c] + b[c];
-        mean[n] = mu;
-        rstd[n] = rs;
+    for (int r = 0; r < ROW_BLOCKS; r++) {
+        float *p = part + (size_t)r * OC;
+        for (int n = (int)((int64_t)N * r / ROW_BLOCKS); n < (int)((int64_t)N * (r + 1) / ROW_BLOCKS); n++) {
+            const float *d = dout + (size_t)n * OC;
+            OMP(omp simd)
+            for (int o = 0; o < OC; o++) p[o] += d[o];
+        }
     }
+    for (int r = 0; r < ROW_BLOCKS; r++)
+        for (int o = 0; o < OC; o++) db[o] += part[(size_t)r * OC + o];
+    free(part);
 }
 
-static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                               const float *w, const float *mean, const float *rstd, int N, int C) {
-    OMP(omp parallel for)
-    for (int n = 0; n < N; n++) { // dinp (N,C) +=
-        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-        float mu = mean[n], rs = rstd[n];
-        double dm = 0, dnm = 0;
-        for (int c = 0; c < C; c++) {
-            float dnorm = d[c] * w[c];
-            dm += dnorm;
-            dnm += (double)dnorm * (x[c] - mu) * rs;
-        }
-        float dmf = (float)(dm / C), dnmf = (float)(dnm / C);
-        float *di = dinp + (size_t)n * C;
-        for (int c = 0; c < C; c++) di[c] += (d[c] * w[c] - dmf - (x[c] - mu) * rs * dnmf) * rs;
-    }
-    /* parameter gradients: columns in parallel so no two threads share a slot */
-    enum { CB = 64 };
-    OMP(omp parallel for)
-    for (int c0 = 0; c0 < C; c0 += CB) {
-        int c1 = c0 + CB < C ? c0 + CB : C;
-        float gw[CB], gb[CB];
-        for (int c = c0; c < c1; c++) gw[c - c0] = gb[c - c0] = 0;
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-            for (int c = c0; c < c1; c++) {
-                gw[c - c0] += d[c] * (x[c] - mean[n]) * rstd[n];
-                gb[c - c0] += d[c];
-            }
-        }
-        for (int c = c0; c < c1; c++) {
-            dw[c] += gw[c - c0];
-            db[c] += gb[c - c0];
-        }
-    }
-}
-
-/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b */
+/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b; b may be NULL (a later kernel adds it) */
 static void matmul_forward(GemmFn g, float *out, const float *inp, const float *w, const float *b, int N, int C,
                            int OC) {
     g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    if (!b) return;
     OMP(omp parallel for)
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += b[o];
-}
-
-/* dinp (N,C) += dout·w; dw (OC,C) += doutᵀ·inp; db += column sums of dout */
-static void matmul_backward(GemmFn g, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                            const float *w, int N, int C, int OC) {
-    if (dinp) g(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-    g(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
-    enum { OB = 64 };
-    OMP(omp parallel for)
-    for (int o0 = 0; o0 < OC; o0 += OB) {
-        int o1 = o0 + OB < OC ? o0 + OB : OC;
-        for (int n = 0; n < N; n++)
-            for (int o = o0; o < o1; o++) db[o] += dout[(size_t)n * OC + o];
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        OMP(omp simd)
+        for (int j = 0; j < OC; j++) o[j] += b[j];
     }
 }
 
-static void gelu_forward(float *out, const float *inp, size_t N) { // exact: 0.5 x (1 + erf(x / sqrt 2))
-    OMP(omp parallel for)
-    for (size_t i = 0; i < N; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * 0.70710678118654752f));
+/* dinp (N,C) = dout·w (+= when acc); dw (OC,C) += doutᵀ·inp; db += column sums of dout.
+ * dinp may be inp when acc = 0 (the FFN's G buffer becomes dG). */
+static void matmul_backward(GemmFn g, float *dinp, int acc, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC) {
+    g(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C); /* first: dinp may overwrite inp (acc = 0) */
+    if (dinp) g(0, 0, N, C, OC, 1.0f, dout, OC, w, C, acc ? 1.0f : 0.0f, dinp, C);
+    colsum_accumulate(db, dout, N, OC);
 }
 
-static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) { // dinp = dout * (Φ + xφ)
+/* ---- special functions for the elementwise kernels ----
+ * libm's erff/expf are calls the compiler cannot vectorise; these are plain
+ * arithmetic (no calls, no branches) so `omp simd` loops run 16 lanes at once
+ * (simdlen(16): gcc otherwise picks 8-lane AVX2 vectors on AVX-512 CPUs).
+ * Accuracy against double erf/exp (steps of 1e-5 over [-12, 12], exp over
+ * [-87, 88]): exp_approx relative error < 1.2e-7, erf_approx absolute error < 1.7e-7, GELU
+ * absolute error 4.5e-7, the same as with libm's erff (float rounding of
+ * 0.5 x (1 + erf) dominates). */
+
+/* Inlined into the `omp simd` loops whatever gcc's size heuristics say: an
+ * out-of-line call there is one scalar call per element, not a vector. */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* Fused multiply-add where the CPU has one (-std=c99 never contracts a * b + c). */
+#ifdef __FMA__
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* e^x for x in [-87, 88] (clamped outside; NaN gives e^-87): Cephes' expf. */
+static ALWAYS_INLINE float exp_approx(float x) {
+    x = x > -87.0f ? x : -87.0f;
+    x = x < 88.0f ? x : 88.0f;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln 2) */
+    float r = MADD(n, -0.693359375f, x);                               /* ln 2 in two parts */
+    r = MADD(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = MADD(p, r, 1.3981999507e-3f);
+    p = MADD(p, r, 8.3334519073e-3f);
+    p = MADD(p, r, 4.1665795894e-2f);
+    p = MADD(p, r, 1.6666665459e-1f);
+    p = MADD(p, r, 5.0000001201e-1f);
+    float e = MADD(p, r * r, r + 1.0f);
+    int32_t bits = ((int32_t)n + 127) * (1 << 23); /* 2^n: n in [-126, 127] */
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return e * s;
+}
+
+/* erf: Taylor series below |x| = 0.5, else 1 - erfc with Numerical Recipes'
+ * Chebyshev fit of erfc (relative error < 1.2e-7). */
+static ALWAYS_INLINE float erf_approx(float x) {
+    float z = x * x, a = fabsf(x);
+    float p = MADD(z, -0.000854832702f, 0.00522397762f); /* 2/sqrt(pi) (-1)^n / (n! (2n+1)) */
+    p = MADD(p, z, -0.0268661707f);
+    p = MADD(p, z, 0.112837917f);
+    p = MADD(p, z, -0.376126389f);
+    p = MADD(p, z, 1.12837917f);
+    float small = x * p;
+    float t = 1.0f / MADD(0.5f, a, 1.0f);
+    float q = MADD(t, 0.17087277f, -0.82215223f);
+    q = MADD(q, t, 1.48851587f);
+    q = MADD(q, t, -1.13520398f);
+    q = MADD(q, t, 0.27886807f);
+    q = MADD(q, t, -0.18628806f);
+    q = MADD(q, t, 0.09678418f);
+    q = MADD(q, t, 0.37409196f);
+    q = MADD(q, t, 1.00002368f);
+    q = MADD(q, t, -1.26551223f);
+    float big = 1.0f - t * exp_approx(q - z);
+    big = x < 0.0f ? -big : big;
+    return a < 0.5f ? small : big;
+}
+
+/* x (N,F) += bias (F) (when bias is not NULL); out (N,F) = gelu(x), exact: 0.5 x (1 + erf(x / sqrt 2)) */
+static void gelu_forward(float *out, float *x, const float *bias, int N, int F) {
     OMP(omp parallel for)
+    for (int n = 0; n < N; n++) {
+        float *xr = x + (size_t)n * F, *o = out + (size_t)n * F;
+        if (bias) {
+            OMP(omp simd)
+            for (int f = 0; f < F; f++) xr[f] += bias[f];
+        }
+        OMP(omp simd simdlen(16))
+        for (int f = 0; f < F; f++) o[f] = 0.5f * xr[f] * (1.0f + erf_approx(xr[f] * 0.70710678118654752f));
+    }
+}
+
+/* For backward: out = gelu(x) (recomputed rather than kept) and its derivative
+ * dg = Φ(x) + x φ(x), sharing one erf; all (N). */
+static void gelu_recompute(float *out, float *dg, const float *x, size_t N) {
+    OMP(omp parallel for simd simdlen(16))
     for (size_t i = 0; i < N; i++) {
-        float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-        float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-        dinp[i] = dout[i] * (cdf + x * pdf);
+        float cdf = 0.5f * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+        float pdf = 0.39894228040143268f * exp_approx(-0.5f * x[i] * x[i]);
+        out[i] = x[i] * cdf;
+        dg[i] = cdf + x[i] * pdf;
     }
 }
 
-/* out = a + b; its backward passes dout to both inputs unchanged (a copy). */
-static void residual_forward(float *out, const float *a, const float *b, size_t N) {
-    OMP(omp parallel for)
-    for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
+/* dinp (N) = dout * gelu'(x), the derivative from gelu_recompute (dinp may be dout) */
+static void gelu_backward(float *dinp, const float *dg, const float *dout, size_t N) {
+    OMP(omp parallel for simd)
+    for (size_t i = 0; i < N; i++) dinp[i] = dout[i] * dg[i];
 }
 
 /* ---- dropout: counter-based masks ---- */
@@ -368,13 +457,49 @@ static uint64_t drop_key(const Drop *d, int b, int layer, int site) {
                         (uint64_t)site);
 }
 
-/* out[i] = x[i] * mask(key, pos0 + i) * scale for i < n; pos0 a multiple of 4. */
+/* util.c's hash64 (splitmix64's finaliser), inline so the mask loop vectorises. */
+static ALWAYS_INLINE uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* out[i] = x[i] * mask(key, pos0 + i) * scale for i < n (out may be x). The
+ * uniform of position p is 16-bit lane p % 4 of hash64(key + p / 4). */
 static void drop_row(const Drop *d, uint64_t key, size_t pos0, float *out, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i += 4) {
-        uint64_t h = hash64(key + (pos0 + i) / 4);
-        size_t e = i + 4 < n ? i + 4 : n;
-        for (size_t j = i; j < e; j++, h >>= 16)
-            out[j] = (uint32_t)(h & 0xffff) < d->threshold ? 0.0f : x[j] * d->scale;
+    size_t i = 0;
+    while (i < n && (pos0 + i) % 4) { /* up to the first whole group of 4 */
+        size_t p = pos0 + i;
+        out[i] = (uint32_t)(mix64(key + p / 4) >> (16 * (p % 4)) & 0xffff) < d->threshold ? 0.0f : x[i] * d->scale;
+        i++;
+    }
+    /* whole groups, 256 positions at a time: hashes to 16-bit uniforms, then the mask */
+    uint32_t thr = d->threshold;
+    float scale = d->scale;
+    for (; i + 4 <= n;) {
+        size_t g0 = (pos0 + i) / 4, ng = (n - i) / 4 < 64 ? (n - i) / 4 : 64;
+        uint16_t u[256];
+        OMP(omp simd)
+        for (size_t g = 0; g < ng; g++) {
+            uint64_t h = mix64(key + g0 + g);
+            u[4 * g] = (uint16_t)h;
+            u[4 * g + 1] = (uint16_t)(h >> 16);
+            u[4 * g + 2] = (uint16_t)(h >> 32);
+            u[4 * g + 3] = (uint16_t)(h >> 48);
+        }
+        float *o = out + i;
+        const float *xi = x + i;
+        OMP(omp simd)
+        for (size_t k = 0; k < 4 * ng; k++) {
+            float v = xi[k] * scale; /* loaded unconditionally: a select, not a branch */
+            o[k] = u[k] < thr ? 0.0f : v;
+        }
+        i += 4 * ng;
+    }
+    for (; i < n; i++) {
+        size_t p = pos0 + i;
+        out[i] = (uint32_t)(mix64(key + p / 4) >> (16 * (p % 4)) & 0xffff) < d->threshold ? 0.0f : x[i] * d->scale;
     }
 }
 
@@ -399,6 +524,102 @@ static void dropout_backward(float *dinp, const float *dout, const Drop *d, int 
     dropout_forward(dinp, dout, d, layer, site, B, T, C);
 }
 
+/* ---- LayerNorm, fused with the residual branch that feeds it ---- */
+
+/* o (C) = LN(x) with w, b; writes its mean and 1/std. Sums in double. */
+static void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w, const float *b, int C,
+                          float eps) {
+    double s = 0, v = 0;
+    OMP(omp simd reduction(+ : s))
+    for (int c = 0; c < C; c++) s += x[c];
+    float mu = (float)(s / C);
+    OMP(omp simd reduction(+ : v))
+    for (int c = 0; c < C; c++) v += (double)(x[c] - mu) * (x[c] - mu);
+    float rs = (float)(1.0 / sqrt(v / C + eps));
+    OMP(omp simd)
+    for (int c = 0; c < C; c++) o[c] = (x[c] - mu) * rs * w[c] + b[c];
+    *mean = mu;
+    *rstd = rs;
+}
+
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                              const float *b, int N, int C, float eps) { // out (N,C)
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++)
+        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, w, b, C, eps);
+}
+
+/* res (B,T,C) = drop(y + bias) + x and out = LN(res): the residual branch of a
+ * post-LN block, one pass over each row while it is in cache. The mask is
+ * dropout_forward's (position t C + c of sequence b). */
+static void residual_layernorm_forward(float *out, float *res, float *mean, float *rstd, const float *y,
+                                       const float *bias, const float *x, const float *w, const float *b,
+                                       const Drop *d, int layer, int site, int B, int T, int C, float eps) {
+    OMP(omp parallel for)
+    for (int n = 0; n < B * T; n++) {
+        float *r = res + (size_t)n * C;
+        const float *yr = y + (size_t)n * C, *xr = x + (size_t)n * C;
+        OMP(omp simd)
+        for (int c = 0; c < C; c++) r[c] = yr[c] + bias[c];
+        if (d->on) drop_row(d, drop_key(d, n / T, layer, site), (size_t)(n % T) * C, r, r, (size_t)C);
+        OMP(omp simd)
+        for (int c = 0; c < C; c++) r[c] += xr[c];
+        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, r, w, b, C, eps);
+    }
+}
+
+/* Backward of out = LN(inp): dinp (B,T,C) overwritten; dbranch (B,T,C), when
+ * not NULL, = dropout_backward of dinp (the gradient entering the residual
+ * branch that residual_layernorm_forward dropped); dw, db +=. */
+static void layernorm_backward(float *dinp, float *dbranch, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean, const float *rstd,
+                               const Drop *d, int layer, int site, int B, int T, int C) {
+    int N = B * T;
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+        float mu = mean[n], rs = rstd[n];
+        double dm = 0, dnm = 0;
+        OMP(omp simd reduction(+ : dm, dnm))
+        for (int c = 0; c < C; c++) {
+            float dnorm = g[c] * w[c];
+            dm += dnorm;
+            dnm += (double)dnorm * (x[c] - mu) * rs;
+        }
+        float dmf = (float)(dm / C), dnmf = (float)(dnm / C);
+        float *di = dinp + (size_t)n * C;
+        OMP(omp simd)
+        for (int c = 0; c < C; c++) di[c] = (g[c] * w[c] - dmf - (x[c] - mu) * rs * dnmf) * rs;
+        if (!dbranch) continue;
+        float *br = dbranch + (size_t)n * C;
+        if (d->on)
+            drop_row(d, drop_key(d, n / T, layer, site), (size_t)(n % T) * C, br, di, (size_t)C);
+        else
+            memcpy(br, di, (size_t)C * sizeof(float));
+    }
+    /* parameter gradients: partial sums per row block (as colsum_accumulate) */
+    float *part = xcalloc((size_t)ROW_BLOCKS * 2 * C, sizeof(float));
+    OMP(omp parallel for)
+    for (int r = 0; r < ROW_BLOCKS; r++) {
+        float *gw = part + (size_t)r * 2 * C, *gb = gw + C;
+        for (int n = (int)((int64_t)N * r / ROW_BLOCKS); n < (int)((int64_t)N * (r + 1) / ROW_BLOCKS); n++) {
+            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            float mu = mean[n], rs = rstd[n];
+            OMP(omp simd)
+            for (int c = 0; c < C; c++) {
+                gw[c] += g[c] * (x[c] - mu) * rs;
+                gb[c] += g[c];
+            }
+        }
+    }
+    for (int r = 0; r < ROW_BLOCKS; r++)
+        for (int c = 0; c < C; c++) {
+            dw[c] += part[(size_t)r * 2 * C + c];
+            db[c] += part[(size_t)r * 2 * C + C + c];
+        }
+    free(part);
+}
+
 /* ---- attention ---- */
 
 /* out (T,T) = the probabilities p (T,T) of head h with dropout. Mask position
@@ -410,6 +631,24 @@ static void attn_drop(const Drop *d, uint64_t key, int h, int T, float *out, con
                  (size_t)T);
 }
 
+/* row (T) = softmax over the keys with keep[j]; masked keys get exactly 0
+ * (exp(finfo.min - max) underflows to 0 in HF). A row with no key is all 0. */
+static void softmax_row(float *row, const unsigned char *keep, int T) {
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < T; j++) {
+        float v = keep[j] ? row[j] : -INFINITY;
+        mx = v > mx ? v : mx;
+    }
+    OMP(omp simd simdlen(16) reduction(+ : sum))
+    for (int j = 0; j < T; j++) {
+        row[j] = keep[j] ? exp_approx(row[j] - mx) : 0.0f;
+        sum += row[j];
+    }
+    float inv = sum > 0 ? 1.0f / sum : 0.0f;
+    OMP(omp simd)
+    for (int j = 0; j < T; j++) row[j] *= inv;
+}
+
 typedef struct {
     GemmFn g;
     const int *ids;
@@ -417,35 +656,32 @@ typedef struct {
     const Drop *drop;
 } AttnDims;
 
+/* P (T,T) = softmax(scale q kᵀ) of one head: q, k (T,hs) with row stride C;
+ * keep (T) receives the key mask of sequence b. */
+static void attn_probs(float *P, unsigned char *keep, const float *q, const float *k, const AttnDims *a, int b) {
+    int T = a->T, C = a->C, hs = C / a->NH;
+    const int *id = a->ids + (size_t)b * T;
+    a->g(0, 1, T, T, hs, 1.0f / sqrtf((float)hs), q, C, k, C, 0.0f, P, T);
+    for (int j = 0; j < T; j++) keep[j] = id[j] != a->pad;
+    for (int i = 0; i < T; i++) softmax_row(P + (size_t)i * T, keep, T);
+}
+
 /* ctx (B,T,C) from q, k, v (B,T,C). att (B,NH,T,T) keeps the probabilities for
- * backward, or is NULL (inference: one (T,T) block per thread). */
+ * backward, or is NULL (one (T,T) block per thread; backward recomputes them). */
 static void attention_forward(float *ctx, float *att, const float *q, const float *k, const float *v,
                               const AttnDims *a) {
     int B = a->B, T = a->T, C = a->C, NH = a->NH, hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
     OMP(omp parallel)
     {
         float *block = att ? NULL : xmalloc((size_t)T * T * sizeof(float));
         float *pd = a->drop->on ? xmalloc((size_t)T * T * sizeof(float)) : NULL;
+        unsigned char *keep = xmalloc((size_t)T);
         OMP(omp for collapse(2) schedule(dynamic))
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 size_t off = (size_t)b * T * C + (size_t)h * hs;
                 float *P = att ? att + ((size_t)b * NH + h) * T * T : block;
-                const int *id = a->ids + (size_t)b * T;
-                a->g(0, 1, T, T, hs, scale, q + off, C, k + off, C, 0.0f, P, T);
-                for (int i = 0; i < T; i++) {
-                    float *row = P + (size_t)i * T, mx = -INFINITY, sum = 0;
-                    for (int j = 0; j < T; j++)
-                        if (id[j] != a->pad && row[j] > mx) mx = row[j];
-                    for (int j = 0; j < T; j++) {
-                        /* a masked key: exp(finfo.min) is exactly 0 in HF, so skip it */
-                        row[j] = id[j] != a->pad ? expf(row[j] - mx) : 0.0f;
-                        sum += row[j];
-                    }
-                    float inv = sum > 0 ? 1.0f / sum : 0.0f;
-                    for (int j = 0; j < T; j++) row[j] *= inv;
-                }
+                attn_probs(P, keep, q + off, k + off, a, b);
                 const float *use = P;
                 if (pd) {
                     attn_drop(a->drop, drop_key(a->drop, b, a->layer, 1), h, T, pd, P);
@@ -455,10 +691,12 @@ static void attention_forward(float *ctx, float *att, const float *q, const floa
             }
         free(block);
         free(pd);
+        free(keep);
     }
 }
 
-/* dq, dk, dv (B,T,C) overwritten from dctx (B,T,C) and the kept probabilities. */
+/* dq, dk, dv (B,T,C) overwritten from dctx (B,T,C) and the probabilities:
+ * att (B,NH,T,T) as kept by attention_forward, or NULL to recompute them. */
 static void attention_backward(float *dq, float *dk, float *dv, const float *dctx, const float *att,
                                const float *q, const float *k, const float *v, const AttnDims *a) {
     int B = a->B, T = a->T, C = a->C, NH = a->NH, hs = C / NH;
@@ -467,11 +705,14 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dct
     {
         float *dp = xmalloc((size_t)T * T * sizeof(float));
         float *pd = a->drop->on ? xmalloc((size_t)T * T * sizeof(float)) : NULL;
+        float *block = att ? NULL : xmalloc((size_t)T * T * sizeof(float));
+        unsigned char *keep = xmalloc((size_t)T);
         OMP(omp for collapse(2) schedule(dynamic))
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 size_t off = (size_t)b * T * C + (size_t)h * hs;
-                const float *P = att + ((size_t)b * NH + h) * T * T, *use = P;
+                const float *P = att ? att + ((size_t)b * NH + h) * T * T : block, *use = P;
+                if (!att) attn_probs(block, keep, q + off, k + off, a, b); /* as the forward did */
                 uint64_t key = pd ? drop_key(a->drop, b, a->layer, 1) : 0;
                 if (pd) {
                     attn_drop(a->drop, key, h, T, pd, P);
@@ -485,7 +726,9 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dct
                 for (int i = 0; i < T; i++) {
                     const float *pr = P + (size_t)i * T;
                     float *dr = dp + (size_t)i * T, dot = 0;
+                    OMP(omp simd reduction(+ : dot))
                     for (int j = 0; j < T; j++) dot += pr[j] * dr[j];
+                    OMP(omp simd)
                     for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - dot);
                 }
                 // S = scale Q Kᵀ  =>  dQ = scale dS K,  dK = scale dSᵀ Q
@@ -494,6 +737,8 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dct
             }
         free(dp);
         free(pd);
+        free(block);
+        free(keep);
     }
 }
 
@@ -588,21 +833,23 @@ static void layer_forward(const Xlmr *m, int l, float *out, const float *x, cons
     int C = c->hidden, F = c->ffn, N = B * T;
     float *P = m->params_memory;
 #define W(i) layer_slice(m, P, i, l)
-    matmul_forward(g, s->q, x, W(5), W(6), N, C, C);
-    matmul_forward(g, s->k, x, W(7), W(8), N, C, C);
-    matmul_forward(g, s->v, x, W(9), W(10), N, C, C);
+    PROF("fwd linear q/k/v", matmul_forward(g, s->q, x, W(5), W(6), N, C, C));
+    PROF("fwd linear q/k/v", matmul_forward(g, s->k, x, W(7), W(8), N, C, C));
+    PROF("fwd linear q/k/v", matmul_forward(g, s->v, x, W(9), W(10), N, C, C));
     AttnDims a = {g, ids, c->pad_id, B, T, C, c->n_heads, l, ad};
-    attention_forward(s->ctx, s->att, s->q, s->k, s->v, &a);
-    matmul_forward(g, tmp, s->ctx, W(11), W(12), N, C, C);
-    dropout_forward(tmp, tmp, hd, l, 2, B, T, C);
-    residual_forward(s->res1, tmp, x, (size_t)N * C);
-    layernorm_forward(s->h1, s->mean1, s->rstd1, s->res1, W(13), W(14), N, C, c->ln_eps);
-    matmul_forward(g, s->fc, s->h1, W(15), W(16), N, C, F);
-    gelu_forward(scratch, s->fc, (size_t)N * F);
-    matmul_forward(g, tmp, scratch, W(17), W(18), N, F, C);
-    dropout_forward(tmp, tmp, hd, l, 3, B, T, C);
-    residual_forward(s->res2, tmp, s->h1, (size_t)N * C);
-    layernorm_forward(out, s->mean2, s->rstd2, s->res2, W(19), W(20), N, C, c->ln_eps);
+    PROF("fwd attention", attention_forward(s->ctx, s->att, s->q, s->k, s->v, &a));
+    PROF("fwd linear attn-out", matmul_forward(g, tmp, s->ctx, W(11), NULL, N, C, C));
+    // h1 = LN1(drop(ctx Waoᵀ + bao) + x)
+    PROF("fwd bias+dropout+residual+LN",
+         residual_layernorm_forward(s->h1, s->res1, s->mean1, s->rstd1, tmp, W(12), x, W(13), W(14), hd, l, 2, B, T,
+                                    C, c->ln_eps));
+    PROF("fwd linear ffn-in", matmul_forward(g, s->fc, s->h1, W(15), NULL, N, C, F));
+    PROF("fwd bias+gelu", gelu_forward(scratch, s->fc, W(16), N, F)); /* with fc's bias */
+    PROF("fwd linear ffn-out", matmul_forward(g, tmp, scratch, W(17), NULL, N, F, C));
+    // out = LN2(drop(gelu(h1 Wfcᵀ + bfc) Wfoᵀ + bfo) + h1)
+    PROF("fwd bias+dropout+residual+LN",
+         residual_layernorm_forward(out, s->res2, s->mean2, s->rstd2, tmp, W(18), s->h1, W(19), W(20), hd, l, 3, B, T,
+                                    C, c->ln_eps));
 #undef W
 }
 
@@ -643,7 +890,9 @@ XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T) {
     for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) *lc[i] = xmalloc(L * N * C * sizeof(float));
     float **ln[] = {&a->mean1, &a->rstd1, &a->mean2, &a->rstd2};
     for (size_t i = 0; i < 4; i++) *ln[i] = xmalloc(L * N * sizeof(float));
-    a->att = xmalloc(L * N * (size_t)c->n_heads * (size_t)T * sizeof(float));
+    /* probabilities larger than ctx (NH T > C: base at T = 256 would keep
+     * 600 MB per 16 x 256 chunk) are recomputed by backward instead */
+    if ((size_t)c->n_heads * T <= C) a->att = xmalloc(L * N * (size_t)c->n_heads * (size_t)T * sizeof(float));
     a->fc = xmalloc(L * N * F * sizeof(float));
     a->pooled = xmalloc((size_t)B * C * sizeof(float));
     a->out = xmalloc((size_t)B * C * sizeof(float));
@@ -687,7 +936,7 @@ static LayerActs layer_acts(const XlmrActs *a, const Xlmr *m, int l) {
     size_t N = (size_t)a->B * a->T, C = (size_t)m->cfg.hidden, F = (size_t)m->cfg.ffn;
     size_t NH = (size_t)m->cfg.n_heads;
     /* per-layer stride = the current (B,T), so the packed buffers stay contiguous */
-    LayerActs s = {a->q + l * N * C, a->k + l * N * C, a->v + l * N * C, a->att + l * N * NH * a->T,
+    LayerActs s = {a->q + l * N * C, a->k + l * N * C, a->v + l * N * C, a->att ? a->att + l * N * NH * a->T : NULL,
                    a->ctx + l * N * C, a->res1 + l * N * C, a->mean1 + l * N, a->rstd1 + l * N,
                    a->h1 + l * N * C, a->fc + l * N * F, a->res2 + l * N * C, a->mean2 + l * N,
                    a->rstd2 + l * N};
@@ -713,15 +962,17 @@ void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T
     memcpy(a->ids, ids, (size_t)N * sizeof(int));
     positions_forward(a->pos, ids, B, T, c->pad_id);
     XlmrParams *p = &m->params;
-    embeddings_forward(a->emb, ids, a->pos, p->word_emb, p->pos_emb, p->type_emb, N, C);
-    layernorm_forward(a->h, a->emb_mean, a->emb_rstd, a->emb, p->emb_ln_w, p->emb_ln_b, N, C, c->ln_eps);
-    dropout_forward(a->h, a->h, &a->hd, 0, 0, B, T, C);
+    PROF("fwd embeddings", embeddings_forward(a->emb, ids, a->pos, p->word_emb, p->pos_emb, p->type_emb, N, C));
+    PROF("fwd embeddings",
+         layernorm_forward(a->h, a->emb_mean, a->emb_rstd, a->emb, p->emb_ln_w, p->emb_ln_b, N, C, c->ln_eps));
+    PROF("fwd embeddings", dropout_forward(a->h, a->h, &a->hd, 0, 0, B, T, C));
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs s = layer_acts(a, m, l);
         layer_forward(m, l, a->h + (l + 1) * NC, a->h + l * NC, &s, a->big1, a->d[0], ids, B, T, &a->hd, &a->ad);
     }
-    pool_forward(a->pooled, a->h + (size_t)c->n_layers * NC, ids, c->pad_id, B, T, C, pooling);
-    normalize_forward(a->out, a->norm, a->pooled, B, C);
+    PROF("fwd pool+normalize",
+         pool_forward(a->pooled, a->h + (size_t)c->n_layers * NC, ids, c->pad_id, B, T, C, pooling));
+    PROF("fwd pool+normalize", normalize_forward(a->out, a->norm, a->pooled, B, C));
     memcpy(out, a->out, (size_t)B * C * sizeof(float));
 }
 
@@ -732,47 +983,40 @@ void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout) {
     int B = a->B, T = a->T, C = c->hidden, F = c->ffn, N = B * T;
     size_t NC = (size_t)N * C;
     float *dh = a->d[0], *dres = a->d[1], *dh1 = a->d[2], *dt = a->d[3], *dctx = a->d[4];
-    float *dq = a->d[5], *dk = a->d[6], *dv = a->d[7], *G = a->big1, *dG = a->big2;
+    float *dq = a->d[5], *dk = a->d[6], *dv = a->d[7], *G = a->big1, *dg = a->big2;
     float *P = m->params_memory, *D = m->grads_memory;
     normalize_backward(a->pooled, dout, a->out, a->norm, B, C); /* the pooled values are no longer needed */
-    pool_backward(dh, a->pooled, a->ids, c->pad_id, B, T, C, a->pooling);
+    PROF("bwd pool", pool_backward(dh, a->pooled, a->ids, c->pad_id, B, T, C, a->pooling));
     for (int l = c->n_layers - 1; l >= 0; l--) {
         LayerActs s = layer_acts(a, m, l);
         const float *x = a->h + (size_t)l * NC;
 #define W(i) layer_slice(m, P, i, l)
 #define DW(i) layer_slice(m, D, i, l)
         // out = LN2(res2), res2 = drop(G Wfoᵀ + bfo) + h1, G = gelu(fc)
-        memset(dres, 0, NC * sizeof(float));
-        layernorm_backward(dres, DW(19), DW(20), dh, s.res2, W(19), s.mean2, s.rstd2, N, C);
-        memcpy(dh1, dres, NC * sizeof(float));
-        dropout_backward(dt, dres, &a->hd, l, 3, B, T, C);
-        gelu_forward(G, s.fc, (size_t)N * F); /* recomputed rather than kept */
-        memset(dG, 0, (size_t)N * F * sizeof(float));
-        matmul_backward(g, dG, DW(17), DW(18), dt, G, W(17), N, F, C);
-        gelu_backward(dG, s.fc, dG, (size_t)N * F);
+        PROF("bwd LN+dropout", layernorm_backward(dh1, dt, DW(19), DW(20), dh, s.res2, W(19), s.mean2, s.rstd2,
+                                                      &a->hd, l, 3, B, T, C));
+        PROF("bwd gelu recompute", gelu_recompute(G, dg, s.fc, (size_t)N * F));
+        PROF("bwd linear ffn-out", matmul_backward(g, G, 0, DW(17), DW(18), dt, G, W(17), N, F, C)); /* G := dG */
+        PROF("bwd gelu", gelu_backward(G, dg, G, (size_t)N * F));
         // fc = h1 Wfcᵀ + bfc
-        matmul_backward(g, dh1, DW(15), DW(16), dG, s.h1, W(15), N, C, F);
-        // h1 = LN1(res1), res1 = drop(ctx Waoᵀ + bao) + x
-        memset(dres, 0, NC * sizeof(float));
-        layernorm_backward(dres, DW(13), DW(14), dh1, s.res1, W(13), s.mean1, s.rstd1, N, C);
-        memcpy(dh, dres, NC * sizeof(float)); /* dh now holds d x, the residual path */
-        dropout_backward(dt, dres, &a->hd, l, 2, B, T, C);
-        memset(dctx, 0, NC * sizeof(float));
-        matmul_backward(g, dctx, DW(11), DW(12), dt, s.ctx, W(11), N, C, C);
+        PROF("bwd linear ffn-in", matmul_backward(g, dh1, 1, DW(15), DW(16), G, s.h1, W(15), N, C, F));
+        // h1 = LN1(res1), res1 = drop(ctx Waoᵀ + bao) + x; dh now holds d x, the residual path
+        PROF("bwd LN+dropout", layernorm_backward(dh, dt, DW(13), DW(14), dh1, s.res1, W(13), s.mean1, s.rstd1,
+                                                      &a->hd, l, 2, B, T, C));
+        PROF("bwd linear attn-out", matmul_backward(g, dctx, 0, DW(11), DW(12), dt, s.ctx, W(11), N, C, C));
         AttnDims ad = {g, a->ids, c->pad_id, B, T, C, c->n_heads, l, &a->ad};
-        attention_backward(dq, dk, dv, dctx, s.att, s.q, s.k, s.v, &ad);
-        matmul_backward(g, dh, DW(5), DW(6), dq, x, W(5), N, C, C);
-        matmul_backward(g, dh, DW(7), DW(8), dk, x, W(7), N, C, C);
-        matmul_backward(g, dh, DW(9), DW(10), dv, x, W(9), N, C, C);
+        PROF("bwd attention", attention_backward(dq, dk, dv, dctx, s.att, s.q, s.k, s.v, &ad));
+        PROF("bwd linear q/k/v", matmul_backward(g, dh, 1, DW(5), DW(6), dq, x, W(5), N, C, C));
+        PROF("bwd linear q/k/v", matmul_backward(g, dh, 1, DW(7), DW(8), dk, x, W(7), N, C, C));
+        PROF("bwd linear q/k/v", matmul_backward(g, dh, 1, DW(9), DW(10), dv, x, W(9), N, C, C));
 #undef W
 #undef DW
     }
     // h0 = drop(LN(emb))
-    dropout_backward(dt, dh, &a->hd, 0, 0, B, T, C);
-    memset(dres, 0, NC * sizeof(float));
-    layernorm_backward(dres, m->grads.emb_ln_w, m->grads.emb_ln_b, dt, a->emb, m->params.emb_ln_w, a->emb_mean,
-                       a->emb_rstd, N, C);
-    embeddings_backward(m, dres, a->ids, a->pos, N);
+    PROF("bwd embeddings", dropout_backward(dt, dh, &a->hd, 0, 0, B, T, C));
+    PROF("bwd embeddings", layernorm_backward(dres, NULL, m->grads.emb_ln_w, m->grads.emb_ln_b, dt, a->emb,
+                                              m->params.emb_ln_w, a->emb_mean, a->emb_rstd, &a->hd, 0, 0, B, T, C));
+    PROF("bwd embeddings", embeddings_backward(m, dres, a->ids, a->pos, N));
 }
 
 int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {

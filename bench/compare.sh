@@ -2,9 +2,12 @@
 # bench/compare.sh: the same benchmarks in `xlmr bench` and in PyTorch
 # (bench/torch_bench.py), one after the other, with the ratio xlmr / torch.
 #
-#   bench/compare.sh [--quick] [--threads N]
+#   bench/compare.sh [--quick] [--threads N] [--steps N] [--only gemm|model|tokenize]
 #     --quick      small shapes only (gemm at 512 tokens, train/forward small)
 #     --threads N  threads for both sides (default 2)
+#     --steps N    timed runs per measurement, best kept, both sides (default 3;
+#                  more when the machine is shared: the best run is the least disturbed)
+#     --only X     one part of the comparison
 # Environment: XLMR (binary, default ./xlmr), PYTHON (default /usr/bin/python3),
 #   TOK_MODEL (SentencePiece model for tokenize, default tokenizer/xlmrc.model),
 #   TOK_TEXT (text file; default the NTREX sentences of the data folder),
@@ -19,11 +22,15 @@ PY=${PYTHON:-/usr/bin/python3}
 LOG=${LOG:-${TMPDIR:-/tmp}/xlmr-compare.log}
 THREADS=2
 QUICK=0
+STEPS=3
+ONLY=all
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
     --threads) THREADS=$2; shift ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --steps) STEPS=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -38,14 +45,15 @@ fi
 : >"$LOG"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOG"
 
-xl() { echo "\$ xlmr bench $*" >>"$LOG"; "$XLMR" bench "$@" --threads "$THREADS" 2>&1 | tee -a "$LOG"; }
+xl() { echo "\$ xlmr bench $*" >>"$LOG"; "$XLMR" bench "$@" --threads "$THREADS" --steps "$STEPS" 2>&1 | tee -a "$LOG"; }
 th() {
     echo "\$ torch_bench.py $*" >>"$LOG"
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/torch_bench.py "$@" --threads "$THREADS" 2>&1 | tee -a "$LOG"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/torch_bench.py "$@" --threads "$THREADS" --steps "$STEPS" 2>&1 |
+        tee -a "$LOG"
 }
 figure() { tail -1 | awk '{print $(NF-1)}'; } # "... N unit" -> N
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
-row() { printf '%-34s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
+row() { printf '%-52s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
 
 if [ "$QUICK" = 1 ]; then
     GEMM="--batch 4 --seq 128"; FWD="--size small"; TRAINS="small"
@@ -54,27 +62,35 @@ else
 fi
 
 # --- gemm: per shape, joined on (op, M, N, K) ---
+if [ "$ONLY" = all ] || [ "$ONLY" = gemm ]; then
 xg=$(xl gemm $GEMM --bf16)
 tg=""
 [ "$TORCH" = 1 ] && tg=$(th gemm $GEMM)
 echo
 echo "== GEMM (GFLOPS, $THREADS threads; xlmr fp32 and bf16, torch.mm fp32)"
-printf '%-20s %2s %6s %6s %6s %9s %9s %7s %9s %7s\n' shape op M N K xlmr torch ratio "xlmr-bf16" "bf16/fp32"
-# xlmr lines: NAME... op M N K ms GF bf16ms bf16GF speedup; torch: NAME... op M N K ms GF
-echo "$xg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / && NF >= 9 {
-        n = NF - 9; name = $1; for (i = 2; i <= n; i++) name = name " " $i
-        print name "|" $(n+1) "|" $(n+2) "|" $(n+3) "|" $(n+4) "|" $(n+6) "|" $(n+8) "|" $(n+9) }' >"$LOG.x"
-echo "$tg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / { print $(NF-5) "|" $(NF-4) "|" $(NF-3) "|" $(NF-2) "|" $NF }' >"$LOG.t"
-while IFS='|' read -r name op M N K gf bgf sp; do
-    tgf=$(awk -F'|' -v o="$op" -v m="$M" -v n="$N" -v k="$K" '$1==o && $2==m && $3==n && $4==k {print $5; exit}' "$LOG.t")
-    printf '%-20s %2s %6s %6s %6s %9s %9s %7s %9s %7s\n' "$name" "$op" "$M" "$N" "$K" "$gf" "${tgf:--}" \
-        "$(ratio "$gf" "${tgf:-0}")" "$bgf" "$sp"
+echo "(cpu: GFLOPS per second of process CPU time, all threads; with 1 thread the undisturbed speed on a shared machine)"
+printf '%-20s %2s %6s %6s %6s %8s %8s %6s %8s %8s %6s %9s %7s\n' shape op M N K xlmr torch ratio \
+    "xlmr-cpu" "torch-cpu" ratio "xlmr-bf16" "bf16/fp32"
+# xlmr lines: NAME... op M N K ms GF cpuGF bf16ms bf16GF speedup; torch: NAME... op M N K ms GF cpuGF
+echo "$xg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / && NF >= 10 {
+        n = NF - 10; name = $1; for (i = 2; i <= n; i++) name = name " " $i
+        print name "|" $(n+1) "|" $(n+2) "|" $(n+3) "|" $(n+4) "|" $(n+6) "|" $(n+7) "|" $(n+9) "|" $(n+10) }' >"$LOG.x"
+echo "$tg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / { print $(NF-6) "|" $(NF-5) "|" $(NF-4) "|" $(NF-3) "|" $(NF-1) "|" $NF }' >"$LOG.t"
+while IFS='|' read -r name op M N K gf cgf bgf sp; do
+    tl=$(awk -F'|' -v o="$op" -v m="$M" -v n="$N" -v k="$K" '$1==o && $2==m && $3==n && $4==k {print $5 "|" $6; exit}' "$LOG.t")
+    tgf=${tl%|*}
+    tcgf=${tl#*|}
+    printf '%-20s %2s %6s %6s %6s %8s %8s %6s %8s %8s %6s %9s %7s\n' "$name" "$op" "$M" "$N" "$K" "$gf" "${tgf:--}" \
+        "$(ratio "$gf" "${tgf:-0}")" "$cgf" "${tcgf:--}" "$(ratio "$cgf" "${tcgf:-0}")" "$bgf" "$sp"
 done <"$LOG.x"
 rm -f "$LOG.x" "$LOG.t"
 row "gemm total (GFLOPS)" "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)" \
     "$(ratio "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)")"
 
+fi
+
 # --- model-level ---
+if [ "$ONLY" = all ] || [ "$ONLY" = model ]; then
 echo
 echo "== Model ($THREADS threads)"
 row "benchmark" "xlmr" "torch" "ratio"
@@ -87,8 +103,13 @@ model_row() { # label unit args...
 }
 model_row "forward $FWD (tokens/s)" forward $FWD
 for s in $TRAINS; do model_row "train --size $s (tokens/s)" train --size "$s"; done
+fi
 
 # --- tokenize: xlmr's tokenizer vs sentencepiece's own (C++ behind python) ---
+if [ "$ONLY" = all ] || [ "$ONLY" = tokenize ]; then
+echo
+echo "== Tokenize ($THREADS threads)"
+row "benchmark" "xlmr" "sentencepiece" "ratio"
 TOK_MODEL=${TOK_MODEL:-$ROOT/tokenizer/xlmrc.model}
 if [ -z "${TOK_TEXT:-}" ]; then
     for d in "${XLMR_DATA:-}" "$ROOT/data" "$ROOT/../shared/data"; do
@@ -113,6 +134,7 @@ if [ -f "$TOK_MODEL" ] && [ -n "${TOK_TEXT:-}" ] && [ -f "$TOK_TEXT" ]; then
     row "tokenize $THREADS threads (MB/s)" "$xa" "${ta:--}" "$(ratio "$xa" "${ta:-0}")"
 else
     echo "(tokenize skipped: no model at $TOK_MODEL or no text; set TOK_MODEL / TOK_TEXT)"
+fi
 fi
 echo
 echo "full output: $LOG"

@@ -3,6 +3,8 @@
 # data (training, evaluation, report), the structure of its outputs, resuming
 # (finished runs are skipped; a lost run is redone alone) and its errors.
 . "$(dirname "$0")/lib.sh"
+# busy machines: spinning OpenMP threads slow small models tenfold
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # the data: $XLMR_DATA, else data/, else ../shared/data beside the repository
 DATA=""
@@ -98,6 +100,12 @@ check "model-dirs: report" grep -q '^| pre |' "$TMP/pre/report.md"
 # Errors: one line, exit status 1.
 expect_error "other settings in the same --out" 'made with other settings' \
     "$XLMR" experiment --quick --steps 7 --data "$DATA" --out "$OUT"
+sed 's/"grid_key": "steps=6 /"grid_key": "steps=99 /' "$OUT/runs/nano-mono-s0.json" >"$OUT/runs/other-mono-s0.json"
+expect_error "a foreign run in runs/" 'other-mono-s0.json: made with other settings' \
+    "$XLMR" experiment --quick --data "$DATA" --out "$OUT"
+printf '{"size": ' >"$OUT/runs/other-mono-s0.json"
+expect_error "a damaged run file" 'other-mono-s0.json' "$XLMR" experiment --quick --data "$DATA" --out "$OUT"
+rm -f "$OUT/runs/other-mono-s0.json"
 expect_error "unknown size" 'unknown size' "$XLMR" experiment --quick --sizes nano,huge --data "$DATA" --out "$TMP/e1"
 expect_error "bad shape" 'bad shape' "$XLMR" experiment --sizes 2x65x2 --data "$DATA" --out "$TMP/e1"
 expect_error "unknown sampling" 'unknown sampling' "$XLMR" experiment --sampling mono,bogus --data "$DATA" --out "$TMP/e1"

@@ -112,6 +112,13 @@ static void check_parity(const char *name, int pooling) {
     CHECK(xlmr_embed(&m, emb, r.ids, B, T, pooling) == 0, "embed: %s", xerr_msg());
     CHECK_REPORT(e && max_abs_diff(emb, e, (size_t)B * C) <= 1e-5, "%s: xlmr_embed max abs err %.2e", name,
                  e ? max_abs_diff(emb, e, (size_t)B * C) : -1.0);
+    /* the BF16 compute path (bf16 GEMM inputs, fp32 accumulation and weights): close, not equal */
+    m.use_bf16 = 1;
+    CHECK(xlmr_embed(&m, emb, r.ids, B, T, pooling) == 0, "embed bf16: %s", xerr_msg());
+    m.use_bf16 = 0;
+    double dbf = e ? max_abs_diff(emb, e, (size_t)B * C) : -1.0;
+    CHECK_REPORT(e && dbf > 0 && dbf <= 1e-2, "%s: xlmr_embed in BF16 vs torch FP32 max abs err %.2e (<= 1e-2)", name,
+                 dbf);
     free(e);
     double loss = loss_of(out, dout, B, C);
     float *rl = ref_get(&r, "loss", 1);
@@ -445,6 +452,39 @@ static void check_encode(void) {
     free(spm);
 }
 
+/* Attention probabilities are kept when NH T <= C and recomputed by backward
+ * otherwise: both give the same gradients, bit for bit (dropout on). */
+static void check_attention_recompute(void) {
+    Xlmr m;
+    tiny_model(&m); /* C 16, NH 2: kept up to T = 8 */
+    int C = m.cfg.hidden, T = 8, ids[3 * 8];
+    for (int b = 0; b < 3; b++) /* rows 0, 2, 3 of tiny_ids: at most 7 tokens */
+        memcpy(ids + b * T, tiny_ids + 10 * (b == 0 ? 0 : b + 1), (size_t)T * sizeof(int));
+    size_t np = m.n_params;
+    float out[3 * 16], o2[3 * 16], dout[3 * 16];
+    XlmrDropout d = {1, 5, 0};
+    xlmr_grads_alloc(&m);
+    XlmrActs *kept = xlmr_acts_build(&m, 3, T), *recomputed = xlmr_acts_build(&m, 3, 2 * T);
+    xlmr_forward(&m, kept, out, ids, 3, T, POOL_MEAN, &d);
+    for (int i = 0; i < 3 * C; i++) dout[i] = 0.1f * (float)((i * 7) % 11) - 0.5f;
+    xlmr_backward(&m, kept, dout);
+    float *g1 = xmalloc(np * sizeof(float));
+    memcpy(g1, m.grads_memory, np * sizeof(float));
+    xlmr_zero_grad(&m);
+    xlmr_forward(&m, recomputed, o2, ids, 3, T, POOL_MEAN, &d);
+    xlmr_backward(&m, recomputed, dout);
+    CHECK_REPORT(max_abs_diff(o2, out, 3 * (size_t)C) == 0 && max_abs_diff(m.grads_memory, g1, np) == 0,
+                 "attention probabilities kept = recomputed in backward: outputs %.1e, grads %.1e",
+                 max_abs_diff(o2, out, 3 * (size_t)C), max_abs_diff(m.grads_memory, g1, np));
+    double gsum = 0;
+    for (size_t i = 0; i < np; i++) gsum += fabs(g1[i]);
+    CHECK(gsum > 0, "the attention check has gradient");
+    free(g1);
+    xlmr_acts_free(kept);
+    xlmr_acts_free(recomputed);
+    xlmr_free(&m);
+}
+
 int main(void) {
     check_parity("xlmr_a", POOL_MEAN);
     check_parity("xlmr_b", POOL_CLS);
@@ -452,6 +492,7 @@ int main(void) {
     check_finite_differences(0);
     check_finite_differences(1);
     check_chunking_and_paths();
+    check_attention_recompute();
     check_init();
     check_encode();
     return test_summary("xlmr");
