@@ -97,6 +97,24 @@ static double time_gemm(const Shape *s, int bf16, int reps, Rng *r, double *cpu)
     return best;
 }
 
+/* max |C_bf16 - C_fp32| / max |C_fp32| on inputs uniform in [-1, 1]. */
+static double bf16_error(const Shape *s, Rng *r) {
+    int ar = s->ta ? s->K : s->M, ac = s->ta ? s->M : s->K, br = s->tb ? s->N : s->K, bc = s->tb ? s->K : s->N;
+    size_t nc = (size_t)s->M * s->N;
+    float *A = rand_floats(r, (size_t)ar * ac), *B = rand_floats(r, (size_t)br * bc);
+    float *C = xmalloc(nc * sizeof(float)), *D = xmalloc(nc * sizeof(float));
+    sgemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, ac, B, bc, 0.0f, C, s->N);
+    sgemm_bf16(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, ac, B, bc, 0.0f, D, s->N);
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < nc; i++) {
+        double d = fabs((double)D[i] - C[i]);
+        if (!(d <= err)) err = d;
+        if (fabs(C[i]) > mag) mag = fabs(C[i]);
+    }
+    free(A), free(B), free(C), free(D);
+    return mag > 0 ? err / mag : err;
+}
+
 static int bench_gemm(const BenchOpts *o) {
     int Ntok = o->batch * o->seq, C = o->hidden, F = o->ffn;
     /* The model's GEMMs (PyTorch weights (out,in)): forward y = x W^T (NT),
@@ -117,7 +135,7 @@ static int bench_gemm(const BenchOpts *o) {
            o->bf16 ? tensor_bf16_engine() : "off", o->steps);
     /* cpuGF: flops per second of process CPU time (all threads together) */
     printf("%-18s %2s %6s %6s %6s %10s %9s %9s%s\n", "shape", "op", "M", "N", "K", "ms", "GFLOPS", "cpuGF",
-           o->bf16 ? "   bf16 ms  bf16 GFLOPS  speed-up" : "");
+           o->bf16 ? "   bf16 ms  bf16 GFLOPS  speed-up  bf16 rel err" : "");
     double flops_all = 0, t_all = 0, tb_all = 0;
     for (int i = 0; i < ns; i++) {
         const Shape *s = &shapes[i];
@@ -130,7 +148,7 @@ static int bench_gemm(const BenchOpts *o) {
         if (o->bf16) {
             double tb = time_gemm(s, 1, o->steps, &r, &cpu);
             tb_all += tb;
-            printf(" %10.3f %12.1f %9.2fx", tb * 1e3, fl / tb / 1e9, t / tb);
+            printf(" %10.3f %12.1f %9.2fx %13.2e", tb * 1e3, fl / tb / 1e9, t / tb, bf16_error(s, &r));
         }
         printf("\n");
     }

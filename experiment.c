@@ -116,7 +116,7 @@ static void fmt_duration(char *buf, size_t n, double s) {
 
 /* Cost of one run: a fixed part (data, evaluation overheads) plus the
  * transformer's matmul work per token, fitted roughly to timed runs. */
-static double size_cost(int layers, int hidden) { return 1.15e5 + 12.0 * layers * hidden * hidden; }
+static double size_cost(int layers, int hidden) { return 4e4 + 12.0 * layers * hidden * hidden; }
 
 /* ETA of the grid: a size's runs take what its runs took in this invocation;
  * sizes not timed yet scale the seconds per unit of cost of those that were
@@ -514,7 +514,7 @@ int cmd_experiment(int argc, char **argv) {
          "model sizes: nano 1/32/1/128, micro 2/64/2/256, tiny 2/128/2/512, mini 4/256/4/1024, small 6/384/6/1536 "
          "(layers/hidden/heads/ffn), or LxH[xA[xF]] (default nano,micro,tiny; --quick nano,micro; --full micro,tiny,mini)"},
         {"sampling", OPT_STR, &samp_s, "S,S", "strategies (default mono,cross,hybrid,mixed; --quick mono,cross,hybrid)"},
-        {"seeds", OPT_INT, &seeds, "N", "seeds per cell (default 2; --quick 1; --full 3)"},
+        {"seeds", OPT_INT, &seeds, "N", "seeds per cell (default 3; --quick 1)"},
         {"steps", OPT_INT, &steps, "N", "training steps per run (default 150; --quick 6; --full 600)"},
         {"batch", OPT_INT, &batch, "B", "pairs per batch (default 32; --quick 8)"},
         {"lr", OPT_FLOAT, &lr, "LR", "peak learning rate (default 5e-4 from random init, 3e-5 with --model-dirs)"},
@@ -523,7 +523,7 @@ int cmd_experiment(int argc, char **argv) {
         {"quick", OPT_FLAG, &quick, NULL,
          "a reduced grid for tests (2 sizes x mono/cross/hybrid, 1 seed, few steps, no dev selection; 3 languages, "
          "test splits only)"},
-        {"full", OPT_FLAG, &full, NULL, "the larger grid (more steps and seeds; hours)"},
+        {"full", OPT_FLAG, &full, NULL, "the larger grid: sizes micro,tiny,mini, 600 steps, 3 seeds (hours)"},
         {"model-dirs", OPT_STR, &dirs_s, "NAME=DIR,...",
          "start from pretrained HF folders instead (e.g. base=xlm-roberta-base); needs --train; evaluates on all of "
          "XQuAD-R and MLQA-R"},
@@ -545,7 +545,7 @@ int cmd_experiment(int argc, char **argv) {
     memset(&g, 0, sizeof g);
     int pretrained = dirs_s != NULL;
     if (pretrained && !train_s) die("experiment: --model-dirs needs --train FILE (the training pairs)");
-    g.seeds = seeds >= 0 ? seeds : quick ? 1 : full ? 3 : 2;
+    g.seeds = seeds >= 0 ? seeds : quick ? 1 : 3;
     g.steps = steps >= 0 ? steps : quick ? 6 : full ? 600 : 150;
     g.batch = batch >= 0 ? batch : quick ? 8 : 32;
     g.lr = lr >= 0 ? lr : pretrained ? 3e-5 : 5e-4;

@@ -33,9 +33,12 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
                      const float *dout, const float *inp, const float *weight,
                      int N, int C, int OC);
 
-/* BF16 compute (round-to-nearest-even inputs, fp32 accumulation).
- * Available on every build; uses AVX512-BF16 dot products where compiled in,
- * else an exact scalar emulation. tensor_has_bf16() says which. */
+/* BF16 compute (round-to-nearest-even inputs, fp32 accumulation), same
+ * semantics as sgemm otherwise. Available on every build: AMX-BF16 tiles where
+ * compiled in and granted by Linux (several times fp32 speed), else AVX512-BF16
+ * dot products, else an exact emulation (bf16-rounded copies through the fp32
+ * kernels). tensor_has_bf16() is 1 when BF16 instructions are compiled in.
+ * Results are identical for 1 and N threads within one engine. */
 int tensor_has_bf16(void);
 /* The engine sgemm_bf16 runs on: "amx" (AMX-BF16 tiles, fp32 accumulation),
  * "avx512-bf16" (vdpbf16ps) or "emulated" (bf16-rounded inputs, fp32 kernels). */

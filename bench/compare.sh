@@ -69,19 +69,19 @@ tg=""
 echo
 echo "== GEMM (GFLOPS, $THREADS threads; xlmr fp32 and bf16, torch.mm fp32)"
 echo "(cpu: GFLOPS per second of process CPU time, all threads; with 1 thread the undisturbed speed on a shared machine)"
-printf '%-20s %2s %6s %6s %6s %8s %8s %6s %8s %8s %6s %9s %7s\n' shape op M N K xlmr torch ratio \
-    "xlmr-cpu" "torch-cpu" ratio "xlmr-bf16" "bf16/fp32"
-# xlmr lines: NAME... op M N K ms GF cpuGF bf16ms bf16GF speedup; torch: NAME... op M N K ms GF cpuGF
-echo "$xg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / && NF >= 10 {
-        n = NF - 10; name = $1; for (i = 2; i <= n; i++) name = name " " $i
-        print name "|" $(n+1) "|" $(n+2) "|" $(n+3) "|" $(n+4) "|" $(n+6) "|" $(n+7) "|" $(n+9) "|" $(n+10) }' >"$LOG.x"
+printf '%-20s %2s %6s %6s %6s %8s %8s %6s %8s %8s %6s %9s %7s %9s\n' shape op M N K xlmr torch ratio \
+    "xlmr-cpu" "torch-cpu" ratio "xlmr-bf16" "bf16/fp32" "bf16 err"
+# xlmr lines: NAME... op M N K ms GF cpuGF bf16ms bf16GF speedup err; torch: NAME... op M N K ms GF cpuGF
+echo "$xg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / && NF >= 11 {
+        n = NF - 11; name = $1; for (i = 2; i <= n; i++) name = name " " $i
+        print name "|" $(n+1) "|" $(n+2) "|" $(n+3) "|" $(n+4) "|" $(n+6) "|" $(n+7) "|" $(n+9) "|" $(n+10) "|" $(n+11) }' >"$LOG.x"
 echo "$tg" | awk '$0 ~ / [NT][NT] +[0-9]+ +[0-9]+ +[0-9]+ / { print $(NF-6) "|" $(NF-5) "|" $(NF-4) "|" $(NF-3) "|" $(NF-1) "|" $NF }' >"$LOG.t"
-while IFS='|' read -r name op M N K gf cgf bgf sp; do
+while IFS='|' read -r name op M N K gf cgf bgf sp err; do
     tl=$(awk -F'|' -v o="$op" -v m="$M" -v n="$N" -v k="$K" '$1==o && $2==m && $3==n && $4==k {print $5 "|" $6; exit}' "$LOG.t")
     tgf=${tl%|*}
     tcgf=${tl#*|}
-    printf '%-20s %2s %6s %6s %6s %8s %8s %6s %8s %8s %6s %9s %7s\n' "$name" "$op" "$M" "$N" "$K" "$gf" "${tgf:--}" \
-        "$(ratio "$gf" "${tgf:-0}")" "$cgf" "${tcgf:--}" "$(ratio "$cgf" "${tcgf:-0}")" "$bgf" "$sp"
+    printf '%-20s %2s %6s %6s %6s %8s %8s %6s %8s %8s %6s %9s %7s %9s\n' "$name" "$op" "$M" "$N" "$K" "$gf" "${tgf:--}" \
+        "$(ratio "$gf" "${tgf:-0}")" "$cgf" "${tcgf:--}" "$(ratio "$cgf" "${tcgf:-0}")" "$bgf" "$sp" "$err"
 done <"$LOG.x"
 rm -f "$LOG.x" "$LOG.t"
 row "gemm total (GFLOPS)" "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)" \

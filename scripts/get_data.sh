@@ -13,7 +13,7 @@
 #   3. otherwise downloaded from the data set's public home at a pinned commit
 #      (curl or wget), checked, then moved into place.
 # Environment: DATA_MIRROR (mirror folder), DATA_DIR (default <repo>/data),
-# DATA_LINK=1 (symlink instead of copy).
+# DATA_LINK=1 (symlink instead of copy), DATA_OFFLINE=1 (never download).
 # The evaluation sets (xquad-r/, mlqa-r/) are required: the script fails with
 # exit status 1 when any of their files cannot be had. The other folders
 # (training text for the tokenizer, fixtures) are optional: a failure there is
@@ -138,7 +138,9 @@ while read -r sha f; do
     fi
     [ -n "$MIRROR_ABS" ] && [ -e "$MIRROR_ABS/$f" ] && say "$MIRROR_ABS/$f: checksum mismatch, ignoring the mirror's copy"
     tmp="$dest.tmp.$$"
-    if [ "$NET" = down ]; then
+    if [ "${DATA_OFFLINE:-0}" = 1 ]; then
+        why="not downloaded: DATA_OFFLINE=1"
+    elif [ "$NET" = down ]; then
         why="not tried: an earlier download failed (no network?)"
     elif fetch "$f" "$tmp" 2>/dev/null && sum_ok "$tmp" "$sha"; then
         mv "$tmp" "$dest"

@@ -317,6 +317,16 @@ expect_error "train: --lr -1" 'lr' "$XLMR" train --model "$M" --train "$DEV" --o
 expect_error "train: --temperature 0" 'temperature' "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a4" --temperature 0 --steps 1 --batch 1 --quiet
 expect_error "train: --chunk 0" 'chunk' "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a4" --chunk 0 --steps 1 --batch 1 --quiet
 
+expect_error "embed --ids: id past the vocabulary" '(vocabulary|token ids|502)' sh -c "echo '0 502 2' | \"$XLMR\" embed --model \"$M\" --ids"
+expect_error "embed --ids: id past int" 'line 1' sh -c "echo '0 99999999999 2' | \"$XLMR\" embed --model \"$M\" --ids"
+expect_error "embed --ids: negative id" 'line 1' sh -c "echo '0 -1 2' | \"$XLMR\" embed --model \"$M\" --ids"
+expect_error "embed --ids: not numbers" 'line 2' sh -c "printf '0 2\\n0 x 2\\n' | \"$XLMR\" embed --model \"$M\" --ids"
+expect_error "eval: a language twice" 'en' "$XLMR" eval --model "$M" --dataset xquad-r --data "$EVALFIX" --langs en,en
+expect_error "pairs: a path as language code" 'language code' "$XLMR" pairs --dataset xquad-r --data "$EVALFIX" --langs ../../etc/passwd
+expect_error "init: too many parameters" 'parameters' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --layers 100000 --hidden 65536
+expect_error "init: hidden past any sane size" 'hidden' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --hidden 2147483647
+expect_error "init: negative ffn" 'positive' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --ffn -4
+
 # ---- arbitrary bytes as text: processed, one line out per line in ----
 { printf 'plain line\n'; printf 'bad \377\376 utf8 \300\257 \355\240\200 \364\220\200\200\n'; printf 'nul \000 inside \000\000\n'
   printf '\n'; printf '\r\n'; printf '<s></s><mask><pad><unk>\n'; printf '\t\v\f \342\200\203\n'

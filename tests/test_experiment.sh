@@ -19,6 +19,28 @@ fi
 cd "$ROOT" || exit 1
 OUT=$TMP/q
 
+# make data (scripts/get_data.sh) from a mirror: copies verified against the
+# pinned checksums, idempotent, repairs a damaged file, fails clearly when a
+# required file is missing (offline: no download is tried in tests).
+GD="$ROOT/scripts/get_data.sh"
+if ! (cd "$DATA" && sha256sum --quiet -c "$ROOT/scripts/data.sha256" >/dev/null 2>&1); then
+    echo "note: $DATA is not a complete mirror of scripts/data.sha256: get_data tests skipped"
+else
+    check "get_data from a mirror" env DATA_DIR="$TMP/d" DATA_MIRROR="$DATA" DATA_OFFLINE=1 DATA_LINK=0 "$GD"
+    check "get_data: all files verified" sh -c "cd '$TMP/d' && sha256sum --quiet -c '$ROOT/scripts/data.sha256'"
+    check "get_data: copies, not links" test ! -L "$TMP/d/xquad-r/en.json"
+    check "get_data: second run only verifies" sh -c "env DATA_DIR='$TMP/d' DATA_MIRROR=/nonexistent DATA_OFFLINE=1 '$GD' 2>&1 | grep -q 'present and verified'"
+    # (only ever a copy: writing through a link would damage the mirror)
+    [ ! -L "$TMP/d/mlqa-r/de.json" ] && chmod u+w "$TMP/d/mlqa-r/de.json" && echo damaged >"$TMP/d/mlqa-r/de.json"
+    check "get_data repairs a damaged file" env DATA_DIR="$TMP/d" DATA_MIRROR="$DATA" DATA_OFFLINE=1 DATA_LINK=0 "$GD"
+    check "get_data: repaired" sh -c "cd '$TMP/d' && sha256sum --quiet -c '$ROOT/scripts/data.sha256'"
+    mkdir -p "$TMP/m" && cp -r "$DATA/xquad-r" "$TMP/m/"
+    env DATA_DIR="$TMP/d2" DATA_MIRROR="$TMP/m" DATA_OFFLINE=1 DATA_LINK=0 "$GD" >"$TMP/out" 2>"$TMP/gd.err"
+    check "get_data: a required file missing fails" test $? -eq 1
+    check "get_data: says which and what to do" sh -c "grep -q 'mlqa-r/de.json' '$TMP/gd.err' && grep -q 'DATA_MIRROR=' '$TMP/gd.err'"
+    rm -rf "$TMP/d" "$TMP/d2" "$TMP/m"
+fi
+
 # JSON and XML checks with whatever the machine has (python3 or xmllint), else a crude one.
 have() { command -v "$1" >/dev/null 2>&1; }
 check_results_json() {
