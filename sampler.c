@@ -396,16 +396,24 @@ static int pool_write(const SamplerPool *p, FILE *f) {
     return 0;
 }
 
-static int pool_read(SamplerPool *p, FILE *f, int n_groups, const char *name) {
+/* mark: n_groups ints of scratch (left negative: s->stamp serves). The state must hold the pool's own groups (as
+ * sampler_build made them), each once: a group of another pool would serve a
+ * batch it cannot fill (a mono language it lacks, a cross pair from one row). */
+static int pool_read(SamplerPool *p, FILE *f, int n_groups, int *mark, const char *name) {
     int32_t h[3];
     if (fread(h, sizeof h, 1, f) != 1) return xerr("%s: sampler state is truncated", name);
     if (h[0] != p->n || h[1] < 0 || h[1] > p->n || h[2] < 0)
         return xerr("%s: sampler state does not match the training data (pool of %d groups, state has %d)", name,
                     p->n, (int)h[0]);
+    for (int g = 0; g < n_groups; g++) mark[g] = -1;         /* -1: not in this pool */
+    for (int i = 0; i < p->n; i++) mark[p->order[i]] = -2; /* -2: a member (< 0: never a batch number) */
     if (p->n && fread(p->order, sizeof(int), (size_t)p->n, f) != (size_t)p->n)
         return xerr("%s: sampler state is truncated", name);
-    for (int i = 0; i < p->n; i++)
-        if (p->order[i] < 0 || p->order[i] >= n_groups) return xerr("%s: sampler state is corrupt", name);
+    for (int i = 0; i < p->n; i++) {
+        int g = p->order[i];
+        if (g < 0 || g >= n_groups || mark[g] != -2) return xerr("%s: sampler state is corrupt", name);
+        mark[g] = -3; /* seen */
+    }
     p->pos = h[1];
     p->passes = h[2];
     return 0;
@@ -443,8 +451,10 @@ int sampler_state_read(Sampler *s, FILE *f, const char *name) {
                     h.alpha, (int)h.batch);
     if (h.batches < 0) return xerr("%s: sampler state is corrupt", name);
     for (int l = 0; l < s->d->n_langs; l++)
-        if (pool_read(&s->mono[l], f, s->d->n_groups, name)) return -1;
-    if (pool_read(&s->cross, f, s->d->n_groups, name) || pool_read(&s->mixed, f, s->d->n_groups, name)) return -1;
+        if (pool_read(&s->mono[l], f, s->d->n_groups, s->stamp, name)) return -1;
+    if (pool_read(&s->cross, f, s->d->n_groups, s->stamp, name) ||
+        pool_read(&s->mixed, f, s->d->n_groups, s->stamp, name))
+        return -1;
     s->rng.s = h.rng;
     s->batches = h.batches;
     for (int g = 0; g < s->d->n_groups; g++) s->stamp[g] = -1;

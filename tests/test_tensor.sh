@@ -11,6 +11,7 @@ check "help lists the options" bash -c "'$XLMR' bench --help | grep -q -- '--thr
 check "gemm ends in GFLOPS" last_line_matches '^gemm total: [0-9.]+ GFLOPS$' "$XLMR" bench gemm $tiny
 check "gemm --bf16 --threads 1" last_line_matches ' GFLOPS$' "$XLMR" bench gemm $tiny --bf16 --threads 1
 check "gemm --bf16 reports a speed-up" bash -c "'$XLMR' bench gemm $tiny --bf16 | grep -qE '^bf16 total: [0-9.]+ GFLOPS \\([0-9.]+x fp32\\)$'"
+check "gemm --bf16 --no-amx leaves AMX" bash -c "'$XLMR' bench gemm $tiny --bf16 --no-amx | grep -qE '^bench gemm: .* bf16 (avx512-bf16|emulated),'"
 check "forward ends in tokens/s" last_line_matches '^forward: [0-9]+ tokens/s$' "$XLMR" bench forward $tiny
 check "train ends in tokens/s" last_line_matches '^train: [0-9]+ tokens/s$' "$XLMR" bench train $tiny
 check "train --bf16 loss is finite" bash -c "'$XLMR' bench train $tiny --bf16 --steps 2 | grep -qE '^step 2: loss [0-9]+\\.[0-9]+'"
