@@ -1,7 +1,7 @@
-/* bench.c: `xlmr bench gemm|forward|train|tokenize` — the throughput figures
- * of BENCHMARKS.md. Each prints one line per measurement and ends with a line
- * whose last words are "N GFLOPS", "N tokens/s" or "N MB/s" (bench/compare.sh
- * reads those). Timings are the best of --steps runs after one warm-up run
+/* bench.c: `xlmr bench gemm|forward|train|tokenize|memory` — the figures of
+ * BENCHMARKS.md. Each prints one line per measurement and ends with a line
+ * whose last words are "N GFLOPS", "N tokens/s", "N MB/s" or "N GB peak RSS"
+ * (bench/compare.sh reads those). Timings are the best of --steps runs after one warm-up run
  * (the first run pays page faults and thread start-up). */
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "optim.h"
 #include "tensor.h"
 #include "tokenizer.h"
+#include "train.h"
 #include "util.h"
 #include "xlmr.h"
 
@@ -22,6 +23,7 @@
 
 typedef struct {
     int layers, hidden, heads, ffn, vocab, batch, seq, steps, threads, bf16, no_amx;
+    int chunk, seq_query, seq_passage, dense; /* memory */
     const char *size, *model;
 } BenchOpts;
 
@@ -39,14 +41,16 @@ static float *rand_floats(Rng *r, size_t n) {
     return x;
 }
 
-/* The issue's presets: "small" L4 H256 A4 F1024 V32000, "base" 12/768/12/3072/250002.
- * Options the user gave (> 0) win. Batch/seq defaults depend on the benchmark. */
+/* The issue's presets: "small" L4 H256 A4 F1024 V32000, "base" 12/768/12/3072/250002,
+ * "large" 24/1024/16/4096/250002. Options the user gave (> 0) win. Batch/seq
+ * defaults depend on the benchmark (memory: the paper's batch of 100 pairs). */
 static int apply_size(BenchOpts *o, const char *kind) {
-    int small = !strcmp(o->size, "small");
-    if (!small && strcmp(o->size, "base")) return xerr("bench: --size must be small or base, got '%s'", o->size);
-    int L = small ? 4 : 12, C = small ? 256 : 768, A = small ? 4 : 12, F = small ? 1024 : 3072;
-    int V = small ? 32000 : 250002;
-    int B = small ? 32 : (!strcmp(kind, "train") ? 8 : 16), T = small ? 64 : 128;
+    int small = !strcmp(o->size, "small"), large = !strcmp(o->size, "large");
+    if (!small && !large && strcmp(o->size, "base"))
+        return xerr("bench: --size must be small, base or large, got '%s'", o->size);
+    int L = small ? 4 : large ? 24 : 12, C = small ? 256 : large ? 1024 : 768, A = small ? 4 : large ? 16 : 12;
+    int F = 4 * C, V = small ? 32000 : 250002;
+    int B = !strcmp(kind, "memory") ? 100 : small ? 32 : (!strcmp(kind, "train") ? 8 : 16), T = small ? 64 : 128;
     if (o->layers <= 0) o->layers = L;
     if (o->hidden <= 0) o->hidden = C;
     if (o->heads <= 0) o->heads = A;
@@ -55,7 +59,15 @@ static int apply_size(BenchOpts *o, const char *kind) {
     if (o->batch <= 0) o->batch = B;
     if (o->seq <= 0) o->seq = T;
     if (o->steps <= 0) o->steps = 3;
+    if (o->chunk <= 0) o->chunk = 16;
+    if (o->seq_query <= 0) o->seq_query = 64;
+    if (o->seq_passage <= 0) o->seq_passage = 256;
     if (o->vocab < 8) return xerr("bench: --vocab must be at least 8");
+    if (!strcmp(kind, "memory")) { /* the model's positions must cover the longest sequence */
+        if (o->seq_query < 2 || o->seq_passage < 2 || o->seq_query > 512 || o->seq_passage > 512)
+            return xerr("bench memory: --seq-query and --seq-passage must be within [2, 512]");
+        o->seq = o->seq_query > o->seq_passage ? o->seq_query : o->seq_passage;
+    }
     return 0;
 }
 
@@ -221,6 +233,34 @@ static int bench_forward(const BenchOpts *o) {
         if (i > 0) printf("run %d: %.1f ms\n", i, t * 1e3);
     }
     double tokens = (double)B * T;
+    if (o->bf16) { /* the cost of BF16: the same batch in fp32, timed the same way */
+        float *ref = xmalloc((size_t)B * o->hidden * sizeof(float));
+        double best32 = 1e300;
+        m.use_bf16 = 0;
+        for (int i = 0; i <= o->steps; i++) {
+            double t = now_seconds();
+            if (xlmr_embed(&m, ref, ids, B, T, POOL_MEAN) != 0) {
+                free(ids), free(out), free(ref), xlmr_free(&m);
+                return -1;
+            }
+            t = now_seconds() - t;
+            if (i > 0 && t < best32) best32 = t;
+        }
+        double maxd = 0, mincos = 1; /* rows are L2-normalised: the dot product is the cosine */
+        for (int b = 0; b < B; b++) {
+            double dot = 0;
+            for (int c = 0; c < o->hidden; c++) {
+                size_t ix = (size_t)b * o->hidden + c;
+                double d = fabs((double)out[ix] - ref[ix]);
+                if (!(d <= maxd)) maxd = d;
+                dot += (double)out[ix] * ref[ix];
+            }
+            if (!(dot >= mincos)) mincos = dot;
+        }
+        printf("bf16 vs fp32: max |emb diff| %.2e, min cosine %.6f; fp32 %.1f ms, bf16 speed-up %.2fx\n", maxd, mincos,
+               best32 * 1e3, best32 / best);
+        free(ref);
+    }
     printf("forward: %.1f ms per batch, %.1f GFLOPS (linear + attention products)\n", best * 1e3,
            tokens * forward_flops_per_token(o) / best / 1e9);
     printf("forward: %.0f tokens/s\n", tokens / best);
@@ -293,6 +333,70 @@ static int bench_train(const BenchOpts *o) {
 
 /* ------------------------------------------------------------------------- */
 
+static double gb(size_t bytes) { return bytes / 1e9; }
+
+/* Peak resident memory of one training step as `xlmr train` runs it: gradient
+ * caching (train_batch_step: B queries of seq_query tokens and B passages of
+ * seq_passage tokens, embedded `chunk` at a time with dropout, InfoNCE, then
+ * each chunk again forward + backward), gradient-norm clipping and AdamW.
+ * Gradients and moments are calloc'ed: untouched word-embedding rows cost no
+ * memory until a batch uses them; --dense touches every page first (a long run
+ * that has seen the whole vocabulary). The activations depend on chunk and the
+ * longest sequence, not on B; only the (2B, C) embedding caches grow with B. */
+static int bench_memory(const BenchOpts *o) {
+    Xlmr m;
+    if (build_model(&m, o) != 0) return -1;
+    if (xlmr_grads_alloc(&m) != 0) {
+        xlmr_free(&m);
+        return -1;
+    }
+    int B = o->batch, N = 2 * B, Tq = o->seq_query, Tp = o->seq_passage;
+    print_model("memory", &m, o);
+    printf("step: %d pairs, queries %d tokens, passages %d tokens, chunk %d, dropout on%s\n", B, Tq, Tp, o->chunk,
+           o->dense ? ", gradients and moments touched densely" : "");
+    size_t pbytes = m.n_params * sizeof(float);
+    printf("parameters %.2f GB, gradients %.2f GB, AdamW moments %.2f GB (allocated)\n", gb(pbytes), gb(pbytes),
+           gb(2 * pbytes));
+    AdamW opt;
+    AdamWConfig oc;
+    adamw_config_default(&oc);
+    adamw_build(&opt, m.n_params);
+    if (o->dense) {
+        memset(m.grads_memory, 0, pbytes);
+        memset(opt.m, 0, pbytes);
+        memset(opt.v, 0, pbytes);
+    }
+    printf("after building the model and optimizer: %.3f GB peak RSS\n", gb(peak_rss_bytes()));
+    XlmrActs *acts = xlmr_acts_build(&m, o->chunk, o->seq);
+    Rng r;
+    rng_seed(&r, 5);
+    int **ids = xmalloc((size_t)N * sizeof(int *)), *lens = xmalloc((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) { /* <s> random pieces </s>, no padding */
+        lens[i] = i < B ? Tq : Tp;
+        ids[i] = xmalloc((size_t)lens[i] * sizeof(int));
+        for (int t = 0; t < lens[i]; t++)
+            ids[i][t] = t == 0 ? 0 : t == lens[i] - 1 ? 2 : 3 + (int)rng_below(&r, (uint32_t)(o->vocab - 3));
+    }
+    XlmrDropout drop = {1, 7, 0};
+    double t0 = now_seconds();
+    double loss = train_batch_step(&m, acts, (const int *const *)ids, lens, B, N, o->chunk, POOL_MEAN, 0.05f, &drop);
+    double gnorm = xlmr_grad_norm(&m, 0);
+    xlmr_adamw_step(&m, &opt, &oc, 1e-5f, clip_scale(gnorm, 1.0), 0);
+    double t = now_seconds() - t0;
+    for (int i = 0; i < N; i++) free(ids[i]);
+    free(ids);
+    free(lens);
+    xlmr_acts_free(acts);
+    adamw_free(&opt);
+    xlmr_free(&m);
+    if (!isfinite(loss) || !isfinite(gnorm)) return xerr("bench memory: loss or gradient norm is not finite");
+    printf("step: loss %.4f, gradient norm %.3g, %.1f s\n", loss, gnorm, t);
+    printf("memory: %.3f GB peak RSS\n", gb(peak_rss_bytes()));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+
 static int bench_tokenize(const BenchOpts *o, const char *file) {
     Tokenizer *tok;
     if (tokenizer_load(&tok, o->model) != 0) return -1;
@@ -360,7 +464,8 @@ int cmd_bench(int argc, char **argv) {
     memset(&o, 0, sizeof(o));
     o.size = "base";
     Opt opts[] = {
-        {"size", OPT_STR, &o.size, "small|base", "preset shape (default base): small L4 H256 A4 F1024 V32000 B32 T64"},
+        {"size", OPT_STR, &o.size, "small|base|large",
+         "preset shape (default base): small L4 H256 A4 F1024 V32000 B32 T64, large L24 H1024 A16 F4096"},
         {"layers", OPT_INT, &o.layers, "L", "encoder layers (default from --size)"},
         {"hidden", OPT_INT, &o.hidden, "C", "hidden size (default from --size)"},
         {"heads", OPT_INT, &o.heads, "NH", "attention heads (default from --size)"},
@@ -373,26 +478,32 @@ int cmd_bench(int argc, char **argv) {
         {"bf16", OPT_FLAG, &o.bf16, NULL, "BF16 GEMMs (gemm: timed next to fp32)"},
         {"no-amx", OPT_FLAG, &o.no_amx, NULL, "BF16 without AMX tiles (AVX512-BF16 or emulation)"},
         {"model", OPT_STR, &o.model, "PATH", "tokenize: SentencePiece .model file or model folder"},
+        {"chunk", OPT_INT, &o.chunk, "C", "memory: sequences per forward/backward chunk (default 16)"},
+        {"seq-query", OPT_INT, &o.seq_query, "T", "memory: tokens per query (default 64)"},
+        {"seq-passage", OPT_INT, &o.seq_passage, "T", "memory: tokens per passage (default 256)"},
+        {"dense", OPT_FLAG, &o.dense, NULL, "memory: touch every page of the gradients and moments first"},
         {0},
     };
     StrList pos = {0};
     opts_parse(argc, argv, opts, "xlmr bench",
-               "Measures throughput: `xlmr bench gemm|forward|train|tokenize [options]`.\n"
+               "Measures throughput and memory: `xlmr bench gemm|forward|train|tokenize|memory [options]`.\n"
                "  gemm      the model's GEMM shapes (M = batch x seq tokens), GFLOPS\n"
                "  forward   xlmr_embed of a random model on batch x seq random ids, tokens/s\n"
                "  train     forward + InfoNCE + backward + AdamW on batch pairs, tokens/s\n"
-               "  tokenize  --model PATH FILE: SentencePiece encoding of FILE's lines, MB/s",
+               "  tokenize  --model PATH FILE: SentencePiece encoding of FILE's lines, MB/s\n"
+               "  memory    peak RSS of one training step with gradient caching (batch pairs,\n"
+               "            default 100) + clipping + AdamW, GB",
                &pos);
-    if (pos.n < 1) die("bench: which benchmark? gemm, forward, train or tokenize (see --help)");
+    if (pos.n < 1) die("bench: which benchmark? gemm, forward, train, tokenize or memory (see --help)");
     const char *kind = pos.v[0];
     int is_tok = !strcmp(kind, "tokenize");
-    if (strcmp(kind, "gemm") && strcmp(kind, "forward") && strcmp(kind, "train") && !is_tok)
-        die("bench: unknown benchmark '%s' (gemm, forward, train, tokenize)", kind);
+    if (strcmp(kind, "gemm") && strcmp(kind, "forward") && strcmp(kind, "train") && strcmp(kind, "memory") && !is_tok)
+        die("bench: unknown benchmark '%s' (gemm, forward, train, tokenize, memory)", kind);
     if (pos.n != (is_tok ? 2 : 1))
         die("bench %s: %s", kind, is_tok ? "expects one FILE of text lines" : "takes no file argument");
     if (is_tok && !o.model) die("bench tokenize: --model is required");
     if (o.threads < 0 || o.layers < 0 || o.hidden < 0 || o.heads < 0 || o.ffn < 0 || o.vocab < 0 || o.batch < 0 ||
-        o.seq < 0 || o.steps < 0)
+        o.seq < 0 || o.steps < 0 || o.chunk < 0 || o.seq_query < 0 || o.seq_passage < 0)
         die("bench: sizes must be positive");
     if (apply_size(&o, kind) != 0) die_xerr();
     set_threads(o.threads);
@@ -401,6 +512,7 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(kind, "gemm")) rc = bench_gemm(&o);
     else if (!strcmp(kind, "forward")) rc = bench_forward(&o);
     else if (!strcmp(kind, "train")) rc = bench_train(&o);
+    else if (!strcmp(kind, "memory")) rc = bench_memory(&o);
     else rc = bench_tokenize(&o, pos.v[1]);
     free(pos.v);
     if (rc != 0) die_xerr();

@@ -9,17 +9,6 @@
 #include "util.h"
 #include "xlmr.h"
 
-static const struct {
-    const char *name;
-    int layers, hidden, heads, ffn;
-} presets[] = {
-    {"tiny", 2, 128, 2, 512},
-    {"mini", 4, 256, 4, 1024},
-    {"small", 6, 384, 6, 1536},
-    {"base", 12, 768, 12, 3072},
-    {"large", 24, 1024, 16, 4096},
-};
-
 int cmd_init(int argc, char **argv) {
     char *tok = NULL, *out = NULL, *preset = "base";
     int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0;
@@ -28,8 +17,8 @@ int cmd_init(int argc, char **argv) {
                                                   "vocab_size = its pieces + 2"},
         {"out", OPT_STR, &out, "DIR", "model folder to write (config.json, model.safetensors, sentencepiece.bpe.model)"},
         {"preset", OPT_STR, &preset, "NAME",
-         "layers/hidden/heads/ffn: tiny 2/128/2/512, mini 4/256/4/1024, small 6/384/6/1536 (CPU training), "
-         "base 12/768/12/3072, large 24/1024/16/4096 (default base)"},
+         "layers/hidden/heads/ffn: nano 1/32/1/128, micro 2/64/2/256 (tests), tiny 2/128/2/512, mini 4/256/4/1024, "
+         "small 6/384/6/1536 (CPU training), base 12/768/12/3072, large 24/1024/16/4096 (default base)"},
         {"layers", OPT_INT, &layers, "L", "override the preset's number of layers"},
         {"hidden", OPT_INT, &hidden, "H", "override the preset's hidden size"},
         {"heads", OPT_INT, &heads, "A", "override the preset's attention heads (must divide hidden)"},
@@ -43,30 +32,21 @@ int cmd_init(int argc, char **argv) {
                NULL);
     opts_require("xlmr init", "tokenizer", tok);
     opts_require("xlmr init", "out", out);
-    int p = -1;
-    for (int i = 0; i < (int)(sizeof presets / sizeof presets[0]); i++)
-        if (!strcmp(preset, presets[i].name)) p = i;
-    if (p < 0) die("init: unknown preset '%s' (tiny, mini, small, base, large)", preset);
+    XlmrConfig c;
+    if (xlmr_preset(&c, preset)) die("init: %s", xerr_msg());
     Tokenizer *t;
     if (tokenizer_load(&t, tok) != 0) die_xerr();
-    XlmrConfig c = {
-        .n_layers = layers ? layers : presets[p].layers,
-        .hidden = hidden ? hidden : presets[p].hidden,
-        .n_heads = heads ? heads : presets[p].heads,
-        .ffn = ffn ? ffn : presets[p].ffn,
-        .vocab = tokenizer_xlmr_vocab(t),
-        .max_pos = max_pos,
-        .type_vocab = 1,
-        .pad_id = 1,
-        .ln_eps = 1e-5f,
-        .hidden_dropout = 0.1f,
-        .attn_dropout = 0.1f,
-    };
+    if (layers) c.n_layers = layers;
+    if (hidden) c.hidden = hidden;
+    if (heads) c.n_heads = heads;
+    if (ffn) c.ffn = ffn;
+    c.vocab = tokenizer_xlmr_vocab(t);
+    c.max_pos = max_pos;
     tokenizer_free(t);
     Xlmr m;
     if (xlmr_build(&m, &c) != 0) die("init: %s", xerr_msg());
     xlmr_init_random(&m, (uint64_t)seed);
-    char *spm = is_dir(tok) ? path_join(tok, "sentencepiece.bpe.model") : xstrdup(tok);
+    char *spm = tokenizer_model_path(tok);
     if (xlmr_save(&m, out, spm) != 0) die_xerr();
     fprintf(stderr, "init: %s: %d layers, hidden %d, %d heads, ffn %d, vocab %d, %zu parameters\n", out,
             c.n_layers, c.hidden, c.n_heads, c.ffn, c.vocab, m.n_params);
@@ -128,13 +108,13 @@ int cmd_embed(int argc, char **argv) {
                "space-separated floats.",
                NULL);
     opts_require("xlmr embed", "model", dir);
-    int pool = !strcmp(pooling, "mean") ? POOL_MEAN : !strcmp(pooling, "cls") ? POOL_CLS : -1;
+    int pool = xlmr_pooling_parse(pooling);
     if (pool < 0) die("embed: --pooling must be mean or cls, not '%s'", pooling);
     if (batch < 1) die("embed: --batch must be positive");
     Xlmr m;
     if (xlmr_load(&m, dir) != 0) die_xerr();
     m.use_bf16 = bf16;
-    int limit = m.cfg.max_pos - m.cfg.pad_id - 1;
+    int limit = xlmr_max_len(&m.cfg);
     if (max_len == 0) max_len = limit;
     if (max_len < 2 || max_len > limit) die("embed: --max-len %d outside [2, %d] (the model's limit)", max_len, limit);
     Tokenizer *t = NULL;

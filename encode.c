@@ -31,7 +31,7 @@ int encode_tokenize(const Tokenizer *t, const char *const *texts, int n, const c
 
 int encode_texts(Xlmr *m, const Tokenizer *t, const char *const *texts, int n, const EncodeOptions *o,
                  float *out) {
-    int limit = m->cfg.max_pos - m->cfg.pad_id - 1;
+    int limit = xlmr_max_len(&m->cfg);
     int max_len = o->max_len <= 0 ? limit : o->max_len;
     if (max_len < 2 || max_len > limit)
         return xerr("max_len %d outside [2, %d] (the model's position table)", max_len, limit);

@@ -55,6 +55,18 @@ static int count_above(const float *s, int lo, int hi, int j) {
     return count_ge(s, lo, mid, x) + count_gt(s, mid + (j >= lo && j < hi), hi, x);
 }
 
+double eval_average_precision(int *ranks, int n) {
+    for (int a = 1; a < n; a++) /* insertion sort: n is small (one rank per language) */
+        for (int k = a; k > 0 && ranks[k - 1] > ranks[k]; k--) {
+            int t = ranks[k];
+            ranks[k] = ranks[k - 1];
+            ranks[k - 1] = t;
+        }
+    double ap = 0;
+    for (int k = 0; k < n; k++) ap += (double)(k + 1) / ranks[k];
+    return ap / n;
+}
+
 int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalResult *r) {
     memset(r, 0, sizeof *r);
     const int L = d->n_langs, nq = d->n_qs, nc = d->n_sents;
@@ -96,20 +108,10 @@ int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalR
                     cross_hit[(size_t)qi * L + l] = pool == 1;
                 }
             }
-            /* multi: sort the (at most L) ranks, then AP, R@10 and the spread */
-            for (int a = 1; a < nr; a++)
-                for (int k = a; k > 0 && ranks[k - 1] > ranks[k]; k--) {
-                    int t = ranks[k];
-                    ranks[k] = ranks[k - 1];
-                    ranks[k - 1] = t;
-                }
-            double ap = 0;
+            /* multi: AP (sorts the at most L ranks), R@10 and the spread */
+            multi[3 * qi] = eval_average_precision(ranks, nr);
             int top10 = 0;
-            for (int k = 0; k < nr; k++) {
-                ap += (double)(k + 1) / ranks[k];
-                top10 += ranks[k] <= 10;
-            }
-            multi[3 * qi] = ap / nr;
+            for (int k = 0; k < nr; k++) top10 += ranks[k] <= 10;
             multi[3 * qi + 1] = (double)top10 / nr;
             multi[3 * qi + 2] = ranks[nr - 1] - ranks[0];
         }
@@ -283,23 +285,37 @@ static void json_kv(StrBuf *sb, const char *k, double v, int comma) {
     sb_json_number(sb, v);
 }
 
-void eval_result_json(const EvalResult *r, StrBuf *sb) {
-    sb_puts(sb, "{\"mono\": {");
-    json_kv(sb, "map", r->mono.map, 0);
-    json_kv(sb, "r1", r->mono.r1, 1);
+/* The members of a score: "map", "r1" (mono, cross) or "map", "r10",
+ * "rank_distance" (multi); with_n adds "questions" (mono and cross only). */
+static void score_json(StrBuf *sb, const EvalScore *s, int multi, int with_n) {
+    json_kv(sb, "map", s->map, 0);
+    if (multi) {
+        json_kv(sb, "r10", s->r10, 1);
+        json_kv(sb, "rank_distance", s->rd, 1);
+    } else {
+        json_kv(sb, "r1", s->r1, 1);
+        if (with_n) json_kv(sb, "questions", s->n, 1);
+    }
+}
+
+/* , "by_lang": {"ar": {...}, ...} */
+static void by_lang_json(StrBuf *sb, const EvalResult *r, const EvalScore *per_lang, int multi) {
     sb_puts(sb, ", \"by_lang\": {");
     for (int l = 0; l < r->n_langs; l++) {
         if (l) sb_puts(sb, ", ");
         sb_json_string(sb, r->langs[l]);
         sb_puts(sb, ": {");
-        json_kv(sb, "map", r->mono_lang[l].map, 0);
-        json_kv(sb, "r1", r->mono_lang[l].r1, 1);
-        json_kv(sb, "questions", r->mono_lang[l].n, 1);
+        score_json(sb, &per_lang[l], multi, 1);
         sb_puts(sb, "}");
     }
+}
+
+void eval_result_json(const EvalResult *r, StrBuf *sb) {
+    sb_puts(sb, "{\"mono\": {");
+    score_json(sb, &r->mono, 0, 0);
+    by_lang_json(sb, r, r->mono_lang, 0);
     sb_puts(sb, "}}, \"cross\": {");
-    json_kv(sb, "map", r->cross.map, 0);
-    json_kv(sb, "r1", r->cross.r1, 1);
+    score_json(sb, &r->cross, 0, 0);
     sb_puts(sb, ", \"by_pair\": {");
     int first = 1;
     for (int x = 0; x < r->n_langs; x++)
@@ -309,25 +325,12 @@ void eval_result_json(const EvalResult *r, StrBuf *sb) {
             if (!first) sb_puts(sb, ", ");
             first = 0;
             sb_printf(sb, "\"%s-%s\": {", r->langs[x], r->langs[y]);
-            json_kv(sb, "map", p->map, 0);
-            json_kv(sb, "r1", p->r1, 1);
-            json_kv(sb, "questions", p->n, 1);
+            score_json(sb, p, 0, 1);
             sb_puts(sb, "}");
         }
     sb_puts(sb, "}}, \"multi\": {");
-    json_kv(sb, "map", r->multi.map, 0);
-    json_kv(sb, "r10", r->multi.r10, 1);
-    json_kv(sb, "rank_distance", r->multi.rd, 1);
-    sb_puts(sb, ", \"by_lang\": {");
-    for (int l = 0; l < r->n_langs; l++) {
-        if (l) sb_puts(sb, ", ");
-        sb_json_string(sb, r->langs[l]);
-        sb_puts(sb, ": {");
-        json_kv(sb, "map", r->multi_lang[l].map, 0);
-        json_kv(sb, "r10", r->multi_lang[l].r10, 1);
-        json_kv(sb, "rank_distance", r->multi_lang[l].rd, 1);
-        sb_puts(sb, "}");
-    }
+    score_json(sb, &r->multi, 1, 0);
+    by_lang_json(sb, r, r->multi_lang, 1);
     sb_puts(sb, "}}}");
 }
 
@@ -410,8 +413,7 @@ int cmd_eval(int argc, char **argv) {
         die("eval: --dataset must be xquad-r or mlqa-r");
     EvalOptions o;
     eval_options_default(&o);
-    if (!strcmp(pooling, "cls")) o.pooling = POOL_CLS;
-    else if (strcmp(pooling, "mean") != 0) die("eval: --pooling must be mean or cls");
+    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0) die("eval: --pooling must be mean or cls");
     if (!strcmp(cand, "context")) o.candidate = EVAL_CAND_CONTEXT;
     else if (strcmp(cand, "sentence") != 0) die("eval: --candidate must be sentence or context");
     if (batch <= 0) die("eval: --batch must be positive");
@@ -421,13 +423,8 @@ int cmd_eval(int argc, char **argv) {
     o.query_prefix = qp;
     o.passage_prefix = pp;
     o.label = "eval";
-    int split = squad_split_parse(split_s);
-    if (split < 0) die_xerr();
-    int nl = 0;
-    char **lv = langs ? split_csv(langs, &nl) : NULL;
     EvalData d;
-    if (squad_load(&d, dataset, data, lv, nl, NULL, split)) die_xerr();
-    if (lv) free_strv(lv);
+    if (squad_load_csv(&d, dataset, data, langs, NULL, split_s)) die_xerr();
     Xlmr m;
     Tokenizer *t = NULL;
     if (xlmr_load(&m, model)) die_xerr();

@@ -65,6 +65,11 @@ typedef struct {
  * Pure: no model. -1 + xerr on bad arguments. */
 int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalResult *r);
 
+/* Average precision of one query from the 1-based ranks of its n relevant
+ * candidates: mean over k of (k+1) / ranks[k] after sorting ranks ascending
+ * (in place). */
+double eval_average_precision(int *ranks, int n);
+
 /* Embeds every distinct question and candidate text once, then eval_metrics. */
 int eval_run(Xlmr *m, const Tokenizer *t, const EvalData *d, const EvalOptions *o, EvalResult *r);
 

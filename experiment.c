@@ -21,22 +21,11 @@
 #include "util.h"
 #include "xlmr.h"
 
-/* Shapes by name. nano/micro are for --quick and tests; tiny..small are the
- * shapes `xlmr init --preset` knows; base/large are XLM-R's (far too slow to
- * train from scratch here, listed for completeness). */
-static const ExperimentSize size_table[] = {
-    {"nano", 1, 32, 1, 128},   {"micro", 2, 64, 2, 256},      {"tiny", 2, 128, 2, 512},
-    {"mini", 4, 256, 4, 1024}, {"small", 6, 384, 6, 1536},    {"base", 12, 768, 12, 3072},
-    {"large", 24, 1024, 16, 4096},
-};
-#define N_SIZES (int)(sizeof size_table / sizeof *size_table)
-
-int experiment_size_parse(const char *s, ExperimentSize *out, char *name_buf) {
-    for (int i = 0; i < N_SIZES; i++)
-        if (!strcmp(s, size_table[i].name)) {
-            *out = size_table[i];
-            return 0;
-        }
+int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf) {
+    if (xlmr_preset(cfg, s) == 0) {
+        snprintf(name_buf, 64, "%s", s);
+        return 0;
+    }
     long v[4] = {0, 0, 0, 0};
     int n = 0;
     const char *p = s;
@@ -59,18 +48,20 @@ int experiment_size_parse(const char *s, ExperimentSize *out, char *name_buf) {
         return -1;
     }
     snprintf(name_buf, 64, "%ldx%ldx%ldx%ld", v[0], v[1], v[2], v[3]);
-    *out = (ExperimentSize){name_buf, (int)v[0], (int)v[1], (int)v[2], (int)v[3]};
+    xlmr_config_default(cfg);
+    cfg->n_layers = (int)v[0];
+    cfg->hidden = (int)v[1];
+    cfg->n_heads = (int)v[2];
+    cfg->ffn = (int)v[3];
     return 0;
 }
 
 /* ---------------------------------------------------------------------------
  * The grid */
 
-static const char *const sampling_names[4] = {"mono", "cross", "hybrid", "mixed"};
-
 typedef struct {
     char *name;          /* size label in results */
-    ExperimentSize shape;
+    XlmrConfig shape;    /* random-init sizes: the shape (vocab from the tokenizer) */
     char shape_name[64];
     char *model_dir;     /* --model-dirs: the pretrained folder; NULL: random init */
     double cost;         /* relative cost of one run, for the ETA before one of its runs is timed */
@@ -154,28 +145,13 @@ static void on_step(void *user, int step, int total, double loss, double lr) {
 /* ---------------------------------------------------------------------------
  * Data: the training and dev TSV from XQuAD-R (as `xlmr pairs` writes them). */
 
-static void put_field(FILE *f, const char *s) {
-    for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
-}
-
 /* Writes the questions of groups < max_groups (all when <= 0); returns the count or -1. */
 static int write_pairs(const SquadData *d, const char *path, const char *what, int max_groups) {
     AtomicFile af;
     FILE *f = atomic_open(&af, path);
     if (!f) return -1;
     fprintf(f, "# xlmr experiment: %s\n", what);
-    int n = 0;
-    for (int q = 0; q < d->n_qs; q++) {
-        const SquadQuestion *Q = &d->qs[q];
-        if (max_groups > 0 && Q->group >= max_groups) continue;
-        n++;
-        put_field(f, Q->id);
-        fprintf(f, "\t%s\t", d->langs[Q->lang]);
-        put_field(f, Q->question);
-        fputc('\t', f);
-        put_field(f, d->sents[Q->sent].text);
-        fputc('\n', f);
-    }
+    int n = squad_write_pairs(d, f, 0, max_groups);
     return atomic_commit(&af) ? -1 : n;
 }
 
@@ -186,7 +162,6 @@ static int prepare_pairs(Grid *g, char **summary) {
     int rc = mkdir_p(dir);
     StrBuf sb = {0};
     static const int splits[2] = {SPLIT_TRAIN, SPLIT_DEV};
-    static const char *const names[2] = {"train", "dev"};
     for (int i = 0; i < 2 && !rc; i++) {
         SquadData d;
         if (squad_load(&d, "xquad-r", xq, g->langs, g->n_langs, NULL, splits[i])) {
@@ -194,14 +169,15 @@ static int prepare_pairs(Grid *g, char **summary) {
             break;
         }
         char file[32], what[64];
-        snprintf(file, sizeof file, "%s.tsv", names[i]);
-        snprintf(what, sizeof what, "XQuAD-R %s split", names[i]);
+        const char *name = squad_split_name(splits[i]);
+        snprintf(file, sizeof file, "%s.tsv", name);
+        snprintf(what, sizeof what, "XQuAD-R %s split", name);
         char *p = path_join(dir, file);
         /* dev mAP is computed several times per run: its first DEV_GROUPS
          * questions (in every language) keep that affordable */
         int cap = i == 1 ? DEV_GROUPS : 0, n = write_pairs(&d, p, what, cap);
         rc = n < 0 ? -1 : 0;
-        sb_printf(&sb, "%s%s split %d pairs (%d groups, %d languages)", i ? "; " : "", names[i], n,
+        sb_printf(&sb, "%s%s split %d pairs (%d groups, %d languages)", i ? "; " : "", name, n,
                   cap && cap < d.n_groups ? cap : d.n_groups, d.n_langs);
         if (i == 0 && !g->train_file) g->train_file = xstrdup(p);
         if (i == 1 && !g->dev_file && g->select_on_dev) g->dev_file = xstrdup(p);
@@ -219,7 +195,7 @@ static int prepare_pairs(Grid *g, char **summary) {
 
 static char *run_name(const GridSize *s, int sampling, int seed) {
     StrBuf sb = {0};
-    sb_printf(&sb, "%s-%s-s%d", s->name, sampling_names[sampling], seed);
+    sb_printf(&sb, "%s-%s-s%d", s->name, sampling_name(sampling), seed);
     return sb.data;
 }
 
@@ -239,9 +215,8 @@ static char *initial_model(const Grid *g, const GridSize *s, int seed) {
         free(dir);
         return NULL;
     }
-    XlmrConfig c = {.n_layers = s->shape.layers, .hidden = s->shape.hidden, .n_heads = s->shape.heads,
-                    .ffn = s->shape.ffn, .vocab = tokenizer_xlmr_vocab(t), .max_pos = 514, .type_vocab = 1,
-                    .pad_id = 1, .ln_eps = 1e-5f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+    XlmrConfig c = s->shape;
+    c.vocab = tokenizer_xlmr_vocab(t);
     tokenizer_free(t);
     Xlmr m;
     if (xlmr_build(&m, &c)) {
@@ -250,7 +225,7 @@ static char *initial_model(const Grid *g, const GridSize *s, int seed) {
     }
     /* the seed of the weights depends on (seed) only: the same for every strategy */
     xlmr_init_random(&m, hash_combine(0x1417ULL, (uint64_t)seed));
-    char *spm = is_dir(g->tokenizer) ? path_join(g->tokenizer, "sentencepiece.bpe.model") : xstrdup(g->tokenizer);
+    char *spm = tokenizer_model_path(g->tokenizer);
     int rc = mkdir_p(dir) || xlmr_save(&m, dir, spm);
     free(spm);
     xlmr_free(&m);
@@ -345,7 +320,7 @@ static int do_run(Grid *g, GridSize *s, int sampling, int seed, const EvalSets *
         sb_puts(&sb, "{\"size\": ");
         sb_json_string(&sb, s->name);
         sb_puts(&sb, ", \"sampling\": ");
-        sb_json_string(&sb, sampling_names[sampling]);
+        sb_json_string(&sb, sampling_name(sampling));
         sb_printf(&sb, ", \"seed\": %d, \"params\": %zu, \"steps\": %d, \"train_seconds\": ", seed, m.n_params, tr.steps);
         sb_json_number(&sb, tr.train_seconds);
         sb_puts(&sb, ", \"eval_seconds\": ");
@@ -425,7 +400,7 @@ static void grid_key(Grid *g, const char *langs) {
     /* the training data and, for random-init sizes, the tokenizer they start from */
     uint64_t h = file_hash(g->train_file);
     if (!g->sizes[0].model_dir) {
-        char *spm = is_dir(g->tokenizer) ? path_join(g->tokenizer, "sentencepiece.bpe.model") : xstrdup(g->tokenizer);
+        char *spm = tokenizer_model_path(g->tokenizer);
         h = hash_combine(h, file_hash(spm));
         free(spm);
     }
@@ -478,8 +453,8 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
         const GridSize *s = &g->sizes[i];
         sb_printf(sb, "%s%s", i ? "; " : "", s->name);
         if (s->model_dir) sb_printf(sb, " (pretrained: %s)", s->model_dir);
-        else sb_printf(sb, " (%d layers, hidden %d, %d heads, FFN %d)", s->shape.layers, s->shape.hidden,
-                       s->shape.heads, s->shape.ffn);
+        else sb_printf(sb, " (%d layers, hidden %d, %d heads, FFN %d)", s->shape.n_layers, s->shape.hidden,
+                       s->shape.n_heads, s->shape.ffn);
     }
     sb_puts(sb, g->sizes[0].model_dir ? ".\n" : "; XLM-R architecture from random initialisation with the project tokenizer.\n");
     sb_printf(sb, "- **Training**: %s. %d steps of batch %d, AdamW lr %g (warmup %g, linear decay), InfoNCE "
@@ -492,9 +467,8 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
     sb_puts(sb, "- **Evaluation**: ");
     for (int d = 0; d < REPORT_N_DATASETS; d++) {
         if (!ev->data[d]) continue;
-        static const char *const titles[REPORT_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
-        if (!strcmp(ev->split_name[d], "all")) sb_printf(sb, "%sall of %s", d ? "; " : "", titles[d]);
-        else sb_printf(sb, "%s%s %s split", d ? "; " : "", titles[d], ev->split_name[d]);
+        if (!strcmp(ev->split_name[d], "all")) sb_printf(sb, "%sall of %s", d ? "; " : "", report_dataset_titles[d]);
+        else sb_printf(sb, "%s%s %s split", d ? "; " : "", report_dataset_titles[d], ev->split_name[d]);
         sb_printf(sb, " (%d questions, %d candidates, %d languages)", ev->data[d]->n_qs, ev->data[d]->n_sents,
                   ev->data[d]->n_langs);
     }
@@ -591,8 +565,8 @@ int cmd_experiment(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             GridSize *s = &g.sizes[g.n_sizes++];
             if (experiment_size_parse(items[i], &s->shape, s->shape_name)) die_xerr();
-            s->name = xstrdup(s->shape.name);
-            s->cost = size_cost(s->shape.layers, s->shape.hidden);
+            s->name = xstrdup(s->shape_name);
+            s->cost = size_cost(s->shape.n_layers, s->shape.hidden);
         }
         free_strv(items);
         if (!path_exists(tokenizer)) die("%s: not found: run from the repository root or pass --tokenizer", tokenizer);
@@ -642,7 +616,6 @@ int cmd_experiment(int argc, char **argv) {
     }
     grid_key(&g, langs_s ? langs_s : quick ? "ar,de,en" : "all");
 
-    static const char *const split_names[4] = {"all", "train", "dev", "test"};
     EvalSets ev;
     memset(&ev, 0, sizeof ev);
     Report rep;
@@ -668,7 +641,7 @@ int cmd_experiment(int argc, char **argv) {
         if (g.langs && nl == 0) die("%s: none of the languages of --langs", dirs[d]);
         if (squad_load(ev.data[d], report_dataset_names[d], dirs[d], lv, nl, NULL, splits[d])) die_xerr();
         free(lv);
-        ev.split_name[d] = split_names[splits[d]];
+        ev.split_name[d] = squad_split_name(splits[d]);
         report_floors(ev.data[d], rep.floor[d]);
     }
     StrBuf pre = {0};

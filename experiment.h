@@ -16,16 +16,13 @@
 #ifndef XLMR_EXPERIMENT_H
 #define XLMR_EXPERIMENT_H
 
-/* The model shapes the grid knows by name (layers/hidden/heads/ffn). */
-typedef struct {
-    const char *name;
-    int layers, hidden, heads, ffn;
-} ExperimentSize;
+#include "xlmr.h"
 
-/* Looks NAME up ("micro", "tiny", ...) or parses "LxH" / "LxHxA" / "LxHxAxF"
- * (layers x hidden [x heads [x ffn]]; heads default max(1, H/64), ffn 4H).
- * name_buf (>= 64 bytes) holds the name for parsed shapes.
- * -1 + xerr on an unknown name or a bad shape. */
-int experiment_size_parse(const char *s, ExperimentSize *out, char *name_buf);
+/* A preset name (xlmr_preset: "nano", "micro", "tiny", ...) or "LxH" / "LxHxA" /
+ * "LxHxAxF" (layers x hidden [x heads [x ffn]]; heads default max(1, H/64),
+ * ffn 4H) -> cfg (xlmr_config_default with that shape; vocab left 0) and
+ * name_buf (>= 64 bytes): the size's name in results ("LxHxAxF" for parsed
+ * shapes). -1 + xerr on an unknown name or a bad shape. */
+int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf);
 
 #endif

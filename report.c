@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sampler.h"
+
 const char *const report_dataset_names[REPORT_N_DATASETS] = {"xquad-r", "mlqa-r"};
 const char *const report_metric_names[REPORT_N_METRICS] = {
     "mono_map", "mono_r1", "cross_map", "cross_r1", "multi_map", "multi_r10", "rank_distance"};
-static const char *const dataset_titles[REPORT_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
-/* The strategies in the order tables list them; others follow in order of appearance. */
-static const char *const canonical_sampling[] = {"mono", "cross", "hybrid", "mixed"};
+const char *const report_dataset_titles[REPORT_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
 
 /* The paper's Table 1 (mAP) and Table 2 (rank distance, unrounded from Tables 7/8),
  * XLM-R rows; [dataset][strategy mono,cross,hybrid][mono,cross,multi,rd]. */
@@ -316,9 +316,10 @@ static void grid_axes(const Report *rep, Names *sizes, Names *samplings) {
         }
         sizes->v[j + 1] = s;
     }
-    for (size_t c = 0; c < sizeof canonical_sampling / sizeof *canonical_sampling; c++)
+    /* the strategies in sampler.h's order first; others follow in order of appearance */
+    for (int c = SAMPLING_MONO; c <= SAMPLING_MIXED; c++)
         for (int i = 0; i < rep->n; i++)
-            if (!strcmp(rep->runs[i].sampling, canonical_sampling[c])) {
+            if (!strcmp(rep->runs[i].sampling, sampling_name(c))) {
                 names_add(samplings, rep->runs[i].sampling);
                 break;
             }
@@ -405,7 +406,7 @@ static const char *best_specialised(const Report *rep, const char *size, int d, 
 }
 
 static void md_main_table(const Report *rep, const Names *sizes, const Names *samplings, int d, StrBuf *sb) {
-    sb_printf(sb, "\n### %s: mAP, recall and rank distance (mean ± sd over seeds)\n\n", dataset_titles[d]);
+    sb_printf(sb, "\n### %s: mAP, recall and rank distance (mean ± sd over seeds)\n\n", report_dataset_titles[d]);
     sb_puts(sb, "| size | params | sampling | seeds | Mono mAP | Cross mAP | Multi mAP | Rank distance ↓ "
                 "| Mono R@1 | Cross R@1 | Multi R@10 |\n");
     sb_puts(sb, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -469,7 +470,7 @@ static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
         if (!has_dataset(rep, d)) continue;
         for (int k = 0; k < 4; k++) {
             int metric = main_metrics[k];
-            sb_printf(sb, "| %s | %s |", dataset_titles[d], main_titles[k]);
+            sb_printf(sb, "| %s | %s |", report_dataset_titles[d], main_titles[k]);
             double first = NAN, last = NAN;
             for (int s = 0; s < sizes->n; s++) {
                 const char *best = best_specialised(rep, sizes->v[s], d, metric);
@@ -513,7 +514,7 @@ static void md_comparisons(const Report *rep, const Names *sizes, StrBuf *sb) {
         for (int s = 0; s < sizes->n; s++)
             for (int p = 0; p < 3; p++) {
                 if (!report_paired_diff(rep, sizes->v[s], pairs[p][0], pairs[p][1], d, RM_MONO_MAP).n) continue;
-                sb_printf(sb, "| %s | ", dataset_titles[d]);
+                sb_printf(sb, "| %s | ", report_dataset_titles[d]);
                 md_text(sb, sizes->v[s]);
                 sb_printf(sb, " | %s − %s |", pairs[p][0], pairs[p][1]);
                 for (int k = 0; k < 4; k++) {
@@ -562,7 +563,7 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
                 }
             if (!hi_size) continue;
             double f = rep->floor[d][metric];
-            sb_printf(sb, "- %s %s: cells range from %.3f to %.3f (best: ", dataset_titles[d], main_titles[k], lo, hi);
+            sb_printf(sb, "- %s %s: cells range from %.3f to %.3f (best: ", report_dataset_titles[d], main_titles[k], lo, hi);
             md_text(sb, hi_size);
             sb_puts(sb, ", ");
             md_text(sb, hi_samp);
@@ -591,7 +592,7 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
             if (!n_sz) continue;
             sb_printf(sb, "- %s %s: hybrid beats the best specialised strategy at %d of %d sizes "
                           "(%d of these gaps exceed the spread)",
-                      dataset_titles[d], main_titles[k], n_pos, n_sz, n_sig);
+                      report_dataset_titles[d], main_titles[k], n_pos, n_sz, n_sig);
             if (n_sz > 1) {
                 double ch = last - first;
                 if (ch == 0) sb_puts(sb, "; the gap is the same at the smallest and the largest size");
@@ -694,7 +695,7 @@ void report_markdown(const Report *rep, StrBuf *sb) {
     sb_puts(sb, "\n## Charts\n\n");
     for (int d = 0; d < REPORT_N_DATASETS; d++)
         if (has_dataset(rep, d))
-            sb_printf(sb, "![%s mAP by setting, size and strategy](map_%s.svg)\n\n", dataset_titles[d],
+            sb_printf(sb, "![%s mAP by setting, size and strategy](map_%s.svg)\n\n", report_dataset_titles[d],
                       report_dataset_names[d]);
     sb_puts(sb, "![Rank distance by size and strategy](rank_distance.svg)\n");
     free(sizes.v);
@@ -817,7 +818,7 @@ void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb) {
             static const char *const t[3] = {"Mono mAP", "Cross mAP", "Multi mAP"};
             svg_panel(sb, rep, &sizes, &samplings, dataset, main_metrics[p], t[p], 10 + pw * p, 30, pw, ph);
         } else {
-            svg_panel(sb, rep, &sizes, &samplings, p, RM_MULTI_RD, dataset_titles[p], 10 + pw * p, 30, pw, ph);
+            svg_panel(sb, rep, &sizes, &samplings, p, RM_MULTI_RD, report_dataset_titles[p], 10 + pw * p, 30, pw, ph);
         }
     }
     for (int g = 0; g < samplings.n; g++) { /* legend */

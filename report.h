@@ -13,6 +13,7 @@
 /* The two evaluation sets, in report order. */
 #define REPORT_N_DATASETS 2
 extern const char *const report_dataset_names[REPORT_N_DATASETS]; /* "xquad-r", "mlqa-r" */
+extern const char *const report_dataset_titles[REPORT_N_DATASETS]; /* "XQuAD-R", "MLQA-R" */
 
 /* The figures taken from an eval "settings" object (eval_result_json). */
 enum {

@@ -64,13 +64,16 @@ void strmap_free(StrMap *m) {
 
 /* ---------------------------------------------------------------------------
  * Splits. */
+static const char *const split_names[4] = {"all", "train", "dev", "test"}; /* by SPLIT_* */
+
 int squad_split_parse(const char *s) {
-    if (!s || !strcmp(s, "all")) return SPLIT_ALL;
-    if (!strcmp(s, "train")) return SPLIT_TRAIN;
-    if (!strcmp(s, "dev")) return SPLIT_DEV;
-    if (!strcmp(s, "test")) return SPLIT_TEST;
+    if (!s) return SPLIT_ALL;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, split_names[i])) return i;
     return xerr("unknown split '%s' (train, dev, test or all)", s);
 }
+
+const char *squad_split_name(int split) { return split >= 0 && split < 4 ? split_names[split] : "?"; }
 
 int squad_split_of_article(int k) {
     int r = k % 10;
@@ -540,6 +543,18 @@ done:
     return rc;
 }
 
+int squad_load_csv(SquadData *d, const char *dataset, const char *dir, const char *langs, const char *lang,
+                   const char *split) {
+    memset(d, 0, sizeof *d);
+    int sp = squad_split_parse(split);
+    if (sp < 0) return -1;
+    int nl = 0;
+    char **lv = langs ? split_csv(langs, &nl) : NULL;
+    int rc = squad_load(d, dataset, dir, lv, nl, lang, sp);
+    if (lv) free_strv(lv);
+    return rc;
+}
+
 void squad_free(SquadData *d) {
     for (int i = 0; i < d->n_paras; i++) free(d->paras[i].context);
     for (int i = 0; i < d->n_sents; i++) free(d->sents[i].text);
@@ -558,6 +573,28 @@ void squad_free(SquadData *d) {
  * xlmr pairs */
 static void put_field(FILE *f, const char *s) {
     for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
+}
+
+int squad_write_pairs(const SquadData *d, FILE *f, int context, int max_groups) {
+    int n = 0;
+    for (int q = 0; q < d->n_qs; q++) {
+        const SquadQuestion *Q = &d->qs[q];
+        if (max_groups > 0 && Q->group >= max_groups) continue;
+        n++;
+        put_field(f, Q->id);
+        fputc('\t', f);
+        fputs(d->langs[Q->lang], f);
+        fputc('\t', f);
+        put_field(f, Q->question);
+        fputc('\t', f);
+        put_field(f, d->sents[Q->sent].text);
+        if (context) {
+            fputc(' ', f);
+            put_field(f, d->paras[Q->para].context);
+        }
+        fputc('\n', f);
+    }
+    return n;
 }
 
 int cmd_pairs(int argc, char **argv) {
@@ -586,34 +623,15 @@ int cmd_pairs(int argc, char **argv) {
     if (!strcmp(cand, "context")) context = 1;
     else if (strcmp(cand, "sentence") != 0) die("pairs: --candidate must be sentence or context");
     int lareqa = strcmp(dataset, "squad") != 0;
-    int split = squad_split_parse(split_s ? split_s : lareqa ? "train" : "all");
-    if (split < 0) die_xerr();
-    int nl = 0;
-    char **lv = langs_s ? split_csv(langs_s, &nl) : NULL;
     SquadData d;
-    if (squad_load(&d, dataset, data, lv, nl, lang, split)) die_xerr();
-    if (lv) free_strv(lv);
+    if (squad_load_csv(&d, dataset, data, langs_s, lang, split_s ? split_s : lareqa ? "train" : "all")) die_xerr();
     AtomicFile af;
     FILE *f = stdout;
     if (out && !(f = atomic_open(&af, out))) die_xerr();
     fprintf(f, "# xlmr pairs: dataset=%s split=%s candidate=%s questions=%d\n", dataset,
             split_s ? split_s : lareqa ? "train" : "all", cand, d.n_qs);
     fprintf(f, "# group\tlang\tquery\tpassage\n");
-    for (int q = 0; q < d.n_qs; q++) {
-        const SquadQuestion *Q = &d.qs[q];
-        put_field(f, Q->id);
-        fputc('\t', f);
-        fputs(d.langs[Q->lang], f);
-        fputc('\t', f);
-        put_field(f, Q->question);
-        fputc('\t', f);
-        put_field(f, d.sents[Q->sent].text);
-        if (context) {
-            fputc(' ', f);
-            put_field(f, d.paras[Q->para].context);
-        }
-        fputc('\n', f);
-    }
+    squad_write_pairs(&d, f, context, 0);
     int rc = 0;
     if (out) rc = atomic_commit(&af);
     else if (fflush(stdout) != 0) rc = xerr("stdout: write error");

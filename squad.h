@@ -19,6 +19,8 @@
 #ifndef XLMR_SQUAD_H
 #define XLMR_SQUAD_H
 
+#include <stdio.h>
+
 #include "util.h"
 
 #define SQUAD_MAX_LANGS 32
@@ -26,6 +28,8 @@
 enum { SPLIT_ALL = 0, SPLIT_TRAIN = 1, SPLIT_DEV = 2, SPLIT_TEST = 3 };
 /* "train"/"dev"/"test"/"all" (NULL: all) -> SPLIT_*, or -1 + xerr. */
 int squad_split_parse(const char *s);
+/* SPLIT_* -> "all"/"train"/"dev"/"test". */
+const char *squad_split_name(int split);
 /* The split of article index k (the rule above). */
 int squad_split_of_article(int k);
 
@@ -71,7 +75,18 @@ typedef struct {
  * answer_start outside every sentence. */
 int squad_load(SquadData *d, const char *dataset, const char *dir, char *const *langs, int n_langs,
                const char *lang, int split);
+/* squad_load as the commands call it: the languages as a comma-separated list
+ * (NULL: all) and the split by name (squad_split_parse). */
+int squad_load_csv(SquadData *d, const char *dataset, const char *dir, const char *langs, const char *lang,
+                   const char *split);
 void squad_free(SquadData *d);
+
+/* Writes the training pairs of `xlmr pairs`, one line per question:
+ * group<TAB>lang<TAB>query<TAB>passage (group = question id; passage = the
+ * answer's sentence, + " " + its paragraph when context; tabs and newlines in
+ * texts become spaces). Only questions of groups < max_groups (all when <= 0).
+ * Returns the number of lines written. */
+int squad_write_pairs(const SquadData *d, FILE *f, int context, int max_groups);
 
 /* Sentence breaks for text without them: [start,end) code-point spans that
  * cover the text. A sentence ends after ., !, ?, 。, ！, ？, ।, ۔, ؟, ‼ (and

@@ -86,8 +86,15 @@
 #define MC_MAX 1536
 #endif
 
-/* Below this many multiply-adds a second thread costs more than it saves. */
-#define GEMM_PARALLEL_MIN (64.0 * 64.0 * 64.0)
+/* Below this many multiply-adds a second thread costs more than it saves: an
+ * OpenMP fork/join is a few microseconds idle and far more on a loaded machine,
+ * while 128^3 multiply-adds take ~20 us on one core. */
+#define GEMM_PARALLEL_MIN (128.0 * 128.0 * 128.0)
+
+/* Small problems (attention's per-head T x T x 64 products) skip the packing:
+ * at K <= 256 packing A and B costs about as much as the multiply-adds. */
+#define SMALL_K_MAX 256
+#define SMALL_MN_MAX (512 * 512)
 
 /* ------------------------------------------------------------------------- */
 /* Scalar reference. Double accumulation: the ground truth the tests use.   */
@@ -215,6 +222,30 @@ static inline void store_row16(float *c, __m512 acc, __mmask16 mask, __m512 valp
     _mm512_mask_storeu_ps(c, mask, v);
 }
 
+/* Transposes a 16 x 16 block of 32-bit elements held in r[0..15] (row i -> column i). */
+static inline void transpose16x16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0x88);
+            t[h + 4 + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xdd);
+    }
+}
+
 static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
                    float alpha, float beta, int m, int n) {
 #define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
@@ -314,6 +345,82 @@ static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, f
 #endif
 
 /* ------------------------------------------------------------------------- */
+/* Small GEMM without packing (AVX-512). The micro-kernel broadcasts A straight
+ * from its rows (op(A)[i][k] = a_i[k * ak]) and loads B rows straight from B
+ * (masked at the right edge); only a transposed B sliver is copied, into a
+ * stack buffer. Same k order, same fma chain and same store as kernel(), so
+ * the result is bitwise that of the packed path (K <= KC_MAX: one k block). */
+
+#if defined(GEMM_AVX512)
+#define SMALL_GEMM 1
+
+/* C[m x n] = alpha * op(A)[rows i0..] · Bs + beta * C. Rows past m reuse row
+ * m - 1 (in bounds, never stored). B row k at Bs + k * bk. */
+static void kernel_direct(int K, const float *A, size_t ai, size_t ak, int m, const float *restrict Bs, size_t bk,
+                          __mmask16 m0, __mmask16 m1, float *C, int ldc, float alpha, float beta) {
+#define PTR(r) const float *a##r = A + (size_t)(r < m ? r : m - 1) * ai;
+    ROWS12(PTR)
+#undef PTR
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
+    ROWS12(DECL)
+#undef DECL
+    size_t ka = 0;
+    for (int k = 0; k < K; k++, ka += ak, Bs += bk) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, Bs), b1 = _mm512_maskz_loadu_ps(m1, Bs + 16);
+#define STEP(r)                                      \
+    {                                                \
+        __m512 a = _mm512_set1_ps(a##r[ka]);         \
+        c##r##_0 = _mm512_fmadd_ps(a, b0, c##r##_0); \
+        c##r##_1 = _mm512_fmadd_ps(a, b1, c##r##_1); \
+    }
+        ROWS12(STEP)
+#undef STEP
+    }
+    __m512 valpha = _mm512_set1_ps(alpha);
+#define STORE(r)                                                           \
+    if (r < m) {                                                           \
+        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
+        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
+    }
+    ROWS12(STORE)
+#undef STORE
+}
+
+static void gemm_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    float Bt[SMALL_K_MAX * NR]; /* a transposed B sliver, k-major (32 KB) */
+    size_t ai = transA ? 1 : (size_t)lda, ak = transA ? (size_t)lda : 1;
+    for (int jr = 0; jr < N; jr += NR) {
+        int n = N - jr < NR ? N - jr : NR;
+        __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+        __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+        const float *bs = B + jr;
+        size_t bk = (size_t)ldb;
+        if (transB) { /* B is (N,K): rows jr..jr+n become k-major, 16 x 16 at a time */
+            for (int c0 = 0; c0 < n; c0 += 16)
+                for (int k = 0; k < K; k += 16) {
+                    int kw = K - k < 16 ? K - k : 16;
+                    __mmask16 km = (__mmask16)((1u << kw) - 1);
+                    __m512i r[16];
+                    for (int c = 0; c < 16; c++)
+                        r[c] = c0 + c < n ? _mm512_maskz_loadu_epi32(km, B + (size_t)(jr + c0 + c) * ldb + k)
+                                          : _mm512_setzero_si512();
+                    transpose16x16(r);
+                    for (int i = 0; i < kw; i++) _mm512_storeu_si512((void *)(Bt + (size_t)(k + i) * NR + c0), r[i]);
+                }
+            bs = Bt;
+            bk = NR;
+        }
+        for (int ir = 0; ir < M; ir += MR) {
+            int m = M - ir < MR ? M - ir : MR;
+            kernel_direct(K, A + (size_t)ir * ai, ai, ak, m, bs, bk, m0, m1, C + (size_t)ir * ldc + jr, ldc, alpha,
+                          beta);
+        }
+    }
+}
+#endif
+
+/* ------------------------------------------------------------------------- */
 /* Serial blocked GEMM on one block of C.                                    */
 
 static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -366,16 +473,22 @@ static void thread_grid(int M, int N, int nt, int *pm, int *pn) {
     *pn = best_n;
 }
 
+/* Threads a GEMM called here may use: 1 inside a parallel region. */
+static int threads_here(void) {
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float,
                        float *, int);
 
 /* Runs fn on the disjoint blocks of C, in parallel where that pays. */
 static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    int nt = 1;
-#ifdef _OPENMP
-    if (!omp_in_parallel() && (double)M * N * K >= GEMM_PARALLEL_MIN) nt = omp_get_max_threads();
-#endif
+    int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
     if (nt <= 1) {
         fn(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -404,6 +517,15 @@ void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float
         scale_c(M, N, beta, C, ldc);
         return;
     }
+#if defined(SMALL_GEMM)
+    /* serial whatever the thread count: small products run inside the callers'
+     * parallel loops (attention heads), and a fork costs more than they do */
+    if (K <= SMALL_K_MAX && (double)M * N <= SMALL_MN_MAX &&
+        ((double)M * N * K < GEMM_PARALLEL_MIN || threads_here() == 1)) {
+        gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
     gemm_dispatch(gemm_serial, MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -573,30 +695,6 @@ static int amx_usable(void) {
         st = amx_state;
     }
     return st == 1;
-}
-
-/* Transposes a 16 x 16 block of 32-bit elements held in r[0..15] (row i -> column i). */
-static inline void transpose16x16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    for (int h = 0; h < 16; h += 8)
-        for (int i = 0; i < 4; i++) {
-            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0x88);
-            t[h + 4 + i] = _mm512_shuffle_i32x4(r[h + i], r[h + 4 + i], 0xdd);
-        }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xdd);
-    }
 }
 
 /* Ap: per 32-row sliver, row-major bf16 with kcp = kc rounded up to 32:

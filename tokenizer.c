@@ -490,9 +490,13 @@ static int load_from(Tokenizer *t, const uint8_t *buf, size_t n) {
     return 0;
 }
 
+char *tokenizer_model_path(const char *path) {
+    return is_dir(path) ? path_join(path, "sentencepiece.bpe.model") : xstrdup(path);
+}
+
 int tokenizer_load(Tokenizer **out, const char *path) {
     *out = NULL;
-    char *file = is_dir(path) ? path_join(path, "sentencepiece.bpe.model") : xstrdup(path);
+    char *file = tokenizer_model_path(path);
     char *buf;
     size_t n;
     if (read_file(file, &buf, &n)) {

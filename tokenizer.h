@@ -14,6 +14,8 @@ typedef struct Tokenizer Tokenizer;
  * -1 + xerr("PATH: what is wrong") on a bad file. */
 int tokenizer_load(Tokenizer **out, const char *path);
 void tokenizer_free(Tokenizer *t);
+/* The .model file of path: path itself, or DIR/sentencepiece.bpe.model for a folder (malloc'd). */
+char *tokenizer_model_path(const char *path);
 int tokenizer_n_pieces(const Tokenizer *t);   /* SentencePiece pieces */
 int tokenizer_xlmr_vocab(const Tokenizer *t); /* vocab_size of a matching XLM-R: n_pieces + 2 (ids 0..n_pieces+1, <mask> last) */
 /* The piece string of SentencePiece id (NULL when out of range). */

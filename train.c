@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "encode.h"
+#include "eval.h"
 #include "loss.h"
 #include "optim.h"
 #include "tensor.h"
@@ -154,15 +155,7 @@ double pairs_map(const TrainData *d, const float *q, const float *p, int C) {
                 for (int c = 0; c < n; c++) rank += row[c] > sj || (row[c] == sj && c < j);
                 ranks[k] = rank;
             }
-            for (int a = 1; a < R; a++) /* insertion sort: R is small */
-                for (int b = a; b > 0 && ranks[b] < ranks[b - 1]; b--) {
-                    int t = ranks[b];
-                    ranks[b] = ranks[b - 1];
-                    ranks[b - 1] = t;
-                }
-            double ap = 0;
-            for (int k = 0; k < R; k++) ap += (double)(k + 1) / ranks[k];
-            block += ap / R;
+            block += eval_average_precision(ranks, R);
         }
         total += block;
     }
@@ -754,7 +747,7 @@ int train_run(const TrainOptions *o, TrainReport *r) {
     if (tokenizer_load(&tr.tok, tr.src_dir)) goto fail;
     tr.spm = path_join(tr.src_dir, "sentencepiece.bpe.model");
     {
-        int limit = tr.m.cfg.max_pos - tr.m.cfg.pad_id - 1;
+        int limit = xlmr_max_len(&tr.m.cfg);
         if (o->max_len_query > limit || o->max_len_passage > limit) {
             xerr("%s: --max-len-query %d / --max-len-passage %d exceed the model's limit of %d tokens", tr.src_dir,
                  o->max_len_query, o->max_len_passage, limit);
@@ -938,9 +931,8 @@ int cmd_train(int argc, char **argv) {
     opts_require("xlmr train", "out", o.out_dir);
     o.sampling = sampling_parse(sampling);
     if (o.sampling < 0) die("xlmr train: --sampling must be mono, cross, hybrid or mixed, got '%s'", sampling);
-    if (!strcmp(pooling, "mean")) o.pooling = POOL_MEAN;
-    else if (!strcmp(pooling, "cls")) o.pooling = POOL_CLS;
-    else die("xlmr train: --pooling must be mean or cls, got '%s'", pooling);
+    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0)
+        die("xlmr train: --pooling must be mean or cls, got '%s'", pooling);
     if (steps && epochs) die("xlmr train: give --steps or --epochs, not both");
     if (steps < 0) die("xlmr train: --steps must be >= 1, got %d", steps);
     o.steps = steps;

@@ -146,6 +146,41 @@ int xlmr_tensor_shape(const XlmrConfig *c, int i, size_t shape[2]) {
     }
 }
 
+void xlmr_config_default(XlmrConfig *cfg) {
+    *cfg = (XlmrConfig){.n_layers = 12, .hidden = 768, .n_heads = 12, .ffn = 3072, .vocab = 0, .max_pos = 514,
+                        .type_vocab = 1, .pad_id = 1, .ln_eps = 1e-5f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+}
+
+static const struct {
+    const char *name;
+    int layers, hidden, heads, ffn;
+} presets[] = {
+    {"nano", 1, 32, 1, 128},    {"micro", 2, 64, 2, 256},      {"tiny", 2, 128, 2, 512},
+    {"mini", 4, 256, 4, 1024},  {"small", 6, 384, 6, 1536},    {"base", 12, 768, 12, 3072},
+    {"large", 24, 1024, 16, 4096},
+};
+
+int xlmr_preset(XlmrConfig *cfg, const char *name) {
+    xlmr_config_default(cfg);
+    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++)
+        if (!strcmp(name, presets[i].name)) {
+            cfg->n_layers = presets[i].layers;
+            cfg->hidden = presets[i].hidden;
+            cfg->n_heads = presets[i].heads;
+            cfg->ffn = presets[i].ffn;
+            return 0;
+        }
+    return xerr("unknown preset '%s' (nano, micro, tiny, mini, small, base, large)", name);
+}
+
+int xlmr_pooling_parse(const char *name) {
+    if (!strcmp(name, "mean")) return POOL_MEAN;
+    if (!strcmp(name, "cls")) return POOL_CLS;
+    return xerr("unknown pooling '%s' (mean or cls)", name);
+}
+
+int xlmr_max_len(const XlmrConfig *c) { return c->max_pos - c->pad_id - 1; }
+
 int xlmr_config_check(const XlmrConfig *c, const char *name) {
     if (c->n_layers < 1 || c->hidden < 1 || c->n_heads < 1 || c->ffn < 1 || c->vocab < 4 || c->max_pos < 3 ||
         c->type_vocab < 1)
@@ -924,7 +959,7 @@ const float *xlmr_acts_hidden(const XlmrActs *a, int l) { return a->h + (size_t)
 
 int xlmr_check_ids(const Xlmr *m, const int *ids, int B, int T) {
     const XlmrConfig *c = &m->cfg;
-    int limit = c->max_pos - c->pad_id - 1;
+    int limit = xlmr_max_len(c);
     for (int b = 0; b < B; b++) {
         int n = 0;
         for (int t = 0; t < T; t++) {
@@ -1074,7 +1109,7 @@ static int by_len_desc(const void *x, const void *y) {
 int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *lens, int n, int batch,
                       int pooling, const char *label) {
     const XlmrConfig *c = &m->cfg;
-    int C = c->hidden, limit = c->max_pos - c->pad_id - 1;
+    int C = c->hidden, limit = xlmr_max_len(c);
     if (batch <= 0) batch = 32;
     if (batch > n) batch = n > 0 ? n : 1;
     for (int i = 0; i < n; i++)

@@ -23,6 +23,8 @@ typedef struct {
 } XlmrConfig;
 
 enum { POOL_MEAN = 0, POOL_CLS = 1 };
+/* "mean" -> POOL_MEAN, "cls" -> POOL_CLS; -1 + xerr otherwise. */
+int xlmr_pooling_parse(const char *name);
 
 /* The parameters, each a slice of one flat buffer, in this order.
  * Per-layer tensors are stacked: (L, ...). Linear weights are (out, in). */
@@ -77,6 +79,18 @@ typedef struct {
 /* ---- folders ---- */
 /* Reads config.json (errors name the file and the key). */
 int xlmr_config_read(XlmrConfig *cfg, const char *path);
+/* XLM-R's settings with the shape of xlm-roberta-base: max_position_embeddings
+ * 514, type_vocab 1, pad_token_id 1, layer_norm_eps 1e-5, dropout 0.1; vocab 0
+ * (the caller's: tokenizer_xlmr_vocab). */
+void xlmr_config_default(XlmrConfig *cfg);
+/* xlmr_config_default with the shape (layers/hidden/heads/ffn) of a preset:
+ * nano 1/32/1/128, micro 2/64/2/256 (tests), tiny 2/128/2/512, mini
+ * 4/256/4/1024, small 6/384/6/1536 (CPU training), base 12/768/12/3072,
+ * large 24/1024/16/4096 (XLM-R's). -1 + xerr on an unknown name. */
+int xlmr_preset(XlmrConfig *cfg, const char *name);
+/* The most tokens a sequence may hold, <s> and </s> included: positions start
+ * after pad_id (RoBERTa), so max_pos - pad_id - 1. */
+int xlmr_max_len(const XlmrConfig *cfg);
 /* Checks a config for consistency (heads divide hidden, sizes positive, ...). */
 int xlmr_config_check(const XlmrConfig *cfg, const char *name);
 /* Allocates a model with zeroed parameters for cfg. */

@@ -270,8 +270,19 @@ static void test_real(void) {
     free(dir);
 }
 
+/* AP from ranks, sorting them: ranks {3, 1} -> (1/1 + 2/3) / 2. */
+static void test_average_precision(void) {
+    int r[3] = {3, 1, 10};
+    double ap = eval_average_precision(r, 3);
+    CHECK(fabs(ap - (1.0 + 2.0 / 3 + 3.0 / 10) / 3) < 1e-12 && r[0] == 1 && r[1] == 3 && r[2] == 10,
+          "average precision %.6f, ranks sorted %d %d %d", ap, r[0], r[1], r[2]);
+    int one[1] = {4};
+    CHECK(eval_average_precision(one, 1) == 0.25, "one relevant at rank 4: AP 1/4");
+}
+
 int main(void) {
     test_sentences();
+    test_average_precision();
     test_hand();
     test_synth("gauss");
     test_synth("int");

@@ -38,6 +38,8 @@ if [ -f "$SPM" ]; then
     check "config.json: XLMRobertaModel, vocab = pieces + 2" grep -q "\"vocab_size\": $VOCAB\$" "$TMP/m/config.json"
     check "init overrides" "$XLMR" init --tokenizer "$SPM" --out "$TMP/m2" --preset tiny --layers 1 --hidden 32 --heads 4 --ffn 40 --max-pos 40
     check "overridden sizes in config.json" grep -q '"intermediate_size": 40' "$TMP/m2/config.json"
+    check "init --preset nano (the one preset table of xlmr.c)" "$XLMR" init --tokenizer "$SPM" --out "$TMP/m3" --preset nano --max-pos 40
+    check "preset nano sizes in config.json" sh -c "grep -q '\"hidden_size\": 32' \"$TMP/m3/config.json\" && grep -q '\"intermediate_size\": 128' \"$TMP/m3/config.json\""
     { printf 'hello world\n\n'; printf 'nul\000byte and \377\376 invalid \300\200 utf-8\n';
       head -c 1000000 /dev/zero | tr '\0' 'a'; printf '\n'; printf 'no newline at the end'; } >"$TMP/in.txt"
     check "embed arbitrary bytes (NUL, invalid UTF-8, a 1 MB line)" "$XLMR" embed --model "$TMP/m2" --max-len 16 --batch 2 <"$TMP/in.txt"

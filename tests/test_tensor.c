@@ -175,6 +175,65 @@ static void test_threads(void) {
 #endif
 }
 
+/* The small-problem path (no packing, serial; K <= 256): attention's per-head
+ * products on strided operands against the reference, and bitwise equality with
+ * the packed path, which sgemm takes for the same shape when 2 threads may run
+ * (M N K >= 128^3) while a caller inside a parallel region gets the small one. */
+static void test_small(void) {
+    static const int att[][2] = {{64, 64}, {7, 64}, {130, 64}, {256, 64}}; /* T, head size */
+    int fails = 0, cases = 0;
+    double worst = 0;
+    for (int s = 0; s < 4; s++) {
+        int T = att[s][0], hs = att[s][1], C = 3 * hs + 5; /* heads interleaved in rows of C */
+        float *q = rand_buf((size_t)T * C), *k = rand_buf((size_t)T * C), *P = rand_buf((size_t)T * T);
+        float *S = (float *)xmalloc((size_t)T * T * sizeof(float)), *R = (float *)xmalloc((size_t)T * T * sizeof(float));
+        float *o = (float *)xmalloc((size_t)T * C * sizeof(float)), *ro = (float *)xmalloc((size_t)T * C * sizeof(float));
+        for (int op = 0; op < 4; op++) {
+            double d;
+            if (op == 0) { /* scores: Q Kᵀ (NT) */
+                sgemm(0, 1, T, T, hs, 0.125f, q + hs, C, k + hs, C, 0.0f, S, T);
+                sgemm_ref(0, 1, T, T, hs, 0.125f, q + hs, C, k + hs, C, 0.0f, R, T);
+                d = max_rel_diff(S, R, (size_t)T * T);
+            } else { /* P V (NN), Pᵀ dctx (TN), and P V accumulated (beta 1) */
+                int ta = op == 2;
+                float beta = op == 3 ? 1.0f : 0.0f;
+                for (size_t i = 0; i < (size_t)T * C; i++) o[i] = ro[i] = (float)i * 1e-4f;
+                sgemm(ta, 0, T, hs, T, 1.0f, P, T, k + hs, C, beta, o + hs, C);
+                sgemm_ref(ta, 0, T, hs, T, 1.0f, P, T, k + hs, C, beta, ro + hs, C);
+                d = max_rel_diff(o, ro, (size_t)T * C); /* includes the other heads' columns: untouched */
+            }
+            cases++;
+            if (d > worst) worst = d;
+            if (!(d <= tol_for(T > hs ? T : hs)) && fails++ < 3) printf("  attention T=%d op %d: rel %.3g\n", T, op, d);
+        }
+        free(q), free(k), free(P), free(S), free(R), free(o), free(ro);
+    }
+    CHECK_REPORT(fails == 0, "small path: %d attention products (strided heads) match the reference, worst %.2g", cases,
+                 worst);
+#ifdef _OPENMP
+    static const int sh[][3] = {{250, 130, 65}, {131, 257, 63}, {97, 90, 256}, {255, 255, 33}};
+    int same = 1, saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    for (int s = 0; s < 4; s++) {
+        int M = sh[s][0], N = sh[s][1], K = sh[s][2], ta = s & 1, tb = s >> 1;
+        float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N);
+        float *C1 = rand_buf((size_t)M * N), *C2 = (float *)xmalloc((size_t)M * N * sizeof(float));
+        memcpy(C2, C1, (size_t)M * N * sizeof(float));
+        sgemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 0.75f, C1, N); /* packed, 2 threads */
+#pragma omp parallel num_threads(2)
+#pragma omp single
+        sgemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 0.75f, C2, N); /* small, inside a region */
+        if (memcmp(C1, C2, (size_t)M * N * sizeof(float)) != 0) {
+            same = 0;
+            printf("  ta=%d tb=%d %dx%dx%d: small and packed paths differ\n", ta, tb, M, N, K);
+        }
+        free(A), free(B), free(C1), free(C2);
+    }
+    omp_set_num_threads(saved);
+    CHECK_REPORT(same, "small path bitwise equal to the packed path (4 transposes, ragged tiles, beta 0.75)");
+#endif
+}
+
 static void test_bf16_rounding(void) {
     /* halfway cases round to even: 1 + 2^-8 -> 1, 1 + 3*2^-8 -> 1 + 2^-6 */
     float a[2] = {1.0f + 1.0f / 256, 1.0f + 3.0f / 256}, b[2] = {1.0f, 1.0f}, c[4];
@@ -295,6 +354,7 @@ int main(void) {
     rng_seed(&rng, 1234);
     test_shapes(sgemm, 0, "sgemm");
     test_blocking(sgemm, 0, "sgemm");
+    test_small();
     /* every bf16 engine this build has: AMX (where usable), then AVX512-BF16 or emulation */
     int amx = !strcmp(tensor_bf16_engine(), "amx");
     for (int pass = amx ? 0 : 1; pass < 2; pass++) {

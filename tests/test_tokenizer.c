@@ -153,6 +153,20 @@ static void expect_bad(const char *what, const void *bytes, size_t n, const char
     remove(path);
 }
 
+/* Loads a damaged model file: what loads must encode (max_len as given); what
+ * does not must fail with a one-line error naming the file. */
+static void try_damaged(const char *path, const char *sample, int max_len, IntVec *v, int *loaded, int *failed_ok) {
+    Tokenizer *tk;
+    if (tokenizer_load(&tk, path) == 0) {
+        (*loaded)++;
+        v->n = 0;
+        tokenizer_encode_xlmr(tk, sample, strlen(sample), max_len, v);
+        tokenizer_free(tk);
+    } else {
+        *failed_ok += strstr(xerr_msg(), path) != NULL && !strchr(xerr_msg(), '\n');
+    }
+}
+
 static void test_bad_models(void) {
     Tokenizer *t = NULL;
     CHECK(tokenizer_load(&t, "/nonexistent/x.model") == -1 && strstr(xerr_msg(), "/nonexistent/x.model"),
@@ -206,15 +220,7 @@ static void test_bad_models(void) {
     const char *sample = "Hello world, 123 \xff\xfe tokyo";
     for (size_t k = 0; k <= n; k += 1 + k / 64, tries++) {
         write_tmp(path, m, k);
-        Tokenizer *tk;
-        if (tokenizer_load(&tk, path) == 0) {
-            loaded++;
-            v.n = 0;
-            tokenizer_encode_xlmr(tk, sample, strlen(sample), 0, &v);
-            tokenizer_free(tk);
-        } else {
-            failed_ok += strstr(xerr_msg(), path) != NULL && !strchr(xerr_msg(), '\n');
-        }
+        try_damaged(path, sample, 0, &v, &loaded, &failed_ok);
     }
     CHECK_REPORT(failed_ok + loaded == tries && failed_ok > tries / 2,
                  "truncated model: %d prefixes, %d rejected with a one-line error, %d loadable", tries,
@@ -226,15 +232,7 @@ static void test_bad_models(void) {
         c[rng_below(&r, (uint32_t)n)] = (char)rng_below(&r, 256);
         write_tmp(path, c, n);
         free(c);
-        Tokenizer *tk;
-        if (tokenizer_load(&tk, path) == 0) {
-            loaded++;
-            v.n = 0;
-            tokenizer_encode_xlmr(tk, sample, strlen(sample), 8, &v);
-            tokenizer_free(tk);
-        } else {
-            failed_ok += strstr(xerr_msg(), path) != NULL && !strchr(xerr_msg(), '\n');
-        }
+        try_damaged(path, sample, 8, &v, &loaded, &failed_ok);
     }
     CHECK_REPORT(failed_ok + loaded == 2000, "corrupted model: 2000 tries, %d rejected, %d loadable", failed_ok,
                  loaded);

@@ -109,18 +109,13 @@ static void test_optim(void) {
 /* A tiny model in memory                                                    */
 
 static void tiny_config(XlmrConfig *c, int vocab) {
-    memset(c, 0, sizeof *c);
+    xlmr_config_default(c); /* XLM-R's pad id, LayerNorm eps and dropout */
     c->n_layers = 2;
     c->hidden = 32;
     c->n_heads = 2;
     c->ffn = 64;
     c->vocab = vocab;
     c->max_pos = 40;
-    c->type_vocab = 1;
-    c->pad_id = 1;
-    c->ln_eps = 1e-5f;
-    c->hidden_dropout = 0.1f;
-    c->attn_dropout = 0.1f;
 }
 
 /* Gradients of a batch with chunks of 1, 3 and 12 (all at once) agree; dropout

@@ -399,6 +399,25 @@ static void check_init(void) {
     xlmr_free(&m);
 }
 
+/* The preset table and XLM-R's fixed settings (what `xlmr init` and `xlmr experiment` build from). */
+static void check_presets(void) {
+    XlmrConfig c;
+    CHECK(xlmr_preset(&c, "micro") == 0 && c.n_layers == 2 && c.hidden == 64 && c.n_heads == 2 && c.ffn == 256,
+          "preset micro: %d/%d/%d/%d", c.n_layers, c.hidden, c.n_heads, c.ffn);
+    CHECK(xlmr_preset(&c, "large") == 0 && c.n_layers == 24 && c.hidden == 1024 && c.n_heads == 16 && c.ffn == 4096,
+          "preset large");
+    CHECK(c.max_pos == 514 && c.type_vocab == 1 && c.pad_id == 1 && c.ln_eps == 1e-5f && c.hidden_dropout == 0.1f &&
+              c.attn_dropout == 0.1f && c.vocab == 0,
+          "preset: XLM-R's fixed settings, vocab left to the caller");
+    c.vocab = 100;
+    CHECK(xlmr_config_check(&c, "large") == 0, "preset large passes the config check: %s", xerr_msg());
+    CHECK(xlmr_max_len(&c) == 512, "max_len of max_pos 514, pad 1: %d", xlmr_max_len(&c));
+    CHECK(xlmr_preset(&c, "huge") == -1 && strstr(xerr_msg(), "huge") && strstr(xerr_msg(), "nano"),
+          "unknown preset: %s", xerr_msg());
+    xlmr_config_default(&c);
+    CHECK(c.n_layers == 12 && c.hidden == 768 && c.n_heads == 12 && c.ffn == 3072, "default shape: base");
+}
+
 /* encode_texts = tokenize (prefix + text) then embed, whatever the batch size. */
 static void check_encode(void) {
     /* the project's tokenizer (in the repository), else a data fixture */
@@ -494,6 +513,7 @@ int main(void) {
     check_chunking_and_paths();
     check_attention_recompute();
     check_init();
+    check_presets();
     check_encode();
     return test_summary("xlmr");
 }
