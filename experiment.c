@@ -3,7 +3,6 @@
 #include "experiment.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,7 +389,7 @@ static uint64_t file_hash(const char *path) {
     char *text;
     size_t len;
     if (path && read_file(path, &text, &len) == 0) {
-        for (size_t i = 0; i < len; i++) h = hash_combine(h, (unsigned char)text[i]);
+        h = hash_bytes(h, text, len);
         free(text);
     }
     return h;
@@ -427,18 +426,10 @@ static int finished(const Grid *g, const char *path) {
 /* Every run file under DIR must come from this grid's settings: the report
  * puts them side by side. */
 static int check_runs_dir(const Grid *g, const char *dir) {
-    DIR *dp = opendir(dir);
-    if (!dp) return 0;
-    struct dirent *e;
-    int rc = 0;
-    while (!rc && (e = readdir(dp))) {
-        size_t l = strlen(e->d_name);
-        if (l <= 5 || strcmp(e->d_name + l - 5, ".json")) continue;
-        char *p = path_join(dir, e->d_name);
-        rc = finished(g, p) < 0 ? -1 : 0;
-        free(p);
-    }
-    closedir(dp);
+    int n, rc = 0;
+    char **paths = list_files(dir, ".json", &n);
+    for (int i = 0; i < n && !rc; i++) rc = finished(g, paths[i]) < 0 ? -1 : 0;
+    free_strv(paths);
     return rc;
 }
 

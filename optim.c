@@ -9,11 +9,6 @@
 #include "util.h"
 
 /* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings) */
-#ifdef _OPENMP
-#define OMP(x) _Pragma(#x)
-#else
-#define OMP(x)
-#endif
 
 void adamw_config_default(AdamWConfig *c) {
     c->beta1 = 0.9f;

@@ -2,7 +2,6 @@
  * rebuilt from the finished runs' JSON objects (see report.h). */
 #include "report.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,37 +105,19 @@ done:
     return rc;
 }
 
-static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 int report_load_dir(Report *rep, const char *dir) {
-    DIR *dp = opendir(dir);
-    if (!dp) return 0;
-    char **names = NULL;
-    int n = 0, rc = 0;
-    struct dirent *e;
-    while ((e = readdir(dp))) {
-        size_t l = strlen(e->d_name);
-        if (l > 5 && !strcmp(e->d_name + l - 5, ".json")) {
-            names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
-            names[n++] = xstrdup(e->d_name);
-        }
-    }
-    closedir(dp);
-    if (n) qsort(names, (size_t)n, sizeof *names, cmp_cstr);
-    for (int i = 0; i < n; i++) {
-        char *p = path_join(dir, names[i]);
+    int n, rc = 0;
+    char **paths = list_files(dir, ".json", &n);
+    for (int i = 0; i < n && !rc; i++) {
         char *text;
         size_t len;
-        if (!rc && (read_file(p, &text, &len) == 0)) {
-            rc = report_add_run_json(rep, text, len, p);
+        rc = read_file(paths[i], &text, &len);
+        if (!rc) {
+            rc = report_add_run_json(rep, text, len, paths[i]);
             free(text);
-        } else if (!rc) {
-            rc = -1;
         }
-        free(p);
-        free(names[i]);
     }
-    free(names);
+    free_strv(paths);
     return rc;
 }
 

@@ -2,7 +2,6 @@
  * (see squad.h for the layout, the sentence rule and the split rule). */
 #include "squad.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,27 +437,6 @@ done:
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The *.json files of a folder, sorted. */
-static char **list_json(const char *dir, int *n) {
-    DIR *dd = opendir(dir);
-    *n = 0;
-    if (!dd) return NULL;
-    char **v = NULL;
-    struct dirent *e;
-    while ((e = readdir(dd))) {
-        size_t l = strlen(e->d_name);
-        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0 || e->d_name[0] == '.') continue;
-        v = xrealloc(v, (size_t)(*n + 2) * sizeof(char *));
-        v[(*n)++] = path_join(dir, e->d_name);
-        v[*n] = NULL;
-    }
-    closedir(dd);
-    if (*n) qsort(v, (size_t)*n, sizeof(char *), cmp_str);
-    return v;
-}
-
 static int add_lang(SquadData *d, const char *name) {
     size_t l = strlen(name);
     if (l == 0 || l >= sizeof d->langs[0]) return xerr("bad language code '%s'", name);
@@ -511,7 +489,7 @@ int squad_load(SquadData *d, const char *dataset, const char *dir, char *const *
     } else {
         if (add_lang(d, lang ? lang : "en") < 0) goto done;
         if (is_dir(dir)) {
-            files = list_json(dir, &nfiles);
+            files = list_files(dir, ".json", &nfiles);
             if (!nfiles) {
                 xerr("%s: no *.json files", dir);
                 goto done;

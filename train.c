@@ -19,11 +19,6 @@
 #include "util.h"
 
 /* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings) */
-#ifdef _OPENMP
-#define OMP(x) _Pragma(#x)
-#else
-#define OMP(x)
-#endif
 
 void train_options_default(TrainOptions *o) {
     memset(o, 0, sizeof *o);
@@ -210,8 +205,7 @@ typedef struct {
 } Trainer;
 
 static uint64_t str_hash(const char *s, uint64_t h) {
-    for (; *s; s++) h = hash_combine(h, (unsigned char)*s);
-    return hash_combine(h, 0x100);
+    return hash_combine(hash_bytes(h, s, strlen(s)), 0x100);
 }
 
 static int tokenize_rows(Trainer *tr, const TrainData *d, RowIds *out) {

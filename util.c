@@ -272,6 +272,27 @@ int remove_tree(const char *path) {
     return 0;
 }
 
+static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char **list_files(const char *dir, const char *suffix, int *n) {
+    size_t ls = strlen(suffix);
+    char **v = xcalloc(1, sizeof(char *));
+    *n = 0;
+    DIR *dd = opendir(dir);
+    if (!dd) return v;
+    struct dirent *e;
+    while ((e = readdir(dd))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l <= ls || strcmp(e->d_name + l - ls, suffix) != 0) continue;
+        v = xrealloc(v, (size_t)(*n + 2) * sizeof(char *));
+        v[(*n)++] = path_join(dir, e->d_name);
+        v[*n] = NULL;
+    }
+    closedir(dd);
+    qsort(v, (size_t)*n, sizeof(char *), cmp_cstr);
+    return v;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Random numbers                                                            */
 
@@ -283,6 +304,12 @@ uint64_t hash64(uint64_t x) {
 }
 
 uint64_t hash_combine(uint64_t a, uint64_t b) { return hash64(a ^ hash64(b)); }
+
+uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) h = hash_combine(h, s[i]);
+    return h;
+}
 
 void rng_seed(Rng *r, uint64_t seed) { r->s = seed; }
 

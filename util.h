@@ -9,6 +9,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* OMP(parallel for): an OpenMP pragma that vanishes in builds without OpenMP. */
+#ifdef _OPENMP
+#define OMP(x) _Pragma(#x)
+#else
+#define OMP(x)
+#endif
+
 /* ---------------------------------------------------------------------------
  * Errors. Library code never exits on bad input: it records a one-line message
  * with xerr() (which returns -1, so `return xerr(...)` reads naturally) and the
@@ -67,6 +74,10 @@ int is_dir(const char *path);
 char *path_join(const char *a, const char *b);
 int copy_file(const char *src, const char *dst); /* atomic at dst */
 int remove_tree(const char *path);               /* rm -r; missing is fine */
+/* The files DIR/NAME whose NAME ends in suffix (hidden ones left out), as full
+ * paths sorted by name, NULL-terminated (free_strv); *n gets the count. A
+ * missing folder gives an empty list. */
+char **list_files(const char *dir, const char *suffix, int *n);
 
 /* ---------------------------------------------------------------------------
  * Random numbers. One 64-bit state (splitmix64): trivially saved for resume.
@@ -82,6 +93,8 @@ double rng_uniform(Rng *r);             /* [0,1), 53 bits */
 float rng_normal(Rng *r);               /* N(0,1), Box-Muller */
 uint64_t hash64(uint64_t x);            /* splitmix64 finaliser */
 uint64_t hash_combine(uint64_t a, uint64_t b);
+/* hash_combine over the bytes of p[0..n), starting from h (content fingerprints). */
+uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
 
 /* ---------------------------------------------------------------------------
  * Growable buffers. */

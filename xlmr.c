@@ -49,9 +49,6 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#define OMP(x) _Pragma(#x)
-#else
-#define OMP(x)
 #endif
 /* `omp simd` is a request: under the sanitizers clang cannot vectorise and
  * would warn at every such loop. */
