@@ -41,15 +41,17 @@ static float *rand_floats(Rng *r, size_t n) {
     return x;
 }
 
-/* The issue's presets: "small" L4 H256 A4 F1024 V32000, "base" 12/768/12/3072/250002,
- * "large" 24/1024/16/4096/250002. Options the user gave (> 0) win. Batch/seq
- * defaults depend on the benchmark (memory: the paper's batch of 100 pairs). */
+/* The issue's shapes: "small" L4 H256 A4 F1024 V32000 (xlmr_preset's "mini"),
+ * "base" and "large" as xlmr_preset with XLM-R's vocabulary of 250002. Options
+ * the user gave (> 0) win. Batch/seq defaults depend on the benchmark (memory:
+ * the paper's batch of 100 pairs). */
 static int apply_size(BenchOpts *o, const char *kind) {
     int small = !strcmp(o->size, "small"), large = !strcmp(o->size, "large");
     if (!small && !large && strcmp(o->size, "base"))
         return xerr("bench: --size must be small, base or large, got '%s'", o->size);
-    int L = small ? 4 : large ? 24 : 12, C = small ? 256 : large ? 1024 : 768, A = small ? 4 : large ? 16 : 12;
-    int F = 4 * C, V = small ? 32000 : 250002;
+    XlmrConfig pc;
+    if (xlmr_preset(&pc, small ? "mini" : o->size) != 0) return -1;
+    int L = pc.n_layers, C = pc.hidden, A = pc.n_heads, F = pc.ffn, V = small ? 32000 : 250002;
     int B = !strcmp(kind, "memory") ? 100 : small ? 32 : (!strcmp(kind, "train") ? 8 : 16), T = small ? 64 : 128;
     if (o->layers <= 0) o->layers = L;
     if (o->hidden <= 0) o->hidden = C;
@@ -127,6 +129,37 @@ static double bf16_error(const Shape *s, Rng *r) {
     return mag > 0 ? err / mag : err;
 }
 
+/* Attention's per-head products on one thread, as the model runs them inside
+ * its parallel loop over (batch, head): head slices of width hs in rows of C
+ * floats. Q Kᵀ (T,T,hs) NT, P V (T,hs,T) NN, Pᵀ dctx (T,hs,T) TN. */
+static void bench_attention_gemms(const BenchOpts *o, Rng *r) {
+    int C = o->hidden, hs = o->hidden / (o->heads > 0 ? o->heads : 1), reps = 100;
+    int saved = num_threads();
+    set_threads(1);
+    printf("attention per-head products, head size %d, 1 thread, best of %d x %d calls:\n", hs, o->steps, reps);
+    for (int T = 64; T <= 256; T *= 2) {
+        float *q = rand_floats(r, (size_t)T * C), *k = rand_floats(r, (size_t)T * C), *P = rand_floats(r, (size_t)T * T);
+        float *out = xmalloc((size_t)T * (T > C ? T : C) * sizeof(float));
+        static const char *names[3] = {"Q K^T NT", "P V NN", "P^T d TN"};
+        for (int op = 0; op < 3; op++) {
+            double best = 1e300;
+            for (int i = 0; i <= o->steps; i++) {
+                double t = now_seconds();
+                for (int j = 0; j < reps; j++) {
+                    if (op == 0) sgemm(0, 1, T, T, hs, 0.125f, q, C, k, C, 0.0f, out, T);
+                    else sgemm(op == 2, 0, T, hs, T, 1.0f, P, T, k, C, 0.0f, out, C);
+                }
+                t = (now_seconds() - t) / reps;
+                if (i > 0 && t < best) best = t;
+            }
+            printf("attention T %3d %-9s %9.2f us per call %9.1f GFLOPS\n", T, names[op], best * 1e6,
+                   2.0 * T * T * hs / best / 1e9);
+        }
+        free(q), free(k), free(P), free(out);
+    }
+    set_threads(saved);
+}
+
 static int bench_gemm(const BenchOpts *o) {
     int Ntok = o->batch * o->seq, C = o->hidden, F = o->ffn;
     /* The model's GEMMs (PyTorch weights (out,in)): forward y = x W^T (NT),
@@ -164,6 +197,7 @@ static int bench_gemm(const BenchOpts *o) {
         }
         printf("\n");
     }
+    bench_attention_gemms(o, &r);
     if (o->bf16) printf("bf16 total: %.1f GFLOPS (%.2fx fp32)\n", flops_all / tb_all / 1e9, t_all / tb_all);
     printf("gemm total: %.1f GFLOPS\n", flops_all / t_all / 1e9);
     return 0;

@@ -17,6 +17,10 @@
  * bitwise identical for 1 and N threads. Threads split C into disjoint blocks
  * (each packs its own panels): no barriers, no shared writes.
  *
+ * Small problems (K <= 256; attention's T x T x 64 head products) skip the
+ * packing: gemm_small broadcasts A from its rows and loads B rows in place
+ * (AVX-512 builds), with the same fma order as the packed kernel.
+ *
  * Micro-kernels, chosen at compile time:
  *   AVX-512F       12 x 32 (24 zmm accumulators)
  *   AVX2 + FMA      6 x 16 (12 ymm accumulators)

@@ -13,7 +13,9 @@
  *   op(B) is (K,N): B is (K,N) with row stride ldb, or (N,K) when transB.
  * beta == 0 overwrites C without reading it (NaNs in C do not leak).
  * Parallel over tiles with OpenMP when called outside a parallel region;
- * serial inside one (so callers may parallelise over heads or batch). */
+ * serial inside one (so callers may parallelise over heads or batch). Small
+ * problems (K <= 256, e.g. attention's per-head products) run serially without
+ * packing or allocation; every path gives bitwise the same result. */
 void sgemm(int transA, int transB, int M, int N, int K, float alpha,
            const float *A, int lda, const float *B, int ldb, float beta,
            float *C, int ldc);

@@ -9,6 +9,7 @@ last_line_matches() { local pat=$1; shift; "$@" >"$TMP/o" && tail -1 "$TMP/o" | 
 
 check "help lists the options" bash -c "'$XLMR' bench --help | grep -q -- '--threads' && '$XLMR' bench --help | grep -q -- '--bf16'"
 check "gemm ends in GFLOPS" last_line_matches '^gemm total: [0-9.]+ GFLOPS$' "$XLMR" bench gemm $tiny
+check "gemm times attention's per-head products" bash -c "'$XLMR' bench gemm $tiny | grep -cE '^attention T +(64|128|256) .* us per call +[0-9.]+ GFLOPS$' | grep -qx 9"
 check "gemm --bf16 --threads 1" last_line_matches ' GFLOPS$' "$XLMR" bench gemm $tiny --bf16 --threads 1
 check "gemm --bf16 reports a speed-up" bash -c "'$XLMR' bench gemm $tiny --bf16 | grep -qE '^bf16 total: [0-9.]+ GFLOPS \\([0-9.]+x fp32\\)$'"
 check "gemm --bf16 --no-amx leaves AMX" bash -c "'$XLMR' bench gemm $tiny --bf16 --no-amx | grep -qE '^bench gemm: .* bf16 (avx512-bf16|emulated),'"
