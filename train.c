@@ -689,10 +689,6 @@ static int run_eval(Trainer *tr) {
     return 0;
 }
 
-/* `xlmr train --bf16`: set by cmd_train before train_run (TrainOptions has no
- * field for it; the library default stays fp32). */
-static int train_bf16;
-
 int train_run(const TrainOptions *o, TrainReport *r) {
     memset(r, 0, sizeof *r);
     r->best_dev_map = r->best_dev_loss = NAN;
@@ -737,7 +733,7 @@ int train_run(const TrainOptions *o, TrainReport *r) {
     if (last < 0 && o->resume && !o->quiet)
         fprintf(stderr, "train: %s holds no checkpoint: starting from %s\n", o->out_dir, o->model_dir);
     if (xlmr_load(&tr.m, tr.src_dir)) goto fail;
-    tr.m.use_bf16 = train_bf16;
+    tr.m.use_bf16 = o->use_bf16;
     if (tokenizer_load(&tr.tok, tr.src_dir)) goto fail;
     tr.spm = path_join(tr.src_dir, "sentencepiece.bpe.model");
     {
@@ -937,7 +933,7 @@ int cmd_train(int argc, char **argv) {
     o.freeze_embeddings = freeze;
     o.quiet = quiet;
     o.seed = (unsigned long long)(unsigned)seed;
-    train_bf16 = bf16;
+    o.use_bf16 = bf16;
     TrainReport r;
     if (train_run(&o, &r)) die_xerr();
     StrBuf sb = {0};

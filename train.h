@@ -82,6 +82,7 @@ typedef struct {
     int keep;                       /* checkpoints kept (default 2) */
     int resume;                     /* continue from the last checkpoint in out_dir */
     int freeze_embeddings;          /* no update of the word-embedding table */
+    int use_bf16;                   /* BF16 matrix products (fp32 weights, gradients, AdamW state) */
     unsigned long long seed;        /* sampler, dropout (default 1) */
     const char *log_file;           /* optional JSONL log */
     const char *query_prefix;       /* default "Query: " */
