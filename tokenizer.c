@@ -917,6 +917,9 @@ static int xlmr_chunk(const Tokenizer *t, TokScratch *s, const char *p, size_t n
 int tokenizer_encode_xlmr_s(const Tokenizer *t, TokScratch *s, const char *text, size_t len, int max_len,
                             IntVec *out) {
     if (max_len == 1 || max_len < 0) return xerr("tokenizer: max_len %d is too small (need 0 or >= 2)", max_len);
+    /* XLM-R's ids put <unk> at 3 and <mask> at n + 1: with fewer than 3 pieces
+     * (<unk>, <s>, </s> in SentencePiece's numbering) they collide or overflow. */
+    if (t->n < 3) return xerr("%s: %d piece(s): XLM-R ids need at least 3 (<unk>, <s>, </s>)", t->path, t->n);
     out->n = 0;
     iv_push(out, 0);
     /* Split out literal special tokens (leftmost match), as the slow
@@ -1062,6 +1065,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (k < nlines) start[++k] = len + 1; /* last line without \n */
     const int block = 4096;
     long failed = -1;
+    char failmsg[512] = "";
     StrBuf *outs = xcalloc((size_t)block, sizeof(StrBuf));
     for (size_t b0 = 0; b0 < nlines; b0 += (size_t)block) {
         int nb = (int)(nlines - b0 < (size_t)block ? nlines - b0 : (size_t)block);
@@ -1092,13 +1096,22 @@ int cmd_tokenize(int argc, char **argv) {
                         put_int(o, ids.data[i]);
                     }
                 }
-                if (rc) failed = (long)li;
+                if (rc) {
+                    /* the message lives in this thread's error buffer: keep a copy */
+#ifdef _OPENMP
+#pragma omp critical(tokenize_failed)
+#endif
+                    if (failed < 0 || (long)li < failed) {
+                        failed = (long)li;
+                        snprintf(failmsg, sizeof failmsg, "%s", xerr_msg());
+                    }
+                }
                 sb_append(o, "\n", 1);
             }
             iv_free(&ids);
             tok_scratch_free(s);
         }
-        if (failed >= 0) die("line %ld: too large to encode", failed + 1);
+        if (failed >= 0) die("line %ld: %s", failed + 1, failmsg);
         for (int j = 0; j < nb; j++) fwrite(outs[j].data, 1, outs[j].len, stdout);
     }
     for (int j = 0; j < block; j++) sb_free(&outs[j]);
