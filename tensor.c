@@ -226,6 +226,19 @@ static inline void store_row16(float *c, __m512 acc, __mmask16 mask, __m512 valp
     _mm512_mask_storeu_ps(c, mask, v);
 }
 
+/* The 12 x 32 accumulator tile every AVX-512 micro-kernel keeps in registers:
+ * c<r>_0 holds columns 0-15 of row r, c<r>_1 columns 16-31. TILE_STORE writes
+ * the rows r < m to C through the lane masks m0, m1 (the kernel's own names). */
+#define TILE_DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
+#define TILE_STORE(r)                                                      \
+    if (r < m) {                                                           \
+        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
+        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
+    }
+
+/* The lane mask of a 16-column half tile holding n (<= 0 .. >= 16) columns. */
+static inline __mmask16 tile_mask(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
 /* Transposes a 16 x 16 block of 32-bit elements held in r[0..15] (row i -> column i). */
 static inline void transpose16x16(__m512i r[16]) {
     __m512i t[16];
@@ -252,9 +265,7 @@ static inline void transpose16x16(__m512i r[16]) {
 
 static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
                    float alpha, float beta, int m, int n) {
-#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
-    ROWS12(DECL)
-#undef DECL
+    ROWS12(TILE_DECL)
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
 #define STEP(r)                                 \
@@ -269,15 +280,8 @@ static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, f
         Bp += NR;
     }
     __m512 valpha = _mm512_set1_ps(alpha);
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
-#define STORE(r)                                                   \
-    if (r < m) {                                                   \
-        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
-        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
-    }
-    ROWS12(STORE)
-#undef STORE
+    __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
+    ROWS12(TILE_STORE)
 }
 
 #elif defined(GEMM_AVX2)
@@ -365,9 +369,7 @@ static void kernel_direct(int K, const float *A, size_t ai, size_t ak, int m, co
 #define PTR(r) const float *a##r = A + (size_t)(r < m ? r : m - 1) * ai;
     ROWS12(PTR)
 #undef PTR
-#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
-    ROWS12(DECL)
-#undef DECL
+    ROWS12(TILE_DECL)
     size_t ka = 0;
     for (int k = 0; k < K; k++, ka += ak, Bs += bk) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, Bs), b1 = _mm512_maskz_loadu_ps(m1, Bs + 16);
@@ -381,13 +383,7 @@ static void kernel_direct(int K, const float *A, size_t ai, size_t ak, int m, co
 #undef STEP
     }
     __m512 valpha = _mm512_set1_ps(alpha);
-#define STORE(r)                                                           \
-    if (r < m) {                                                           \
-        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
-        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
-    }
-    ROWS12(STORE)
-#undef STORE
+    ROWS12(TILE_STORE)
 }
 
 static void gemm_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -396,8 +392,7 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
     size_t ai = transA ? 1 : (size_t)lda, ak = transA ? (size_t)lda : 1;
     for (int jr = 0; jr < N; jr += NR) {
         int n = N - jr < NR ? N - jr : NR;
-        __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-        __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+        __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
         const float *bs = B + jr;
         size_t bk = (size_t)ldb;
         if (transB) { /* B is (N,K): rows jr..jr+n become k-major, 16 x 16 at a time */
@@ -604,9 +599,7 @@ static void pack_b_bf16(uint32_t *Bp, int transB, const float *B, int ldb, int j
 
 static void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *restrict Bp, float *C, int ldc,
                         float alpha, float beta, int m, int n) {
-#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
-    ROWS12(DECL)
-#undef DECL
+    ROWS12(TILE_DECL)
     for (int p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)Bp);
         __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(Bp + 16));
@@ -622,15 +615,8 @@ static void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *res
         Bp += NR;
     }
     __m512 valpha = _mm512_set1_ps(alpha);
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
-#define STORE(r)                                                          \
-    if (r < m) {                                                          \
-        store_row16(C + (size_t)r * ldc, c##r##_0, m0, valpha, beta);      \
-        store_row16(C + (size_t)r * ldc + 16, c##r##_1, m1, valpha, beta); \
-    }
-    ROWS12(STORE)
-#undef STORE
+    __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
+    ROWS12(TILE_STORE)
 }
 
 static void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -838,8 +824,7 @@ static void kernel_amx(int kcp, const uint16_t *Ap, const uint32_t *Bp, float *C
     _tile_stored(2, tmp + 16 * NR, NR * 4);
     _tile_stored(3, tmp + 16 * NR + 16, NR * 4);
     __m512 valpha = _mm512_set1_ps(alpha);
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+    __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
     for (int r = 0; r < m; r++) {
         store_row16(C + (size_t)r * ldc, _mm512_load_ps(tmp + r * NR), m0, valpha, beta);
         store_row16(C + (size_t)r * ldc + 16, _mm512_load_ps(tmp + r * NR + 16), m1, valpha, beta);
