@@ -327,14 +327,6 @@ static int evaluate(Trainer *tr, double *dev_loss, double *dev_map) {
 /* ------------------------------------------------------------------------- */
 /* Folders                                                                   */
 
-static void fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 static char *ckpt_path(const char *out, int step, const char *suffix) {
     StrBuf sb = {0};
     sb_printf(&sb, "%s%scheckpoint-%d%s", out, out[strlen(out) - 1] == '/' ? "" : "/", step, suffix);

@@ -133,7 +133,14 @@ int read_file(const char *path, char **data, size_t *len) {
     return 0;
 }
 
-static int fsync_dir_of(const char *path) {
+void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
+
+static void fsync_dir_of(const char *path) {
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
     if (slash) {
@@ -141,12 +148,8 @@ static int fsync_dir_of(const char *path) {
     } else {
         strcpy(dir, ".");
     }
-    int fd = open(dir, O_RDONLY);
+    fsync_dir(dir);
     free(dir);
-    if (fd < 0) return 0; /* best effort: some file systems refuse */
-    fsync(fd);
-    close(fd);
-    return 0;
 }
 
 FILE *atomic_open(AtomicFile *af, const char *path) {

@@ -67,6 +67,9 @@ typedef struct {
 FILE *atomic_open(AtomicFile *af, const char *path); /* NULL + xerr on failure */
 int atomic_commit(AtomicFile *af);                   /* flush, fsync, rename */
 void atomic_abort(AtomicFile *af);                   /* remove the temp file */
+/* fsync of a directory, so a rename inside it is durable (best effort: some
+ * file systems refuse). */
+void fsync_dir(const char *dir);
 int mkdir_p(const char *path);
 int path_exists(const char *path);
 int is_dir(const char *path);
