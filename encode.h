@@ -7,6 +7,11 @@
 #include "tokenizer.h"
 #include "xlmr.h"
 
+/* The method's prompts (arXiv 2408.10536): every query and passage is embedded
+ * with its role written in front, so one shared encoder can tell them apart. */
+#define XLMR_QUERY_PREFIX "Query: "
+#define XLMR_PASSAGE_PREFIX "Passage: "
+
 typedef struct {
     int max_len;        /* tokens per text including <s> and </s>; <= 0: the model's limit (max_pos - pad_id - 1) */
     int batch;          /* texts per forward call (default 32 when <= 0) */

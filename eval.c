@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "encode.h"
+#include "json.h"
 #include "tensor.h"
 
 /* queries scored per sgemm: the block's score rows (QB, n_cand) stay in cache-friendly size */

@@ -94,16 +94,6 @@ typedef struct {
     int tty;
 } Progress;
 
-static void fmt_duration(char *buf, size_t n, double s) {
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(buf, n, "?");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 /* Cost of one run: a fixed part (data, evaluation overheads) plus the
  * transformer's matmul work per token, fitted roughly to timed runs. */
 static double size_cost(int layers, int hidden) { return 4e4 + 12.0 * layers * hidden * hidden; }

@@ -343,3 +343,28 @@ const char *json_get_str(const Json *obj, const char *key, const char *name) {
     if (v->type != JSON_STRING) { xerr("%s: %s must be a string", name, key); return NULL; }
     return v->str;
 }
+
+/* ---------------------------------------------------------------------------
+ * Writing. */
+void sb_json_string(StrBuf *sb, const char *s) {
+    sb_append(sb, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': sb_append(sb, "\\\"", 2); break;
+        case '\\': sb_append(sb, "\\\\", 2); break;
+        case '\n': sb_append(sb, "\\n", 2); break;
+        case '\r': sb_append(sb, "\\r", 2); break;
+        case '\t': sb_append(sb, "\\t", 2); break;
+        default:
+            if (*p < 0x20) sb_printf(sb, "\\u%04x", *p);
+            else sb_append(sb, (const char *)p, 1);
+        }
+    }
+    sb_append(sb, "\"", 1);
+}
+
+void sb_json_number(StrBuf *sb, double x) {
+    if (!isfinite(x)) sb_puts(sb, "null");
+    else if (x == floor(x) && fabs(x) < 1e15) sb_printf(sb, "%.0f", x);
+    else sb_printf(sb, "%.17g", x);
+}

@@ -1,11 +1,13 @@
 /* json.h: a strict JSON (RFC 8259) reader into a small DOM.
  * UTF-8 only (invalid UTF-8 is an error), \u escapes with surrogate pairs,
  * no trailing commas, no comments, depth limited. Errors carry line and column.
- * Stands alone (util.h only). Writing JSON: sb_json_string/sb_json_number in util.h. */
+ * Stands alone (util.h only). Writing: sb_json_string / sb_json_number append to a StrBuf. */
 #ifndef XLMR_JSON_H
 #define XLMR_JSON_H
 
 #include <stddef.h>
+
+#include "util.h"
 
 typedef enum { JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } JsonType;
 
@@ -34,5 +36,9 @@ const Json *json_at(const Json *arr, size_t i);
 int json_get_int(const Json *obj, const char *key, long *out, const char *name);
 int json_get_num(const Json *obj, const char *key, double *out, const char *name);
 const char *json_get_str(const Json *obj, const char *key, const char *name); /* NULL + xerr */
+
+/* Writing: a quoted, escaped JSON string; a number exact to %.17g (null for NaN/Inf). */
+void sb_json_string(StrBuf *sb, const char *s);
+void sb_json_number(StrBuf *sb, double x);
 
 #endif

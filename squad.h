@@ -21,6 +21,7 @@
 
 #include <stdio.h>
 
+#include "strmap.h"
 #include "util.h"
 
 #define SQUAD_MAX_LANGS 32
@@ -96,15 +97,5 @@ int squad_write_pairs(const SquadData *d, FILE *f, int context, int max_groups);
  * Appends 2 ints per sentence (start, end) to breaks; returns the count. */
 int squad_split_sentences(const char *text, IntVec *breaks);
 
-/* A string -> int map (open addressing; keys are borrowed, not copied). */
-typedef struct {
-    const char **keys;
-    int *vals;
-    size_t cap, n;
-} StrMap;
-/* The value slot of key, added (value 0) when absent; *found says which. */
-int *strmap_slot(StrMap *m, const char *key, int *found);
-int strmap_get(const StrMap *m, const char *key); /* -1 when absent */
-void strmap_free(StrMap *m);
 
 #endif

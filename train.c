@@ -16,6 +16,7 @@
 #include "optim.h"
 #include "tensor.h"
 #include "tokenizer.h"
+#include "json.h"
 #include "util.h"
 
 /* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings) */
@@ -554,13 +555,6 @@ static int read_state(Trainer *tr, const char *dir) {
 /* ------------------------------------------------------------------------- */
 /* Progress and log                                                          */
 
-static void fmt_time(char *buf, size_t n, double s) {
-    if (!(s >= 0) || s > 1e8) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static double ema_value(const Trainer *tr) {
     /* bias-corrected EMA (0.95) of the training loss */
     double c = 1.0 - pow(0.95, tr->step);
@@ -823,8 +817,8 @@ int train_run(const TrainOptions *o, TrainReport *r) {
             if (!o->quiet && (s == tr.total || now - last_print > (tty ? 0.25 : 5.0))) {
                 char el[32], eta[32];
                 double rate = (s - first) / (now - t0 + 1e-9);
-                fmt_time(el, sizeof el, now - t0);
-                fmt_time(eta, sizeof eta, (tr.total - s) / (rate > 0 ? rate : 1e-9));
+                fmt_duration(el, sizeof el, now - t0);
+                fmt_duration(eta, sizeof eta, (tr.total - s) / (rate > 0 ? rate : 1e-9));
                 fprintf(stderr, "%strain: step %d/%d loss %.4f lr %.3g %.0f tok/s elapsed %s ETA %s%s",
                         tty ? "\r" : "", s, tr.total, ema_value(&tr), lr, toks / (dt > 0 ? dt : 1e-9), el, eta,
                         tty ? "   " : "\n");

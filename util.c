@@ -378,29 +378,6 @@ void sb_printf(StrBuf *sb, const char *fmt, ...) {
     free(big);
 }
 
-void sb_json_string(StrBuf *sb, const char *s) {
-    sb_append(sb, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': sb_append(sb, "\\\"", 2); break;
-        case '\\': sb_append(sb, "\\\\", 2); break;
-        case '\n': sb_append(sb, "\\n", 2); break;
-        case '\r': sb_append(sb, "\\r", 2); break;
-        case '\t': sb_append(sb, "\\t", 2); break;
-        default:
-            if (*p < 0x20) sb_printf(sb, "\\u%04x", *p);
-            else sb_append(sb, (const char *)p, 1);
-        }
-    }
-    sb_append(sb, "\"", 1);
-}
-
-void sb_json_number(StrBuf *sb, double x) {
-    if (!isfinite(x)) sb_puts(sb, "null");
-    else if (x == floor(x) && fabs(x) < 1e15) sb_printf(sb, "%.0f", x);
-    else sb_printf(sb, "%.17g", x);
-}
-
 void sb_free(StrBuf *sb) {
     free(sb->data);
     sb->data = NULL;
@@ -476,6 +453,16 @@ double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void fmt_duration(char *buf, size_t n, double s) {
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
 int num_threads(void) {

@@ -112,8 +112,6 @@ void sb_printf(StrBuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-void sb_json_string(StrBuf *sb, const char *s); /* quoted, escaped JSON string */
-void sb_json_number(StrBuf *sb, double x);      /* %.17g-exact; null for NaN/Inf */
 void sb_free(StrBuf *sb);
 
 typedef struct {
@@ -132,6 +130,8 @@ char **split_csv(const char *s, int *n);
 void free_strv(char **v);
 
 double now_seconds(void); /* monotonic clock */
+/* "M:SS" or "H:MM:SS" for a duration in seconds; "?" when negative, NaN or absurd. */
+void fmt_duration(char *buf, size_t n, double seconds);
 int num_threads(void);    /* OpenMP's thread count, or 1 without OpenMP */
 size_t peak_rss_bytes(void);
 
