@@ -28,7 +28,15 @@ int xlmr_pooling_parse(const char *name);
 
 /* The parameters, each a slice of one flat buffer, in this order.
  * Per-layer tensors are stacked: (L, ...). Linear weights are (out, in). */
-#define XLMR_NUM_TENSORS 21
+/* Tensor ids, in the order of the flat buffer; every loop over the model's
+ * tensors and every reference to one tensor goes through these names. */
+typedef enum {
+    XLMR_T_WORD_EMB, XLMR_T_POS_EMB, XLMR_T_TYPE_EMB, XLMR_T_EMB_LN_W, XLMR_T_EMB_LN_B,
+    XLMR_T_Q_W, XLMR_T_Q_B, XLMR_T_K_W, XLMR_T_K_B, XLMR_T_V_W, XLMR_T_V_B,
+    XLMR_T_AO_W, XLMR_T_AO_B, XLMR_T_LN1_W, XLMR_T_LN1_B,
+    XLMR_T_FC_W, XLMR_T_FC_B, XLMR_T_FO_W, XLMR_T_FO_B, XLMR_T_LN2_W, XLMR_T_LN2_B,
+    XLMR_NUM_TENSORS
+} XlmrTensorId;
 typedef struct {
     float *word_emb;  /* (V, C)  embeddings.word_embeddings.weight */
     float *pos_emb;   /* (P, C)  embeddings.position_embeddings.weight */
