@@ -5,7 +5,7 @@
  * Reading maps the file (read() fallback), checks every entry (dtype size x shape
  * = extent, extents inside the buffer) before anything trusts it, and converts
  * F32 / F16 / BF16 to float. Writing is F32, 8-byte aligned, atomic.
- * Knows nothing of models: xlmr_load/xlmr_save (folder I/O, also here) use it. */
+ * Knows nothing of models: xlmr_load/xlmr_save (xlmr_io.c) use it. */
 #ifndef XLMR_SAFETENSORS_H
 #define XLMR_SAFETENSORS_H
 

@@ -79,8 +79,6 @@ typedef struct {
     int n_touched;
     unsigned char *row_touched;  /* (V) flags */
     int use_bf16;                /* compute GEMMs in BF16 (fp32 master weights) */
-    void *mmap_base;             /* when params_memory points into an mmap */
-    size_t mmap_len;
     int use_ref_gemm;            /* tests: sgemm_ref everywhere (the scalar ground truth) */
 } Xlmr;
 

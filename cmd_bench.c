@@ -1,4 +1,4 @@
-/* bench.c: `xlmr bench gemm|forward|train|tokenize|memory` — the figures of
+/* cmd_bench.c: `xlmr bench gemm|forward|train|tokenize|memory` — the figures of
  * BENCHMARKS.md. Each prints one line per measurement and ends with a line
  * whose last words are "N GFLOPS", "N tokens/s", "N MB/s" or "N GB peak RSS"
  * (bench/compare.sh reads those). Timings are the best of --steps runs after one warm-up run
@@ -41,8 +41,9 @@ static float *rand_floats(Rng *r, size_t n) {
     return x;
 }
 
-/* The issue's shapes: "small" L4 H256 A4 F1024 V32000 (xlmr_preset's "mini"),
- * "base" and "large" as xlmr_preset with XLM-R's vocabulary of 250002. Options
+/* The benchmark shapes come from xlmr_preset: "small" is the "mini" preset with
+ * a 32000-token vocabulary, "base" and "large" are those presets with XLM-R's
+ * vocabulary of 250002. Options
  * the user gave (> 0) win. Batch/seq defaults depend on the benchmark (memory:
  * the paper's batch of 100 pairs). */
 static int apply_size(BenchOpts *o, const char *kind) {
@@ -499,7 +500,7 @@ int cmd_bench(int argc, char **argv) {
     o.size = "base";
     Opt opts[] = {
         {"size", OPT_STR, &o.size, "small|base|large",
-         "preset shape (default base): small L4 H256 A4 F1024 V32000 B32 T64, large L24 H1024 A16 F4096"},
+         "shape (default base): small = preset mini with V32000, B32 T64; base, large = those presets"},
         {"layers", OPT_INT, &o.layers, "L", "encoder layers (default from --size)"},
         {"hidden", OPT_INT, &o.hidden, "C", "hidden size (default from --size)"},
         {"heads", OPT_INT, &o.heads, "NH", "attention heads (default from --size)"},
