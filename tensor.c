@@ -481,9 +481,6 @@ static int threads_here(void) {
 #endif
 }
 
-typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float,
-                       float *, int);
-
 /* Runs fn on the disjoint blocks of C, in parallel where that pays. */
 static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {

@@ -19,6 +19,9 @@
 void sgemm(int transA, int transB, int M, int N, int K, float alpha,
            const float *A, int lda, const float *B, int ldb, float beta,
            float *C, int ldc);
+/* The signature of sgemm, sgemm_ref and sgemm_bf16 (callers pick one). */
+typedef void (*GemmFn)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
 /* The scalar reference with identical semantics (double-free of tricks). */
 void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,

@@ -10,16 +10,21 @@
  *     res2 = drop(gelu(h1 Wfcᵀ + bfc) Wfoᵀ + bfo) + h1;  out = LN2(res2)
  *   pooled = mean over non-pad positions (<s> and </s> included) or the state of token 0
  *   out    = pooled / max(||pooled||, 1e-12)
- * Dropout masks (train mode only) are a pure function of (seed, seq_base + b,
- * layer, site, position): site 0 the embeddings, 1 the attention
- * probabilities (position (head, i, j)), 2 the attention output, 3 the FFN
- * output (position (t, c)). One hash64 gives four 16-bit uniforms (positions
- * 4k..4k+3). Neither chunking, thread count nor padding length changes a mask.
+ * Reading order: the tensor table, the kernels (each *_forward followed by its
+ * *_backward), layer_forward and layer_backward (one HF XLMRobertaLayer down
+ * and back up), then xlmr_forward / xlmr_backward.
  *
- * Memory: one flat parameter buffer in XlmrParams order; the per-layer tensors
- * are stacked (L, ...) so tensor i of layer l is params_memory + offsets[i] +
- * l * sizes[i] / L. Gradients use the same layout. Word-embedding gradient rows
- * are tracked (touched_rows) so nothing dense over the vocabulary runs per step.
+ * Dropout masks (train mode only) are a pure function of (seed, seq_base + b,
+ * layer, site, position), sites named by DropSite. A training step runs the
+ * batch in chunks twice (gradient caching: a forward without gradient for the
+ * loss, then forward + backward per chunk); because no mask depends on the
+ * chunk, the thread count or the padding length, the re-forward of a chunk
+ * reproduces exactly the activations the loss saw.
+ *
+ * Memory: one flat parameter buffer in XlmrTensorId order; the per-layer
+ * tensors are stacked (L, ...) and layer_weights() gives layer l's slices by
+ * name. Gradients use the same layout. Word-embedding gradient rows are
+ * tracked (touched_rows) so nothing dense over the vocabulary runs per step.
  * XlmrActs keeps, per layer, exactly what backward needs: Q, K, V, ctx, the
  * two LayerNorm inputs with their mean/rstd, h1, the FFN pre-activation and
  * the layer output; the attention probabilities (pre-dropout) only while they
@@ -28,12 +33,11 @@
  * and dropout masks are recomputed in backward. Inference (xlmr_embed) keeps
  * one layer of scratch and one (T,T) score block per thread.
  *
- * Speed (issue 7): biases, dropout, residual and LayerNorm run as one pass per
- * row after each GEMM (residual_layernorm_forward, bias + GELU); backward
- * writes its outputs instead of zeroing and accumulating. erf and exp are
- * branch-free polynomials (erf_approx, exp_approx) that `omp simd` vectorises:
- * GELU and softmax were a fifth of a training step with libm's erff/expf.
- * -DXLMR_PROFILE prints the wall time of each kernel at exit.
+ * Speed: dropout, residual and LayerNorm run as one pass per row after the
+ * output GEMMs (residual_layernorm_forward); backward writes its outputs
+ * instead of zeroing and accumulating. erf and exp are branch-free polynomials
+ * (erf_approx, exp_approx) that `omp simd` vectorises: GELU and softmax were a
+ * fifth of a training step with libm's erff/expf.
  *
  * Parallelism: the GEMMs come from tensor.h (parallel inside); attention runs
  * in parallel over (batch, head) with serial GEMMs inside; elementwise kernels
@@ -41,113 +45,133 @@
 #include "xlmr.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tensor.h"
 #include "util.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 /* `omp simd` is a request: under the sanitizers clang cannot vectorise and
  * would warn at every such loop. */
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wpass-failed"
 #endif
 
-typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
-                       int);
-
-/* -DXLMR_PROFILE: wall time per kernel, printed to stderr at exit (serial
- * call sites only; a profile of the whole step, not of threads). */
-#ifdef XLMR_PROFILE
-#include <stdio.h>
-enum { PROF_MAX = 48 };
-static const char *prof_name[PROF_MAX];
-static double prof_sec[PROF_MAX];
-static long prof_calls[PROF_MAX];
-static void prof_print(void) {
-    double tot = 0;
-    for (int i = 0; i < PROF_MAX && prof_name[i]; i++) tot += prof_sec[i];
-    for (int i = 0; i < PROF_MAX && prof_name[i]; i++)
-        fprintf(stderr, "prof %-30s %9.3f s %5.1f%% %8ld calls\n", prof_name[i], prof_sec[i],
-                100 * prof_sec[i] / (tot > 0 ? tot : 1), prof_calls[i]);
-}
-static void prof_add(const char *name, double s) {
-    int i = 0;
-    while (i < PROF_MAX - 1 && prof_name[i] && strcmp(prof_name[i], name)) i++;
-    if (!prof_name[0]) atexit(prof_print);
-    prof_name[i] = name;
-    prof_sec[i] += s;
-    prof_calls[i]++;
-}
-#define PROF(name, stmt)                         \
-    do {                                         \
-        double prof_t0_ = now_seconds();         \
-        stmt;                                    \
-        prof_add(name, now_seconds() - prof_t0_); \
-    } while (0)
-#else
-#define PROF(name, stmt) stmt
-#endif
-
 /* ---------------------------------------------------------------------------
- * Parameter table. */
+ * The tensor table: one row per XlmrTensorId. A masked-LM head adds ids and
+ * rows here (its tensors are not per layer; its decoder is tied to word_emb). */
 
-static const char *const tensor_names[XLMR_NUM_TENSORS] = {
-    "embeddings.word_embeddings.weight",
-    "embeddings.position_embeddings.weight",
-    "embeddings.token_type_embeddings.weight",
-    "embeddings.LayerNorm.weight",
-    "embeddings.LayerNorm.bias",
-    "encoder.layer.%d.attention.self.query.weight",
-    "encoder.layer.%d.attention.self.query.bias",
-    "encoder.layer.%d.attention.self.key.weight",
-    "encoder.layer.%d.attention.self.key.bias",
-    "encoder.layer.%d.attention.self.value.weight",
-    "encoder.layer.%d.attention.self.value.bias",
-    "encoder.layer.%d.attention.output.dense.weight",
-    "encoder.layer.%d.attention.output.dense.bias",
-    "encoder.layer.%d.attention.output.LayerNorm.weight",
-    "encoder.layer.%d.attention.output.LayerNorm.bias",
-    "encoder.layer.%d.intermediate.dense.weight",
-    "encoder.layer.%d.intermediate.dense.bias",
-    "encoder.layer.%d.output.dense.weight",
-    "encoder.layer.%d.output.dense.bias",
-    "encoder.layer.%d.output.LayerNorm.weight",
-    "encoder.layer.%d.output.LayerNorm.bias",
+typedef enum { DIM_NONE, DIM_C, DIM_F, DIM_V, DIM_P, DIM_TV } Dim; /* sizes from XlmrConfig */
+typedef enum { INIT_NORMAL, INIT_ZERO, INIT_ONE } Init;            /* HF's _init_weights */
+
+typedef struct {
+    const char *hf_name; /* printf format with the layer for the per-layer tensors */
+    Dim shape[2];        /* as stored in model.safetensors; shape[1] DIM_NONE for vectors */
+    int layered;         /* stacked (L, ...) */
+    int decays;          /* AdamW weight decay applies (not to biases and LayerNorm) */
+    int lazy_rows;       /* gradient only in touched_rows (the word-embedding table) */
+    Init init;           /* N(0, 0.02), 0 or 1 */
+    size_t field;        /* offsetof(XlmrParams, ...): the named pointer of this tensor */
+} TensorSpec;
+
+#define EMB(name, r, c, dec, lazy, ini, f) {name, {r, c}, 0, dec, lazy, ini, offsetof(XlmrParams, f)}
+#define LAYER(name, r, c, dec, ini, f) {"encoder.layer.%d." name, {r, c}, 1, dec, 0, ini, offsetof(XlmrParams, f)}
+static const TensorSpec tensor_table[XLMR_NUM_TENSORS] = {
+    [XLMR_T_WORD_EMB] = EMB("embeddings.word_embeddings.weight", DIM_V, DIM_C, 1, 1, INIT_NORMAL, word_emb),
+    [XLMR_T_POS_EMB] = EMB("embeddings.position_embeddings.weight", DIM_P, DIM_C, 1, 0, INIT_NORMAL, pos_emb),
+    [XLMR_T_TYPE_EMB] = EMB("embeddings.token_type_embeddings.weight", DIM_TV, DIM_C, 1, 0, INIT_NORMAL, type_emb),
+    [XLMR_T_EMB_LN_W] = EMB("embeddings.LayerNorm.weight", DIM_C, DIM_NONE, 0, 0, INIT_ONE, emb_ln_w),
+    [XLMR_T_EMB_LN_B] = EMB("embeddings.LayerNorm.bias", DIM_C, DIM_NONE, 0, 0, INIT_ZERO, emb_ln_b),
+    [XLMR_T_Q_W] = LAYER("attention.self.query.weight", DIM_C, DIM_C, 1, INIT_NORMAL, q_w),
+    [XLMR_T_Q_B] = LAYER("attention.self.query.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, q_b),
+    [XLMR_T_K_W] = LAYER("attention.self.key.weight", DIM_C, DIM_C, 1, INIT_NORMAL, k_w),
+    [XLMR_T_K_B] = LAYER("attention.self.key.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, k_b),
+    [XLMR_T_V_W] = LAYER("attention.self.value.weight", DIM_C, DIM_C, 1, INIT_NORMAL, v_w),
+    [XLMR_T_V_B] = LAYER("attention.self.value.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, v_b),
+    [XLMR_T_AO_W] = LAYER("attention.output.dense.weight", DIM_C, DIM_C, 1, INIT_NORMAL, ao_w),
+    [XLMR_T_AO_B] = LAYER("attention.output.dense.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, ao_b),
+    [XLMR_T_LN1_W] = LAYER("attention.output.LayerNorm.weight", DIM_C, DIM_NONE, 0, INIT_ONE, ln1_w),
+    [XLMR_T_LN1_B] = LAYER("attention.output.LayerNorm.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, ln1_b),
+    [XLMR_T_FC_W] = LAYER("intermediate.dense.weight", DIM_F, DIM_C, 1, INIT_NORMAL, fc_w),
+    [XLMR_T_FC_B] = LAYER("intermediate.dense.bias", DIM_F, DIM_NONE, 0, INIT_ZERO, fc_b),
+    [XLMR_T_FO_W] = LAYER("output.dense.weight", DIM_C, DIM_F, 1, INIT_NORMAL, fo_w),
+    [XLMR_T_FO_B] = LAYER("output.dense.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, fo_b),
+    [XLMR_T_LN2_W] = LAYER("output.LayerNorm.weight", DIM_C, DIM_NONE, 0, INIT_ONE, ln2_w),
+    [XLMR_T_LN2_B] = LAYER("output.LayerNorm.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, ln2_b),
 };
+#undef EMB
+#undef LAYER
 
-const char *xlmr_tensor_name(int i) { return i >= 0 && i < XLMR_NUM_TENSORS ? tensor_names[i] : NULL; }
-int xlmr_tensor_is_layered(int i) { return i >= 5 && i < XLMR_NUM_TENSORS; }
+static int valid_id(int i) { return i >= 0 && i < XLMR_NUM_TENSORS; }
+const char *xlmr_tensor_name(int i) { return valid_id(i) ? tensor_table[i].hf_name : NULL; }
+int xlmr_tensor_is_layered(int i) { return valid_id(i) && tensor_table[i].layered; }
+int xlmr_tensor_decays(int i) { return valid_id(i) && tensor_table[i].decays; }
+int xlmr_tensor_lazy_rows(int i) { return valid_id(i) && tensor_table[i].lazy_rows; }
 
-/* 1 for matrices and embedding tables; 0 for biases and LayerNorm weights/biases. */
-int xlmr_tensor_decays(int i) {
-    static const unsigned char decays[XLMR_NUM_TENSORS] = {1, 1, 1, 0, 0, 1, 0, 1, 0, 1, 0,
-                                                           1, 0, 0, 0, 1, 0, 1, 0, 0, 0};
-    return i >= 0 && i < XLMR_NUM_TENSORS ? decays[i] : 0;
+static size_t dim_size(const XlmrConfig *c, Dim d) {
+    switch (d) {
+    case DIM_C: return (size_t)c->hidden;
+    case DIM_F: return (size_t)c->ffn;
+    case DIM_V: return (size_t)c->vocab;
+    case DIM_P: return (size_t)c->max_pos;
+    case DIM_TV: return (size_t)c->type_vocab;
+    default: return 1;
+    }
 }
 
 int xlmr_tensor_shape(const XlmrConfig *c, int i, size_t shape[2]) {
-    size_t C = (size_t)c->hidden, F = (size_t)c->ffn;
-    switch (i) {
-    case 0: shape[0] = (size_t)c->vocab; shape[1] = C; return 2;
-    case 1: shape[0] = (size_t)c->max_pos; shape[1] = C; return 2;
-    case 2: shape[0] = (size_t)c->type_vocab; shape[1] = C; return 2;
-    case 5: case 7: case 9: case 11: shape[0] = C; shape[1] = C; return 2;
-    case 15: shape[0] = F; shape[1] = C; return 2;
-    case 16: shape[0] = F; return 1;
-    case 17: shape[0] = C; shape[1] = F; return 2;
-    default: shape[0] = C; return 1;
-    }
+    const TensorSpec *t = &tensor_table[valid_id(i) ? i : 0];
+    shape[0] = dim_size(c, t->shape[0]);
+    if (t->shape[1] == DIM_NONE) return 1;
+    shape[1] = dim_size(c, t->shape[1]);
+    return 2;
 }
+
+/* Elements of tensor i in one layer (in all of the model for the others). */
+static size_t tensor_numel(const XlmrConfig *c, int i) {
+    size_t shape[2] = {1, 1};
+    xlmr_tensor_shape(c, i, shape);
+    return shape[0] * shape[1];
+}
+
+/* Points every named pointer of p at its tensor in mem. */
+static void point_tensors(XlmrParams *p, float *mem, const size_t *offsets) {
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) *(float **)((char *)p + tensor_table[i].field) = mem + offsets[i];
+}
+
+/* One layer's slice of every per-layer tensor, by name: the same function
+ * serves the parameters and the gradients. */
+typedef struct {
+    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* attention.self.{query,key,value}: (C,C), (C) */
+    float *ao_w, *ao_b;                       /* attention.output.dense: (C,C), (C) */
+    float *ln1_w, *ln1_b;                     /* attention.output.LayerNorm: (C) */
+    float *fc_w, *fc_b;                       /* intermediate.dense: (F,C), (F) */
+    float *fo_w, *fo_b;                       /* output.dense: (C,F), (C) */
+    float *ln2_w, *ln2_b;                     /* output.LayerNorm: (C) */
+} XlmrLayerWeights;
+
+static XlmrLayerWeights layer_weights(const XlmrParams *p, const XlmrConfig *c, int l) {
+#define AT(f, id) .f = p->f + (size_t)l * tensor_numel(c, id)
+    return (XlmrLayerWeights){
+        AT(q_w, XLMR_T_Q_W),     AT(q_b, XLMR_T_Q_B),     AT(k_w, XLMR_T_K_W),     AT(k_b, XLMR_T_K_B),
+        AT(v_w, XLMR_T_V_W),     AT(v_b, XLMR_T_V_B),     AT(ao_w, XLMR_T_AO_W),   AT(ao_b, XLMR_T_AO_B),
+        AT(ln1_w, XLMR_T_LN1_W), AT(ln1_b, XLMR_T_LN1_B), AT(fc_w, XLMR_T_FC_W),   AT(fc_b, XLMR_T_FC_B),
+        AT(fo_w, XLMR_T_FO_W),   AT(fo_b, XLMR_T_FO_B),   AT(ln2_w, XLMR_T_LN2_W), AT(ln2_b, XLMR_T_LN2_B),
+    };
+#undef AT
+}
+
+/* ---------------------------------------------------------------------------
+ * Configurations. */
 
 void xlmr_config_default(XlmrConfig *cfg) {
     *cfg = (XlmrConfig){.n_layers = 12, .hidden = 768, .n_heads = 12, .ffn = 3072, .vocab = 0, .max_pos = 514,
                         .type_vocab = 1, .pad_id = 1, .ln_eps = 1e-5f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
 }
 
+/* The one list of model presets (xlmr init, xlmr experiment and xlmr bench use it). */
 static const struct {
     const char *name;
     int layers, hidden, heads, ffn;
@@ -176,6 +200,8 @@ int xlmr_pooling_parse(const char *name) {
     return xerr("unknown pooling '%s' (mean or cls)", name);
 }
 
+/* RoBERTa numbers positions from pad_id + 1 (pads take pad_id itself), so the
+ * first pad_id + 1 rows of the position table are never a token's. */
 int xlmr_max_len(const XlmrConfig *c) { return c->max_pos - c->pad_id - 1; }
 
 int xlmr_config_check(const XlmrConfig *c, const char *name) {
@@ -200,13 +226,8 @@ int xlmr_config_check(const XlmrConfig *c, const char *name) {
     return 0;
 }
 
-static void point_tensors(XlmrParams *p, float *mem, const size_t *offsets) {
-    float **ptrs[XLMR_NUM_TENSORS] = {&p->word_emb, &p->pos_emb, &p->type_emb, &p->emb_ln_w, &p->emb_ln_b,
-                                      &p->q_w, &p->q_b, &p->k_w, &p->k_b, &p->v_w, &p->v_b, &p->ao_w, &p->ao_b,
-                                      &p->ln1_w, &p->ln1_b, &p->fc_w, &p->fc_b, &p->fo_w, &p->fo_b,
-                                      &p->ln2_w, &p->ln2_b};
-    for (int i = 0; i < XLMR_NUM_TENSORS; i++) *ptrs[i] = mem + offsets[i];
-}
+/* ---------------------------------------------------------------------------
+ * Model lifetime: parameters, initialisation, gradients. */
 
 int xlmr_build(Xlmr *m, const XlmrConfig *cfg) {
     memset(m, 0, sizeof *m);
@@ -214,9 +235,7 @@ int xlmr_build(Xlmr *m, const XlmrConfig *cfg) {
     m->cfg = *cfg;
     size_t off = 0;
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
-        size_t shape[2] = {1, 1};
-        int nd = xlmr_tensor_shape(cfg, i, shape);
-        m->sizes[i] = shape[0] * (nd == 2 ? shape[1] : 1) * (size_t)(xlmr_tensor_is_layered(i) ? cfg->n_layers : 1);
+        m->sizes[i] = tensor_numel(cfg, i) * (size_t)(tensor_table[i].layered ? cfg->n_layers : 1);
         m->offsets[i] = off;
         off += m->sizes[i];
     }
@@ -232,11 +251,9 @@ void xlmr_init_random(Xlmr *m, uint64_t seed) {
     const XlmrConfig *c = &m->cfg;
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
         float *t = m->params_memory + m->offsets[i];
-        size_t shape[2];
-        int nd = xlmr_tensor_shape(c, i, shape);
-        int is_ln_w = i == 3 || i == 13 || i == 19;
+        Init init = tensor_table[i].init;
         for (size_t j = 0; j < m->sizes[i]; j++)
-            t[j] = nd == 2 ? 0.02f * rng_normal(&r) : is_ln_w ? 1.0f : 0.0f;
+            t[j] = init == INIT_NORMAL ? 0.02f * rng_normal(&r) : init == INIT_ONE ? 1.0f : 0.0f;
     }
     /* nn.Embedding(padding_idx=pad): HF zeroes the padding rows */
     memset(m->params.word_emb + (size_t)c->pad_id * c->hidden, 0, (size_t)c->hidden * sizeof(float));
@@ -264,22 +281,32 @@ int xlmr_grads_alloc(Xlmr *m) {
 void xlmr_zero_grad(Xlmr *m) {
     if (!m->grads_memory) return;
     size_t C = (size_t)m->cfg.hidden;
-    for (int r = 0; r < m->n_touched; r++) {
-        memset(m->grads.word_emb + (size_t)m->touched_rows[r] * C, 0, C * sizeof(float));
-        m->row_touched[m->touched_rows[r]] = 0;
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
+        float *g = m->grads_memory + m->offsets[i];
+        if (!tensor_table[i].lazy_rows) {
+            memset(g, 0, m->sizes[i] * sizeof(float));
+            continue;
+        }
+        /* lazy rows: only the rows embeddings_backward touched hold gradient */
+        for (int r = 0; r < m->n_touched; r++) memset(g + (size_t)m->touched_rows[r] * C, 0, C * sizeof(float));
     }
+    for (int r = 0; r < m->n_touched; r++) m->row_touched[m->touched_rows[r]] = 0;
     m->n_touched = 0;
-    /* everything after the word table is dense and comparatively small */
-    memset(m->grads_memory + m->offsets[1], 0, (m->n_params - m->offsets[1]) * sizeof(float));
 }
 
 static GemmFn gemm_of(const Xlmr *m) { return m->use_ref_gemm ? sgemm_ref : m->use_bf16 ? sgemm_bf16 : sgemm; }
 
 /* ---------------------------------------------------------------------------
- * Kernels. Each *_forward has its *_backward; backward kernels accumulate (+=)
- * into parameter gradients. Shapes: N = B*T rows. */
+ * Kernels. Each *_forward is followed by its *_backward, outputs first.
+ * Backward kernels write the input gradients (overwrite) and accumulate (+=)
+ * into parameter gradients. N = B*T rows. */
 
-/* Position ids as HF's create_position_ids_from_input_ids. */
+/* ---- embeddings ---- */
+
+/* pos (B,T): position ids as HF's create_position_ids_from_input_ids. Pads get
+ * pad_id and tokens pad_id + 1, pad_id + 2, ...: RoBERTa inherited this from
+ * fairseq, so row pad_id of the table is the padding row and a left-padded
+ * sequence gets the same positions as an unpadded one. Integers: no backward. */
 static void positions_forward(int *pos, const int *ids, int B, int T, int pad) {
     for (int b = 0; b < B; b++) {
         int n = 0;
@@ -291,8 +318,10 @@ static void positions_forward(int *pos, const int *ids, int B, int T, int pad) {
     }
 }
 
+/* out (N,C) = word[ids] + pemb[pos] + type0: RobertaEmbeddings before its
+ * LayerNorm (token_type_ids are all 0 for XLM-R). */
 static void embeddings_forward(float *out, const int *ids, const int *pos, const float *word, const float *pemb,
-                               const float *type0, int N, int C) { // out (N,C)
+                               const float *type0, int N, int C) {
     OMP(omp parallel for)
     for (int n = 0; n < N; n++) {
         const float *w = word + (size_t)ids[n] * C, *p = pemb + (size_t)pos[n] * C;
@@ -301,6 +330,9 @@ static void embeddings_forward(float *out, const int *ids, const int *pos, const
     }
 }
 
+/* m->grads.{word,pos,type}_emb += dout (N,C) scattered by ids and pos. Lazy
+ * rows: the word rows that receive gradient are recorded in m->touched_rows,
+ * so zero_grad and the optimizer visit those rows of the (V,C) table only. */
 static void embeddings_backward(Xlmr *m, const float *dout, const int *ids, const int *pos, int N) {
     int C = m->cfg.hidden, pad = m->cfg.pad_id;
     float *dword = m->grads.word_emb, *dpos = m->grads.pos_emb, *dtype = m->grads.type_emb;
@@ -321,6 +353,8 @@ static void embeddings_backward(Xlmr *m, const float *dout, const int *ids, cons
         }
     }
 }
+
+/* ---- linear layers (nn.Linear: weight (OC,C), y = x Wᵀ + b) ---- */
 
 /* Column sums run over a fixed number of row blocks, each summed along its rows
  * (contiguous, vectorised) and then added in block order: the result does not
@@ -344,11 +378,10 @@ static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
     free(part);
 }
 
-/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b; b may be NULL (a later kernel adds it) */
+/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b (OC): every linear of the model. */
 static void matmul_forward(GemmFn g, float *out, const float *inp, const float *w, const float *b, int N, int C,
                            int OC) {
     g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
-    if (!b) return;
     OMP(omp parallel for)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * OC;
@@ -357,12 +390,12 @@ static void matmul_forward(GemmFn g, float *out, const float *inp, const float *
     }
 }
 
-/* dinp (N,C) = dout·w (+= when acc); dw (OC,C) += doutᵀ·inp; db += column sums of dout.
- * dinp may be inp when acc = 0 (the FFN's G buffer becomes dG). */
+/* dinp (N,C) = dout (N,OC) · w (+= when acc: a residual path already holds a
+ * gradient there); dw (OC,C) += doutᵀ · inp; db (OC) += column sums of dout. */
 static void matmul_backward(GemmFn g, float *dinp, int acc, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC) {
-    g(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C); /* first: dinp may overwrite inp (acc = 0) */
-    if (dinp) g(0, 0, N, C, OC, 1.0f, dout, OC, w, C, acc ? 1.0f : 0.0f, dinp, C);
+    g(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    g(0, 0, N, C, OC, 1.0f, dout, OC, w, C, acc ? 1.0f : 0.0f, dinp, C);
     colsum_accumulate(db, dout, N, OC);
 }
 
@@ -435,39 +468,39 @@ static ALWAYS_INLINE float erf_approx(float x) {
     return a < 0.5f ? small : big;
 }
 
-/* x (N,F) += bias (F) (when bias is not NULL); out (N,F) = gelu(x), exact: 0.5 x (1 + erf(x / sqrt 2)) */
-static void gelu_forward(float *out, float *x, const float *bias, int N, int F) {
-    OMP(omp parallel for)
-    for (int n = 0; n < N; n++) {
-        float *xr = x + (size_t)n * F, *o = out + (size_t)n * F;
-        if (bias) {
-            OMP(omp simd)
-            for (int f = 0; f < F; f++) xr[f] += bias[f];
-        }
-        OMP(omp simd simdlen(16))
-        for (int f = 0; f < F; f++) o[f] = 0.5f * xr[f] * (1.0f + erf_approx(xr[f] * 0.70710678118654752f));
-    }
-}
+/* ---- GELU (hidden_act "gelu": the exact erf form) ---- */
 
-/* For backward: out = gelu(x) (recomputed rather than kept) and its derivative
- * dg = Φ(x) + x φ(x), sharing one erf; all (N). */
-static void gelu_recompute(float *out, float *dg, const float *x, size_t N) {
+static ALWAYS_INLINE float gelu_cdf(float x) { return 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f)); }
+
+/* out (n) = gelu(inp) = inp Φ(inp): XLMRobertaIntermediate's activation. */
+static void gelu_forward(float *out, const float *inp, size_t n) {
     OMP(omp parallel for simd simdlen(16))
-    for (size_t i = 0; i < N; i++) {
-        float cdf = 0.5f * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
-        float pdf = 0.39894228040143268f * exp_approx(-0.5f * x[i] * x[i]);
-        out[i] = x[i] * cdf;
-        dg[i] = cdf + x[i] * pdf;
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] * gelu_cdf(inp[i]);
+}
+
+/* dinp (n) = dout * gelu'(inp), gelu'(x) = Φ(x) + x φ(x) (dinp may be dout). */
+static void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    OMP(omp parallel for simd simdlen(16))
+    for (size_t i = 0; i < n; i++) {
+        float pdf = 0.39894228040143268f * exp_approx(-0.5f * inp[i] * inp[i]);
+        float dg = gelu_cdf(inp[i]) + inp[i] * pdf;
+        dinp[i] = dout[i] * dg;
     }
 }
 
-/* dinp (N) = dout * gelu'(x), the derivative from gelu_recompute (dinp may be dout) */
-static void gelu_backward(float *dinp, const float *dg, const float *dout, size_t N) {
-    OMP(omp parallel for simd)
-    for (size_t i = 0; i < N; i++) dinp[i] = dout[i] * dg[i];
-}
+/* ---- dropout: counter-based masks ----
+ * A mask is a pure function of (seed, sequence, layer, site, position): the
+ * key hashes the first four, the position picks a 16-bit uniform from the
+ * key's stream. Nothing is stored: backward and the re-forward of a chunk
+ * regenerate the same mask, so chunked gradient caching is exact. */
 
-/* ---- dropout: counter-based masks ---- */
+/* The dropout sites of XLM-R (the value is part of the mask key). */
+typedef enum {
+    DROP_EMB = 0,        /* RobertaEmbeddings.dropout, after the LayerNorm */
+    DROP_ATTN_PROBS = 1, /* XLMRobertaSelfAttention.dropout, on the probabilities */
+    DROP_ATTN_OUT = 2,   /* XLMRobertaSelfOutput.dropout, before its residual */
+    DROP_FFN_OUT = 3,    /* XLMRobertaOutput.dropout, before its residual */
+} DropSite;
 
 typedef struct {
     int on;
@@ -478,7 +511,7 @@ typedef struct {
 } Drop;
 
 static Drop drop_make(const XlmrDropout *d, float p) {
-    Drop r = {0, 0, 0, p, 1.0f, 0};
+    Drop r = {.on = 0, .p = p, .scale = 1.0f};
     if (d && d->train && p > 0) {
         r.on = 1;
         r.seed = d->seed;
@@ -489,7 +522,14 @@ static Drop drop_make(const XlmrDropout *d, float p) {
     return r;
 }
 
-static uint64_t drop_key(const Drop *d, int b, int layer, int site) {
+/* A dropout site of one layer; sequence b of the batch is row b of every (B, ...) tensor. */
+typedef struct {
+    const Drop *drop;
+    int layer;
+    DropSite site;
+} DropAt;
+
+static uint64_t drop_key(const Drop *d, int b, int layer, DropSite site) {
     return hash_combine(hash_combine(hash_combine(d->seed, (uint64_t)(d->seq_base + b)), (uint64_t)layer),
                         (uint64_t)site);
 }
@@ -540,28 +580,33 @@ static void drop_row(const Drop *d, uint64_t key, size_t pos0, float *out, const
     }
 }
 
-/* out (B,T,C) = x with dropout (out may be x). */
-static void dropout_forward(float *out, const float *x, const Drop *d, int layer, int site, int B, int T, int C) {
+/* out (B,T,C) = inp with dropout (out may be inp). Position t C + c of sequence
+ * b: independent of T, like the attention masks. */
+static void dropout_forward(float *out, const float *inp, const DropAt *at, int B, int T, int C) {
+    const Drop *d = at->drop;
     if (!d->on) {
-        if (out != x) memcpy(out, x, (size_t)B * T * C * sizeof(float));
+        if (out != inp) memcpy(out, inp, (size_t)B * T * C * sizeof(float));
         return;
     }
     OMP(omp parallel for)
     for (int b = 0; b < B; b++) {
-        uint64_t key = drop_key(d, b, layer, site);
         size_t o = (size_t)b * T * C;
-        /* position t*C + c: independent of T, like the attention masks */
-        drop_row(d, key, 0, out + o, x + o, (size_t)T * C);
+        drop_row(d, drop_key(d, b, at->layer, at->site), 0, out + o, inp + o, (size_t)T * C);
     }
 }
 
-/* Dropout is linear: its backward is the same masked scaling. */
-static void dropout_backward(float *dinp, const float *dout, const Drop *d, int layer, int site, int B, int T,
-                             int C) {
-    dropout_forward(dinp, dout, d, layer, site, B, T, C);
+/* dinp (B,T,C) = dout with the forward's mask: dropout is linear (dinp may be dout). */
+static void dropout_backward(float *dinp, const float *dout, const DropAt *at, int B, int T, int C) {
+    dropout_forward(dinp, dout, at, B, T, C);
 }
 
-/* ---- LayerNorm, fused with the residual branch that feeds it ---- */
+/* ---- LayerNorm ---- */
+
+/* What a LayerNorm keeps for backward: its input and each row's mean and 1/std. */
+typedef struct {
+    float *inp;        /* (N,C) */
+    float *mean, *rstd; /* (N) */
+} LnActs;
 
 /* o (C) = LN(x) with w, b; writes its mean and 1/std. Sums in double. */
 static void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w, const float *b, int C,
@@ -579,69 +624,31 @@ static void layernorm_row(float *o, float *mean, float *rstd, const float *x, co
     *rstd = rs;
 }
 
-static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                              const float *b, int N, int C, float eps) { // out (N,C)
-    OMP(omp parallel for)
-    for (int n = 0; n < N; n++)
-        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, w, b, C, eps);
+/* dx (C) = the input gradient of one row of LN, from dout (C). */
+static ALWAYS_INLINE void layernorm_row_backward(float *dx, const float *dout, const float *x, const float *w, float mu, float rs,
+                                                 int C) {
+    double dm = 0, dnm = 0;
+    OMP(omp simd reduction(+ : dm, dnm))
+    for (int c = 0; c < C; c++) {
+        float dnorm = dout[c] * w[c];
+        dm += dnorm;
+        dnm += (double)dnorm * (x[c] - mu) * rs;
+    }
+    float dmf = (float)(dm / C), dnmf = (float)(dnm / C);
+    OMP(omp simd)
+    for (int c = 0; c < C; c++) dx[c] = (dout[c] * w[c] - dmf - (x[c] - mu) * rs * dnmf) * rs;
 }
 
-/* res (B,T,C) = drop(y + bias) + x and out = LN(res): the residual branch of a
- * post-LN block, one pass over each row while it is in cache. The mask is
- * dropout_forward's (position t C + c of sequence b). */
-static void residual_layernorm_forward(float *out, float *res, float *mean, float *rstd, const float *y,
-                                       const float *bias, const float *x, const float *w, const float *b,
-                                       const Drop *d, int layer, int site, int B, int T, int C, float eps) {
-    OMP(omp parallel for)
-    for (int n = 0; n < B * T; n++) {
-        float *r = res + (size_t)n * C;
-        const float *yr = y + (size_t)n * C, *xr = x + (size_t)n * C;
-        OMP(omp simd)
-        for (int c = 0; c < C; c++) r[c] = yr[c] + bias[c];
-        if (d->on) drop_row(d, drop_key(d, n / T, layer, site), (size_t)(n % T) * C, r, r, (size_t)C);
-        OMP(omp simd)
-        for (int c = 0; c < C; c++) r[c] += xr[c];
-        layernorm_row(out + (size_t)n * C, mean + n, rstd + n, r, w, b, C, eps);
-    }
-}
-
-/* Backward of out = LN(inp): dinp (B,T,C) overwritten; dbranch (B,T,C), when
- * not NULL, = dropout_backward of dinp (the gradient entering the residual
- * branch that residual_layernorm_forward dropped); dw, db +=. */
-static void layernorm_backward(float *dinp, float *dbranch, float *dw, float *db, const float *dout,
-                               const float *inp, const float *w, const float *mean, const float *rstd,
-                               const Drop *d, int layer, int site, int B, int T, int C) {
-    int N = B * T;
-    OMP(omp parallel for)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-        float mu = mean[n], rs = rstd[n];
-        double dm = 0, dnm = 0;
-        OMP(omp simd reduction(+ : dm, dnm))
-        for (int c = 0; c < C; c++) {
-            float dnorm = g[c] * w[c];
-            dm += dnorm;
-            dnm += (double)dnorm * (x[c] - mu) * rs;
-        }
-        float dmf = (float)(dm / C), dnmf = (float)(dnm / C);
-        float *di = dinp + (size_t)n * C;
-        OMP(omp simd)
-        for (int c = 0; c < C; c++) di[c] = (g[c] * w[c] - dmf - (x[c] - mu) * rs * dnmf) * rs;
-        if (!dbranch) continue;
-        float *br = dbranch + (size_t)n * C;
-        if (d->on)
-            drop_row(d, drop_key(d, n / T, layer, site), (size_t)(n % T) * C, br, di, (size_t)C);
-        else
-            memcpy(br, di, (size_t)C * sizeof(float));
-    }
-    /* parameter gradients: partial sums per row block (as colsum_accumulate) */
+/* dw, db (C) += the LayerNorm parameter gradients over N rows, as partial sums
+ * per row block (as colsum_accumulate: independent of the thread count). */
+static void layernorm_param_backward(float *dw, float *db, const float *dout, const LnActs *ln, int N, int C) {
     float *part = xcalloc((size_t)ROW_BLOCKS * 2 * C, sizeof(float));
     OMP(omp parallel for)
     for (int r = 0; r < ROW_BLOCKS; r++) {
         float *gw = part + (size_t)r * 2 * C, *gb = gw + C;
         for (int n = (int)((int64_t)N * r / ROW_BLOCKS); n < (int)((int64_t)N * (r + 1) / ROW_BLOCKS); n++) {
-            const float *x = inp + (size_t)n * C, *g = dout + (size_t)n * C;
-            float mu = mean[n], rs = rstd[n];
+            const float *x = ln->inp + (size_t)n * C, *g = dout + (size_t)n * C;
+            float mu = ln->mean[n], rs = ln->rstd[n];
             OMP(omp simd)
             for (int c = 0; c < C; c++) {
                 gw[c] += g[c] * (x[c] - mu) * rs;
@@ -657,7 +664,66 @@ static void layernorm_backward(float *dinp, float *dbranch, float *dw, float *db
     free(part);
 }
 
-/* ---- attention ---- */
+/* out (N,C) = LN(ln->inp) with w, b (C); writes ln->mean, ln->rstd (N). */
+static void layernorm_forward(float *out, const LnActs *ln, const float *w, const float *b, int N, int C,
+                              float eps) {
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++)
+        layernorm_row(out + (size_t)n * C, ln->mean + n, ln->rstd + n, ln->inp + (size_t)n * C, w, b, C, eps);
+}
+
+/* dinp (N,C) = the gradient of ln->inp from dout (N,C); dw, db (C) +=. */
+static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const LnActs *ln,
+                               const float *w, int N, int C) {
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++)
+        layernorm_row_backward(dinp + (size_t)n * C, dout + (size_t)n * C, ln->inp + (size_t)n * C, w, ln->mean[n],
+                               ln->rstd[n], C);
+    layernorm_param_backward(dw, db, dout, ln, N, C);
+}
+
+/* ---- the residual branch of a post-LN block, fused ----
+ * XLMRobertaSelfOutput and XLMRobertaOutput: out = LayerNorm(dropout(y) + x),
+ * y the dense layer's output (bias included). One pass per row while it is in
+ * cache instead of three over the whole (B,T,C) tensor. */
+
+/* ln->inp (B,T,C) = drop(y) + x; out (B,T,C) = LN(ln->inp) with w, b. The mask
+ * is dropout_forward's (position t C + c of sequence b). */
+static void residual_layernorm_forward(float *out, const LnActs *ln, const float *y, const float *x, const float *w,
+                                       const float *b, const DropAt *at, int B, int T, int C, float eps) {
+    const Drop *d = at->drop;
+    OMP(omp parallel for)
+    for (int n = 0; n < B * T; n++) {
+        float *r = ln->inp + (size_t)n * C;
+        const float *yr = y + (size_t)n * C, *xr = x + (size_t)n * C;
+        if (d->on)
+            drop_row(d, drop_key(d, n / T, at->layer, at->site), (size_t)(n % T) * C, r, yr, (size_t)C);
+        else
+            memcpy(r, yr, (size_t)C * sizeof(float));
+        OMP(omp simd)
+        for (int c = 0; c < C; c++) r[c] += xr[c];
+        layernorm_row(out + (size_t)n * C, ln->mean + n, ln->rstd + n, r, w, b, C, eps);
+    }
+}
+
+/* The reverse: dx (B,T,C) = d ln->inp, the gradient along the residual path;
+ * dy (B,T,C) = dropout_backward(dx), the gradient entering the branch; dw, db +=. */
+static void residual_layernorm_backward(float *dx, float *dy, float *dw, float *db, const float *dout,
+                                        const LnActs *ln, const float *w, const DropAt *at, int B, int T, int C) {
+    const Drop *d = at->drop;
+    OMP(omp parallel for)
+    for (int n = 0; n < B * T; n++) {
+        float *dxr = dx + (size_t)n * C, *dyr = dy + (size_t)n * C;
+        layernorm_row_backward(dxr, dout + (size_t)n * C, ln->inp + (size_t)n * C, w, ln->mean[n], ln->rstd[n], C);
+        if (d->on)
+            drop_row(d, drop_key(d, n / T, at->layer, at->site), (size_t)(n % T) * C, dyr, dxr, (size_t)C);
+        else
+            memcpy(dyr, dxr, (size_t)C * sizeof(float));
+    }
+    layernorm_param_backward(dw, db, dout, ln, B * T, C);
+}
+
+/* ---- attention (XLMRobertaSelfAttention, eager: masked keys get probability 0) ---- */
 
 /* out (T,T) = the probabilities p (T,T) of head h with dropout. Mask position
  * (h, i, j) = h 2^40 + i 2^20 + j: independent of T, so a sequence gets the
@@ -686,10 +752,12 @@ static void softmax_row(float *row, const unsigned char *keep, int T) {
     for (int j = 0; j < T; j++) row[j] *= inv;
 }
 
+/* What attention needs besides its tensors. */
 typedef struct {
     GemmFn g;
-    const int *ids;
-    int pad, B, T, C, NH, layer;
+    const int *ids; /* (B,T): keys with ids == pad are masked */
+    int pad, B, T, C, NH;
+    int layer;      /* of the dropout mask */
     const Drop *drop;
 } AttnDims;
 
@@ -721,7 +789,7 @@ static void attention_forward(float *ctx, float *att, const float *q, const floa
                 attn_probs(P, keep, q + off, k + off, a, b);
                 const float *use = P;
                 if (pd) {
-                    attn_drop(a->drop, drop_key(a->drop, b, a->layer, 1), h, T, pd, P);
+                    attn_drop(a->drop, drop_key(a->drop, b, a->layer, DROP_ATTN_PROBS), h, T, pd, P);
                     use = pd;
                 }
                 a->g(0, 0, T, hs, T, 1.0f, use, T, v + off, C, 0.0f, ctx + off, C);
@@ -750,7 +818,7 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dct
                 size_t off = (size_t)b * T * C + (size_t)h * hs;
                 const float *P = att ? att + ((size_t)b * NH + h) * T * T : block, *use = P;
                 if (!att) attn_probs(block, keep, q + off, k + off, a, b); /* as the forward did */
-                uint64_t key = pd ? drop_key(a->drop, b, a->layer, 1) : 0;
+                uint64_t key = pd ? drop_key(a->drop, b, a->layer, DROP_ATTN_PROBS) : 0;
                 if (pd) {
                     attn_drop(a->drop, key, h, T, pd, P);
                     use = pd;
@@ -850,44 +918,101 @@ static void normalize_backward(float *dx, const float *dout, const float *out, c
 }
 
 /* ---------------------------------------------------------------------------
- * One encoder layer. The same code runs training (buffers per layer, kept)
- * and inference (one set of scratch buffers reused by every layer). */
+ * One encoder layer (HF XLMRobertaLayer). The same code runs training (buffers
+ * per layer, kept for backward) and inference (one set reused by every layer). */
 
+/* One layer's activations kept for backward. */
 typedef struct {
-    float *q, *k, *v, *att, *ctx, *res1, *mean1, *rstd1, *h1, *fc, *res2, *mean2, *rstd2;
+    float *q, *k, *v; /* (B,T,C) attention.self.{query,key,value} outputs */
+    float *att;       /* (B,NH,T,T) probabilities before dropout, or NULL (backward recomputes) */
+    float *ctx;       /* (B,T,C) the attention context, input of attention.output.dense */
+    LnActs ln1;       /* attention.output.LayerNorm; its input res1 = drop(ctx Waoᵀ + bao) + x */
+    float *h1;        /* (B,T,C) its output */
+    float *fc;        /* (B,T,F) intermediate.dense output (bias included), the GELU's input */
+    LnActs ln2;       /* output.LayerNorm; its input res2 = drop(gelu(fc) Wfoᵀ + bfo) + h1 */
 } LayerActs;
 
-/* Views of tensor i for layer l. */
-static float *layer_slice(const Xlmr *m, float *base, int i, int l) {
-    return base + m->offsets[i] + (size_t)l * (m->sizes[i] / (size_t)m->cfg.n_layers);
+/* Scratch of layer_forward, shared by the layers. */
+typedef struct {
+    float *branch; /* (B,T,C) a dense layer's output, before its dropout and residual */
+    float *gelu;   /* (B,T,F) GELU(fc), input of output.dense */
+} LayerScratch;
+
+/* Scratch of layer_backward, shared by the layers. */
+typedef struct {
+    float *dh1, *dbranch, *dctx, *dq, *dk, *dv; /* (B,T,C) gradients */
+    float *gelu;                                /* (B,T,F) GELU(fc), recomputed */
+    float *dgelu;                               /* (B,T,F) its gradient, then that of fc */
+} LayerGradScratch;
+
+/* The constants of one layer's kernels. */
+typedef struct {
+    AttnDims attn;
+    DropAt attn_out, ffn_out;
+} LayerDims;
+
+static LayerDims layer_dims(const Xlmr *m, GemmFn g, int l, const int *ids, int B, int T, const Drop *hd,
+                            const Drop *ad) {
+    const XlmrConfig *c = &m->cfg;
+    return (LayerDims){
+        .attn = {.g = g, .ids = ids, .pad = c->pad_id, .B = B, .T = T, .C = c->hidden, .NH = c->n_heads,
+                 .layer = l, .drop = ad},
+        .attn_out = {.drop = hd, .layer = l, .site = DROP_ATTN_OUT},
+        .ffn_out = {.drop = hd, .layer = l, .site = DROP_FFN_OUT},
+    };
 }
 
-/* out (B,T,C) = layer l of x (B,T,C); scratch (B,T,F) and tmp (B,T,C) are clobbered. */
-static void layer_forward(const Xlmr *m, int l, float *out, const float *x, const LayerActs *s, float *scratch,
-                          float *tmp, const int *ids, int B, int T, const Drop *hd, const Drop *ad) {
+/* out (B,T,C) = layer l of x (B,T,C), keeping s for backward. hd: the hidden
+ * dropout, ad: the attention-probability dropout. */
+static void layer_forward(const Xlmr *m, int l, float *out, const float *x, const LayerActs *s,
+                          const LayerScratch *t, const int *ids, int B, int T, const Drop *hd, const Drop *ad) {
     const XlmrConfig *c = &m->cfg;
     GemmFn g = gemm_of(m);
     int C = c->hidden, F = c->ffn, N = B * T;
-    float *P = m->params_memory;
-#define W(i) layer_slice(m, P, i, l)
-    PROF("fwd linear q/k/v", matmul_forward(g, s->q, x, W(5), W(6), N, C, C));
-    PROF("fwd linear q/k/v", matmul_forward(g, s->k, x, W(7), W(8), N, C, C));
-    PROF("fwd linear q/k/v", matmul_forward(g, s->v, x, W(9), W(10), N, C, C));
-    AttnDims a = {g, ids, c->pad_id, B, T, C, c->n_heads, l, ad};
-    PROF("fwd attention", attention_forward(s->ctx, s->att, s->q, s->k, s->v, &a));
-    PROF("fwd linear attn-out", matmul_forward(g, tmp, s->ctx, W(11), NULL, N, C, C));
-    // h1 = LN1(drop(ctx Waoᵀ + bao) + x)
-    PROF("fwd bias+dropout+residual+LN",
-         residual_layernorm_forward(s->h1, s->res1, s->mean1, s->rstd1, tmp, W(12), x, W(13), W(14), hd, l, 2, B, T,
-                                    C, c->ln_eps));
-    PROF("fwd linear ffn-in", matmul_forward(g, s->fc, s->h1, W(15), NULL, N, C, F));
-    PROF("fwd bias+gelu", gelu_forward(scratch, s->fc, W(16), N, F)); /* with fc's bias */
-    PROF("fwd linear ffn-out", matmul_forward(g, tmp, scratch, W(17), NULL, N, F, C));
-    // out = LN2(drop(gelu(h1 Wfcᵀ + bfc) Wfoᵀ + bfo) + h1)
-    PROF("fwd bias+dropout+residual+LN",
-         residual_layernorm_forward(out, s->res2, s->mean2, s->rstd2, tmp, W(18), s->h1, W(19), W(20), hd, l, 3, B, T,
-                                    C, c->ln_eps));
-#undef W
+    XlmrLayerWeights w = layer_weights(&m->params, c, l);
+    LayerDims d = layer_dims(m, g, l, ids, B, T, hd, ad);
+    // attention.self: q, k, v = x Wᵀ + b; ctx = drop(softmax(q kᵀ / sqrt(hs))) v per head
+    matmul_forward(g, s->q, x, w.q_w, w.q_b, N, C, C);
+    matmul_forward(g, s->k, x, w.k_w, w.k_b, N, C, C);
+    matmul_forward(g, s->v, x, w.v_w, w.v_b, N, C, C);
+    attention_forward(s->ctx, s->att, s->q, s->k, s->v, &d.attn);
+    // attention.output: h1 = LayerNorm(drop(ctx Waoᵀ + bao) + x)
+    matmul_forward(g, t->branch, s->ctx, w.ao_w, w.ao_b, N, C, C);
+    residual_layernorm_forward(s->h1, &s->ln1, t->branch, x, w.ln1_w, w.ln1_b, &d.attn_out, B, T, C, c->ln_eps);
+    // intermediate: gelu(h1 Wfcᵀ + bfc)
+    matmul_forward(g, s->fc, s->h1, w.fc_w, w.fc_b, N, C, F);
+    gelu_forward(t->gelu, s->fc, (size_t)N * F);
+    // output: out = LayerNorm(drop(gelu Wfoᵀ + bfo) + h1)
+    matmul_forward(g, t->branch, t->gelu, w.fo_w, w.fo_b, N, F, C);
+    residual_layernorm_forward(out, &s->ln2, t->branch, s->h1, w.ln2_w, w.ln2_b, &d.ffn_out, B, T, C, c->ln_eps);
+}
+
+/* dx (B,T,C) = the gradient at layer l's input from dout (B,T,C) at its output
+ * (dx may be dout); the layer's parameter gradients +=. layer_forward read
+ * bottom-up: each line undoes the forward line with the same comment. */
+static void layer_backward(Xlmr *m, int l, float *dx, const float *dout, const float *x, const LayerActs *s,
+                           const LayerGradScratch *t, const int *ids, int B, int T, const Drop *hd,
+                           const Drop *ad) {
+    const XlmrConfig *c = &m->cfg;
+    GemmFn g = gemm_of(m);
+    int C = c->hidden, F = c->ffn, N = B * T;
+    XlmrLayerWeights w = layer_weights(&m->params, c, l), dw = layer_weights(&m->grads, c, l);
+    LayerDims d = layer_dims(m, g, l, ids, B, T, hd, ad);
+    // output: out = LayerNorm(drop(gelu Wfoᵀ + bfo) + h1)
+    residual_layernorm_backward(t->dh1, t->dbranch, dw.ln2_w, dw.ln2_b, dout, &s->ln2, w.ln2_w, &d.ffn_out, B, T, C);
+    gelu_forward(t->gelu, s->fc, (size_t)N * F); /* recomputed rather than kept */
+    matmul_backward(g, t->dgelu, 0, dw.fo_w, dw.fo_b, t->dbranch, t->gelu, w.fo_w, N, F, C);
+    // intermediate: gelu(h1 Wfcᵀ + bfc); h1 also feeds the residual, so dh1 +=
+    gelu_backward(t->dgelu, t->dgelu, s->fc, (size_t)N * F);
+    matmul_backward(g, t->dh1, 1, dw.fc_w, dw.fc_b, t->dgelu, s->h1, w.fc_w, N, C, F);
+    // attention.output: h1 = LayerNorm(drop(ctx Waoᵀ + bao) + x); dx starts as the residual's gradient
+    residual_layernorm_backward(dx, t->dbranch, dw.ln1_w, dw.ln1_b, t->dh1, &s->ln1, w.ln1_w, &d.attn_out, B, T, C);
+    matmul_backward(g, t->dctx, 0, dw.ao_w, dw.ao_b, t->dbranch, s->ctx, w.ao_w, N, C, C);
+    // attention.self: q, k, v = x Wᵀ + b; ctx = drop(softmax(q kᵀ / sqrt(hs))) v per head
+    attention_backward(t->dq, t->dk, t->dv, t->dctx, s->att, s->q, s->k, s->v, &d.attn);
+    matmul_backward(g, dx, 1, dw.q_w, dw.q_b, t->dq, x, w.q_w, N, C, C);
+    matmul_backward(g, dx, 1, dw.k_w, dw.k_b, t->dk, x, w.k_w, N, C, C);
+    matmul_backward(g, dx, 1, dw.v_w, dw.v_b, t->dv, x, w.v_w, N, C, C);
 }
 
 /* ---------------------------------------------------------------------------
@@ -896,18 +1021,20 @@ static void layer_forward(const Xlmr *m, int l, float *out, const float *x, cons
 struct XlmrActs {
     int capB, capT, C;     /* built for */
     int B, T, pooling;     /* of the last forward */
-    Drop hd, ad;           /* its dropout */
+    Drop hd, ad;           /* its dropout: hidden_dropout_prob, attention_probs_dropout_prob */
     int *ids, *pos;        /* (B,T) */
-    float *emb, *emb_mean, *emb_rstd; /* embedding sum (B,T,C) and its LayerNorm stats */
+    float *emb, *emb_mean, *emb_rstd; /* (B,T,C) embedding sum, input of embeddings.LayerNorm; (B,T) its stats */
     float *h;              /* (L+1,B,T,C) layer outputs; h[0] after the embedding dropout */
     float *q, *k, *v, *ctx, *res1, *h1, *res2; /* (L,B,T,C) */
     float *mean1, *rstd1, *mean2, *rstd2;      /* (L,B,T) */
-    float *att;            /* (L,B,NH,T,T) probabilities before dropout */
+    float *att;            /* (L,B,NH,T,T) probabilities before dropout, or NULL */
     float *fc;             /* (L,B,T,F) FFN pre-activation */
     float *pooled, *out, *norm; /* (B,C), (B,C), (B) */
-    /* scratch shared by forward and backward */
-    float *big1, *big2;    /* (B,T,F) */
-    float *d[8];           /* (B,T,C) each */
+    LayerScratch fwd;      /* forward scratch, shared by the layers */
+    LayerGradScratch bwd;  /* backward scratch (its gelu is fwd.gelu) */
+    float *dh;             /* (B,T,C) gradient at a layer's output, then at its input */
+    float *demb;           /* (B,T,C) gradient of the embedding sum */
+    float *dpooled;        /* (B,C) */
 };
 
 XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T) {
@@ -923,10 +1050,12 @@ XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T) {
     a->emb_mean = xmalloc(N * sizeof(float));
     a->emb_rstd = xmalloc(N * sizeof(float));
     a->h = xmalloc((L + 1) * N * C * sizeof(float));
-    float **lc[] = {&a->q, &a->k, &a->v, &a->ctx, &a->res1, &a->h1, &a->res2};
-    for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) *lc[i] = xmalloc(L * N * C * sizeof(float));
-    float **ln[] = {&a->mean1, &a->rstd1, &a->mean2, &a->rstd2};
-    for (size_t i = 0; i < 4; i++) *ln[i] = xmalloc(L * N * sizeof(float));
+    float **per_layer_nc[] = {&a->q, &a->k, &a->v, &a->ctx, &a->res1, &a->h1, &a->res2};
+    for (size_t i = 0; i < sizeof per_layer_nc / sizeof *per_layer_nc; i++)
+        *per_layer_nc[i] = xmalloc(L * N * C * sizeof(float));
+    float **per_layer_n[] = {&a->mean1, &a->rstd1, &a->mean2, &a->rstd2};
+    for (size_t i = 0; i < sizeof per_layer_n / sizeof *per_layer_n; i++)
+        *per_layer_n[i] = xmalloc(L * N * sizeof(float));
     /* probabilities larger than ctx (NH T > C: base at T = 256 would keep
      * 600 MB per 16 x 256 chunk) are recomputed by backward instead */
     if ((size_t)c->n_heads * T <= C) a->att = xmalloc(L * N * (size_t)c->n_heads * (size_t)T * sizeof(float));
@@ -934,19 +1063,23 @@ XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T) {
     a->pooled = xmalloc((size_t)B * C * sizeof(float));
     a->out = xmalloc((size_t)B * C * sizeof(float));
     a->norm = xmalloc((size_t)B * sizeof(float));
-    a->big1 = xmalloc(N * F * sizeof(float));
-    a->big2 = xmalloc(N * F * sizeof(float));
-    for (int i = 0; i < 8; i++) a->d[i] = xmalloc(N * C * sizeof(float));
+    a->dpooled = xmalloc((size_t)B * C * sizeof(float));
+    a->fwd = (LayerScratch){.branch = xmalloc(N * C * sizeof(float)), .gelu = xmalloc(N * F * sizeof(float))};
+    float **nc[] = {&a->bwd.dh1, &a->bwd.dbranch, &a->bwd.dctx, &a->bwd.dq, &a->bwd.dk, &a->bwd.dv, &a->dh, &a->demb};
+    for (size_t i = 0; i < sizeof nc / sizeof *nc; i++) *nc[i] = xmalloc(N * C * sizeof(float));
+    a->bwd.gelu = a->fwd.gelu;
+    a->bwd.dgelu = xmalloc(N * F * sizeof(float));
     return a;
 }
 
 void xlmr_acts_free(XlmrActs *a) {
     if (!a) return;
-    float *fs[] = {a->emb, a->emb_mean, a->emb_rstd, a->h, a->q, a->k, a->v, a->ctx, a->res1, a->h1,
-                   a->res2, a->mean1, a->rstd1, a->mean2, a->rstd2, a->att, a->fc, a->pooled, a->out,
-                   a->norm, a->big1, a->big2};
+    float *fs[] = {a->emb,      a->emb_mean,   a->emb_rstd,   a->h,          a->q,       a->k,       a->v,
+                   a->ctx,      a->res1,       a->h1,         a->res2,       a->mean1,   a->rstd1,   a->mean2,
+                   a->rstd2,    a->att,        a->fc,         a->pooled,     a->out,     a->norm,    a->dpooled,
+                   a->fwd.branch, a->fwd.gelu, a->bwd.dh1,    a->bwd.dbranch, a->bwd.dctx, a->bwd.dq, a->bwd.dk,
+                   a->bwd.dv,   a->bwd.dgelu,  a->dh,         a->demb};
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(fs[i]);
-    for (int i = 0; i < 8; i++) free(a->d[i]);
     free(a->ids);
     free(a->pos);
     free(a);
@@ -969,19 +1102,27 @@ int xlmr_check_ids(const Xlmr *m, const int *ids, int B, int T) {
     return 0;
 }
 
+
+/* Layer l's views of a: the per-layer stride is the current (B,T), so the
+ * buffers of a smaller batch stay contiguous. */
 static LayerActs layer_acts(const XlmrActs *a, const Xlmr *m, int l) {
     size_t N = (size_t)a->B * a->T, C = (size_t)m->cfg.hidden, F = (size_t)m->cfg.ffn;
-    size_t NH = (size_t)m->cfg.n_heads;
-    /* per-layer stride = the current (B,T), so the packed buffers stay contiguous */
-    LayerActs s = {a->q + l * N * C, a->k + l * N * C, a->v + l * N * C, a->att ? a->att + l * N * NH * a->T : NULL,
-                   a->ctx + l * N * C, a->res1 + l * N * C, a->mean1 + l * N, a->rstd1 + l * N,
-                   a->h1 + l * N * C, a->fc + l * N * F, a->res2 + l * N * C, a->mean2 + l * N,
-                   a->rstd2 + l * N};
-    return s;
+    size_t NH = (size_t)m->cfg.n_heads, NC = N * C;
+    return (LayerActs){
+        .q = a->q + l * NC,
+        .k = a->k + l * NC,
+        .v = a->v + l * NC,
+        .att = a->att ? a->att + l * N * NH * a->T : NULL,
+        .ctx = a->ctx + l * NC,
+        .ln1 = {.inp = a->res1 + l * NC, .mean = a->mean1 + l * N, .rstd = a->rstd1 + l * N},
+        .h1 = a->h1 + l * NC,
+        .fc = a->fc + l * N * F,
+        .ln2 = {.inp = a->res2 + l * NC, .mean = a->mean2 + l * N, .rstd = a->rstd2 + l * N},
+    };
 }
 
 /* ---------------------------------------------------------------------------
- * Forward, backward, inference. */
+ * The model: forward, backward, inference. */
 
 void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T, int pooling,
                   const XlmrDropout *dropout) {
@@ -997,63 +1138,45 @@ void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T
     a->hd = drop_make(dropout, c->hidden_dropout);
     a->ad = drop_make(dropout, c->attn_dropout);
     memcpy(a->ids, ids, (size_t)N * sizeof(int));
+    const XlmrParams *p = &m->params;
+    LnActs emb_ln = {.inp = a->emb, .mean = a->emb_mean, .rstd = a->emb_rstd};
+    DropAt emb_drop = {.drop = &a->hd, .layer = 0, .site = DROP_EMB};
+    // embeddings: h0 = drop(LayerNorm(word[ids] + pos_emb[pos] + type_emb[0]))
     positions_forward(a->pos, ids, B, T, c->pad_id);
-    XlmrParams *p = &m->params;
-    PROF("fwd embeddings", embeddings_forward(a->emb, ids, a->pos, p->word_emb, p->pos_emb, p->type_emb, N, C));
-    PROF("fwd embeddings",
-         layernorm_forward(a->h, a->emb_mean, a->emb_rstd, a->emb, p->emb_ln_w, p->emb_ln_b, N, C, c->ln_eps));
-    PROF("fwd embeddings", dropout_forward(a->h, a->h, &a->hd, 0, 0, B, T, C));
+    embeddings_forward(a->emb, ids, a->pos, p->word_emb, p->pos_emb, p->type_emb, N, C);
+    layernorm_forward(a->h, &emb_ln, p->emb_ln_w, p->emb_ln_b, N, C, c->ln_eps);
+    dropout_forward(a->h, a->h, &emb_drop, B, T, C);
+    // encoder.layer[l]: h[l+1] = layer l of h[l]
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs s = layer_acts(a, m, l);
-        layer_forward(m, l, a->h + (l + 1) * NC, a->h + l * NC, &s, a->big1, a->d[0], ids, B, T, &a->hd, &a->ad);
+        layer_forward(m, l, a->h + (l + 1) * NC, a->h + l * NC, &s, &a->fwd, ids, B, T, &a->hd, &a->ad);
     }
-    PROF("fwd pool+normalize",
-         pool_forward(a->pooled, a->h + (size_t)c->n_layers * NC, ids, c->pad_id, B, T, C, pooling));
-    PROF("fwd pool+normalize", normalize_forward(a->out, a->norm, a->pooled, B, C));
+    // pooling (sentence-transformers): mean over non-pad tokens or token 0, then L2-normalised
+    pool_forward(a->pooled, a->h + (size_t)c->n_layers * NC, ids, c->pad_id, B, T, C, pooling);
+    normalize_forward(a->out, a->norm, a->pooled, B, C);
     memcpy(out, a->out, (size_t)B * C * sizeof(float));
 }
 
 void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout) {
     const XlmrConfig *c = &m->cfg;
     if (!m->grads_memory) xlmr_grads_alloc(m);
-    GemmFn g = gemm_of(m);
-    int B = a->B, T = a->T, C = c->hidden, F = c->ffn, N = B * T;
+    int B = a->B, T = a->T, C = c->hidden, N = B * T;
     size_t NC = (size_t)N * C;
-    float *dh = a->d[0], *dres = a->d[1], *dh1 = a->d[2], *dt = a->d[3], *dctx = a->d[4];
-    float *dq = a->d[5], *dk = a->d[6], *dv = a->d[7], *G = a->big1, *dg = a->big2;
-    float *P = m->params_memory, *D = m->grads_memory;
-    normalize_backward(a->pooled, dout, a->out, a->norm, B, C); /* the pooled values are no longer needed */
-    PROF("bwd pool", pool_backward(dh, a->pooled, a->ids, c->pad_id, B, T, C, a->pooling));
+    LnActs emb_ln = {.inp = a->emb, .mean = a->emb_mean, .rstd = a->emb_rstd};
+    DropAt emb_drop = {.drop = &a->hd, .layer = 0, .site = DROP_EMB};
+    // pooling
+    normalize_backward(a->dpooled, dout, a->out, a->norm, B, C);
+    pool_backward(a->dh, a->dpooled, a->ids, c->pad_id, B, T, C, a->pooling);
+    // encoder.layer[l], last to first; a->dh: d h[l+1] in, d h[l] out
     for (int l = c->n_layers - 1; l >= 0; l--) {
         LayerActs s = layer_acts(a, m, l);
-        const float *x = a->h + (size_t)l * NC;
-#define W(i) layer_slice(m, P, i, l)
-#define DW(i) layer_slice(m, D, i, l)
-        // out = LN2(res2), res2 = drop(G Wfoᵀ + bfo) + h1, G = gelu(fc)
-        PROF("bwd LN+dropout", layernorm_backward(dh1, dt, DW(19), DW(20), dh, s.res2, W(19), s.mean2, s.rstd2,
-                                                      &a->hd, l, 3, B, T, C));
-        PROF("bwd gelu recompute", gelu_recompute(G, dg, s.fc, (size_t)N * F));
-        PROF("bwd linear ffn-out", matmul_backward(g, G, 0, DW(17), DW(18), dt, G, W(17), N, F, C)); /* G := dG */
-        PROF("bwd gelu", gelu_backward(G, dg, G, (size_t)N * F));
-        // fc = h1 Wfcᵀ + bfc
-        PROF("bwd linear ffn-in", matmul_backward(g, dh1, 1, DW(15), DW(16), G, s.h1, W(15), N, C, F));
-        // h1 = LN1(res1), res1 = drop(ctx Waoᵀ + bao) + x; dh now holds d x, the residual path
-        PROF("bwd LN+dropout", layernorm_backward(dh, dt, DW(13), DW(14), dh1, s.res1, W(13), s.mean1, s.rstd1,
-                                                      &a->hd, l, 2, B, T, C));
-        PROF("bwd linear attn-out", matmul_backward(g, dctx, 0, DW(11), DW(12), dt, s.ctx, W(11), N, C, C));
-        AttnDims ad = {g, a->ids, c->pad_id, B, T, C, c->n_heads, l, &a->ad};
-        PROF("bwd attention", attention_backward(dq, dk, dv, dctx, s.att, s.q, s.k, s.v, &ad));
-        PROF("bwd linear q/k/v", matmul_backward(g, dh, 1, DW(5), DW(6), dq, x, W(5), N, C, C));
-        PROF("bwd linear q/k/v", matmul_backward(g, dh, 1, DW(7), DW(8), dk, x, W(7), N, C, C));
-        PROF("bwd linear q/k/v", matmul_backward(g, dh, 1, DW(9), DW(10), dv, x, W(9), N, C, C));
-#undef W
-#undef DW
+        layer_backward(m, l, a->dh, a->dh, a->h + (size_t)l * NC, &s, &a->bwd, a->ids, B, T, &a->hd, &a->ad);
     }
-    // h0 = drop(LN(emb))
-    PROF("bwd embeddings", dropout_backward(dt, dh, &a->hd, 0, 0, B, T, C));
-    PROF("bwd embeddings", layernorm_backward(dres, NULL, m->grads.emb_ln_w, m->grads.emb_ln_b, dt, a->emb,
-                                              m->params.emb_ln_w, a->emb_mean, a->emb_rstd, &a->hd, 0, 0, B, T, C));
-    PROF("bwd embeddings", embeddings_backward(m, dres, a->ids, a->pos, N));
+    // embeddings: h0 = drop(LayerNorm(word[ids] + pos_emb[pos] + type_emb[0]))
+    dropout_backward(a->bwd.dbranch, a->dh, &emb_drop, B, T, C);
+    layernorm_backward(a->demb, m->grads.emb_ln_w, m->grads.emb_ln_b, a->bwd.dbranch, &emb_ln, m->params.emb_ln_w,
+                       N, C);
+    embeddings_backward(m, a->demb, a->ids, a->pos, N);
 }
 
 int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {
@@ -1066,32 +1189,36 @@ int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {
     if (Bc < 1) Bc = 1;
     if (Bc > B) Bc = B;
     size_t NC = (size_t)Bc * T * C, NF = (size_t)Bc * T * F, N = (size_t)Bc * T;
-    float *x = xmalloc(NC * sizeof(float)), *y = xmalloc(NC * sizeof(float)), *tmp = xmalloc(NC * sizeof(float));
-    float *buf = xmalloc(7 * NC * sizeof(float)), *stats = xmalloc(4 * N * sizeof(float));
-    float *fc = xmalloc(NF * sizeof(float)), *scratch = xmalloc(NF * sizeof(float));
+    /* one layer's activations, reused by every layer; x and y swap between layers */
+    float *x = xmalloc(NC * sizeof(float)), *y = xmalloc(NC * sizeof(float)), *emb = xmalloc(NC * sizeof(float));
+    float *acts = xmalloc(7 * NC * sizeof(float)), *stats = xmalloc(4 * N * sizeof(float));
+    float *fc = xmalloc(NF * sizeof(float));
     float *pooled = xmalloc((size_t)Bc * C * sizeof(float)), *norm = xmalloc((size_t)Bc * sizeof(float));
     int *pos = xmalloc(N * sizeof(int));
-    LayerActs s = {buf, buf + NC, buf + 2 * NC, NULL, buf + 3 * NC, buf + 4 * NC, stats, stats + N,
-                   buf + 5 * NC, fc, buf + 6 * NC, stats + 2 * N, stats + 3 * N};
+    LayerActs s = {.q = acts, .k = acts + NC, .v = acts + 2 * NC, .att = NULL, .ctx = acts + 3 * NC,
+                   .ln1 = {.inp = acts + 4 * NC, .mean = stats, .rstd = stats + N}, .h1 = acts + 5 * NC, .fc = fc,
+                   .ln2 = {.inp = acts + 6 * NC, .mean = stats + 2 * N, .rstd = stats + 3 * N}};
+    LayerScratch t = {.branch = xmalloc(NC * sizeof(float)), .gelu = xmalloc(NF * sizeof(float))};
+    LnActs emb_ln = {.inp = emb, .mean = stats, .rstd = stats + N};
     Drop off = drop_make(NULL, 0);
-    XlmrParams *p = &m->params;
+    const XlmrParams *p = &m->params;
     for (int b0 = 0; b0 < B; b0 += Bc) {
         int nb = B - b0 < Bc ? B - b0 : Bc, n = nb * T;
         const int *id = ids + (size_t)b0 * T;
         positions_forward(pos, id, nb, T, c->pad_id);
-        embeddings_forward(tmp, id, pos, p->word_emb, p->pos_emb, p->type_emb, n, C);
-        layernorm_forward(x, stats, stats + N, tmp, p->emb_ln_w, p->emb_ln_b, n, C, c->ln_eps);
+        embeddings_forward(emb, id, pos, p->word_emb, p->pos_emb, p->type_emb, n, C);
+        layernorm_forward(x, &emb_ln, p->emb_ln_w, p->emb_ln_b, n, C, c->ln_eps);
         for (int l = 0; l < L; l++) {
-            layer_forward(m, l, y, x, &s, scratch, tmp, id, nb, T, &off, &off);
-            float *t = x;
+            layer_forward(m, l, y, x, &s, &t, id, nb, T, &off, &off);
+            float *swap = x;
             x = y;
-            y = t;
+            y = swap;
         }
         pool_forward(pooled, x, id, c->pad_id, nb, T, C, pooling);
         normalize_forward(out + (size_t)b0 * C, norm, pooled, nb, C);
     }
-    free(x); free(y); free(tmp); free(buf); free(stats); free(fc); free(scratch); free(pooled); free(norm);
-    free(pos);
+    free(x); free(y); free(emb); free(acts); free(stats); free(fc); free(t.branch); free(t.gelu);
+    free(pooled); free(norm); free(pos);
     return 0;
 }
 

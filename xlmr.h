@@ -26,10 +26,9 @@ enum { POOL_MEAN = 0, POOL_CLS = 1 };
 /* "mean" -> POOL_MEAN, "cls" -> POOL_CLS; -1 + xerr otherwise. */
 int xlmr_pooling_parse(const char *name);
 
-/* The parameters, each a slice of one flat buffer, in this order.
- * Per-layer tensors are stacked: (L, ...). Linear weights are (out, in). */
-/* Tensor ids, in the order of the flat buffer; every loop over the model's
- * tensors and every reference to one tensor goes through these names. */
+/* Tensor ids, in the order of the flat parameter buffer. The table in xlmr.c
+ * gives each its HF name, shape, and flags (per layer, weight decay, lazy rows);
+ * every loop over the model's tensors goes through these ids. */
 typedef enum {
     XLMR_T_WORD_EMB, XLMR_T_POS_EMB, XLMR_T_TYPE_EMB, XLMR_T_EMB_LN_W, XLMR_T_EMB_LN_B,
     XLMR_T_Q_W, XLMR_T_Q_B, XLMR_T_K_W, XLMR_T_K_B, XLMR_T_V_W, XLMR_T_V_B,
@@ -37,6 +36,11 @@ typedef enum {
     XLMR_T_FC_W, XLMR_T_FC_B, XLMR_T_FO_W, XLMR_T_FO_B, XLMR_T_LN2_W, XLMR_T_LN2_B,
     XLMR_NUM_TENSORS
 } XlmrTensorId;
+
+/* The parameters (or their gradients) by name: each a slice of one flat
+ * buffer, in XlmrTensorId order. Per-layer tensors are stacked (L, ...); the
+ * model reaches layer l's slices through XlmrLayerWeights (xlmr.c). Linear
+ * weights are (out, in), as nn.Linear. */
 typedef struct {
     float *word_emb;  /* (V, C)  embeddings.word_embeddings.weight */
     float *pos_emb;   /* (P, C)  embeddings.position_embeddings.weight */
@@ -110,10 +114,14 @@ int xlmr_load(Xlmr *m, const char *dir);
  * atomically, and copies spm_model (may be NULL) to DIR/sentencepiece.bpe.model. */
 int xlmr_save(const Xlmr *m, const char *dir, const char *spm_model);
 void xlmr_free(Xlmr *m);
-/* HF name of tensor i for layer l (l ignored for the embedding tensors). */
-const char *xlmr_tensor_name(int i); /* e.g. "encoder.layer.%d.attention.self.query.weight" */
+/* The tensor table, by XlmrTensorId. HF name: a printf format taking the layer
+ * for the per-layer tensors, e.g. "encoder.layer.%d.attention.self.query.weight". */
+const char *xlmr_tensor_name(int i);
 int xlmr_tensor_is_layered(int i);   /* 1 for the (L, ...) tensors */
 int xlmr_tensor_decays(int i);       /* 0 for biases and LayerNorm (AdamW: no weight decay) */
+/* 1 for the word-embedding table: only its touched_rows carry gradient, and
+ * zero_grad, the optimizer and the gradient norm visit only those rows. */
+int xlmr_tensor_lazy_rows(int i);
 /* Shape of tensor i as stored in model.safetensors (one layer's slice for the
  * layered ones): writes shape[0..ndim) and returns ndim (1 or 2). */
 int xlmr_tensor_shape(const XlmrConfig *cfg, int i, size_t shape[2]);
