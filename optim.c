@@ -8,8 +8,6 @@
 
 #include "util.h"
 
-/* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings) */
-
 void adamw_config_default(AdamWConfig *c) {
     c->beta1 = 0.9f;
     c->beta2 = 0.999f;
@@ -48,9 +46,13 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
     }
 }
 
-/* The word-embedding table is tensor 0 (XlmrParams order). */
+/* The word-embedding table (V,C): updated by rows, stored by rows. */
 static size_t emb_rows(const Xlmr *m) { return (size_t)m->cfg.vocab; }
 static size_t emb_dim(const Xlmr *m) { return (size_t)m->cfg.hidden; }
+/* The moments of row r of the table. */
+static float *emb_row(float *moments, const Xlmr *m, size_t r) {
+    return moments + m->offsets[XLMR_T_WORD_EMB] + r * emb_dim(m);
+}
 
 void xlmr_adamw_step(Xlmr *m, AdamW *a, const AdamWConfig *c, float lr, float gscale, int freeze_embeddings) {
     a->t++;
@@ -58,7 +60,7 @@ void xlmr_adamw_step(Xlmr *m, AdamW *a, const AdamWConfig *c, float lr, float gs
         size_t off = m->offsets[i];
         float wd = xlmr_tensor_decays(i) ? c->weight_decay : 0.0f;
         float *p = m->params_memory + off, *g = m->grads_memory + off;
-        if (i == 0) {
+        if (xlmr_tensor_lazy_rows(i)) {
             if (freeze_embeddings) continue;
             size_t C = emb_dim(m);
             /* lazy rows: only those with gradient this step */
@@ -84,7 +86,7 @@ double xlmr_grad_norm(const Xlmr *m, int freeze_embeddings) {
     double s = 0;
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
         const float *g = m->grads_memory + m->offsets[i];
-        if (i == 0) {
+        if (xlmr_tensor_lazy_rows(i)) {
             if (freeze_embeddings) continue;
             size_t C = emb_dim(m);
             for (int k = 0; k < m->n_touched; k++) s += sumsq(g + (size_t)m->touched_rows[k] * C, C);
@@ -134,10 +136,10 @@ static int row_nonzero(const float *m, const float *v, size_t C) {
 
 int xlmr_adamw_save(const AdamW *a, const Xlmr *m, const char *path) {
     if (a->n != m->n_params) return xerr("%s: optimizer has %zu values, model %zu", path, a->n, m->n_params);
-    size_t V = emb_rows(m), C = emb_dim(m), E = m->offsets[0] + m->sizes[0];
+    size_t V = emb_rows(m), C = emb_dim(m), E = m->offsets[XLMR_T_WORD_EMB] + m->sizes[XLMR_T_WORD_EMB];
     IntVec rows = {0};
     for (size_t r = 0; r < V; r++)
-        if (row_nonzero(a->m + m->offsets[0] + r * C, a->v + m->offsets[0] + r * C, C)) iv_push(&rows, (int)r);
+        if (row_nonzero(emb_row(a->m, m, r), emb_row(a->v, m, r), C)) iv_push(&rows, (int)r);
     AdamWHeader h = {ADAMW_MAGIC, ADAMW_VERSION, a->n, V, C, rows.n, a->t};
     AtomicFile af;
     FILE *f = atomic_open(&af, path);
@@ -148,11 +150,11 @@ int xlmr_adamw_save(const AdamW *a, const Xlmr *m, const char *path) {
     int ok = fwrite(&h, sizeof h, 1, f) == 1;
     if (ok && rows.n) ok = fwrite(rows.data, sizeof(int), rows.n, f) == rows.n;
     for (size_t k = 0; k < rows.n && ok; k++)
-        ok = fwrite(a->m + m->offsets[0] + (size_t)rows.data[k] * C, sizeof(float), C, f) == C &&
-             fwrite(a->v + m->offsets[0] + (size_t)rows.data[k] * C, sizeof(float), C, f) == C;
-    /* the dense rest: everything outside the table (the table is tensor 0, at offset 0) */
+        ok = fwrite(emb_row(a->m, m, (size_t)rows.data[k]), sizeof(float), C, f) == C &&
+             fwrite(emb_row(a->v, m, (size_t)rows.data[k]), sizeof(float), C, f) == C;
+    /* the dense rest: everything after the table (which the layout puts first, at offset 0) */
     size_t rest = a->n - E;
-    if (ok && m->offsets[0] != 0) ok = 0;
+    if (ok && m->offsets[XLMR_T_WORD_EMB] != 0) ok = 0;
     if (ok && rest) ok = fwrite(a->m + E, sizeof(float), rest, f) == rest && fwrite(a->v + E, sizeof(float), rest, f) == rest;
     iv_free(&rows);
     if (!ok) {
@@ -166,7 +168,7 @@ int xlmr_adamw_load(AdamW *a, const Xlmr *m, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return xerr("%s: cannot open", path);
     AdamWHeader h;
-    size_t V = emb_rows(m), C = emb_dim(m), E = m->offsets[0] + m->sizes[0];
+    size_t V = emb_rows(m), C = emb_dim(m), E = m->offsets[XLMR_T_WORD_EMB] + m->sizes[XLMR_T_WORD_EMB];
     int rc = 0;
     if (fread(&h, sizeof h, 1, f) != 1) rc = xerr("%s: truncated optimizer state", path);
     else if (h.magic != ADAMW_MAGIC) rc = xerr("%s: not an optimizer state (bad magic)", path);
@@ -189,7 +191,7 @@ int xlmr_adamw_load(AdamW *a, const Xlmr *m, const char *path) {
             rc = xerr("%s: corrupt optimizer state (row %d)", path, rows[k]);
             break;
         }
-        float *pm = a->m + m->offsets[0] + (size_t)rows[k] * C, *pv = a->v + m->offsets[0] + (size_t)rows[k] * C;
+        float *pm = emb_row(a->m, m, (size_t)rows[k]), *pv = emb_row(a->v, m, (size_t)rows[k]);
         if (fread(pm, sizeof(float), C, f) != C || fread(pv, sizeof(float), C, f) != C)
             rc = xerr("%s: truncated optimizer state", path);
     }

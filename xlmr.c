@@ -625,8 +625,8 @@ static void layernorm_row(float *o, float *mean, float *rstd, const float *x, co
 }
 
 /* dx (C) = the input gradient of one row of LN, from dout (C). */
-static ALWAYS_INLINE void layernorm_row_backward(float *dx, const float *dout, const float *x, const float *w, float mu, float rs,
-                                                 int C) {
+static ALWAYS_INLINE void layernorm_row_backward(float *dx, const float *dout, const float *x, const float *w,
+                                                 float mu, float rs, int C) {
     double dm = 0, dnm = 0;
     OMP(omp simd reduction(+ : dm, dnm))
     for (int c = 0; c < C; c++) {

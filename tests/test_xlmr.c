@@ -226,15 +226,14 @@ static void tiny_model(Xlmr *m) {
     XlmrConfig c = {.n_layers = 2, .hidden = 16, .n_heads = 2, .ffn = 32, .vocab = 30, .max_pos = 20,
                     .type_vocab = 1, .pad_id = 1, .ln_eps = 1e-5f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
     xlmr_build(m, &c);
+    xlmr_init_random(m, 0); /* LayerNorm weights 1, biases 0: the vectors are perturbed around those */
     Rng r;
     rng_seed(&r, 7);
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
         size_t shape[2];
         int nd = xlmr_tensor_shape(&c, i, shape);
-        int lnw = i == 3 || i == 13 || i == 19;
         float *t = m->params_memory + m->offsets[i];
-        for (size_t j = 0; j < m->sizes[i]; j++)
-            t[j] = nd == 2 ? 0.4f * rng_normal(&r) : (lnw ? 1.0f : 0.0f) + 0.1f * rng_normal(&r);
+        for (size_t j = 0; j < m->sizes[i]; j++) t[j] = nd == 2 ? 0.4f * rng_normal(&r) : t[j] + 0.1f * rng_normal(&r);
     }
 }
 
@@ -268,9 +267,9 @@ static void check_finite_differences(int dropout) {
     for (int i = 0; i < XLMR_NUM_TENSORS; i++)
         for (int k = 0; k < 2; k++) {
             size_t j;
-            if (i == 0) j = (size_t)tiny_ids[11 + k] * C + rng_below(&r, (uint32_t)C);  /* rows in use */
-            else if (i == 1) j = (size_t)(3 + k) * C + rng_below(&r, (uint32_t)C);
-            else if (i == 2) j = rng_below(&r, (uint32_t)C);
+            if (i == XLMR_T_WORD_EMB) j = (size_t)tiny_ids[11 + k] * C + rng_below(&r, (uint32_t)C); /* rows in use */
+            else if (i == XLMR_T_POS_EMB) j = (size_t)(3 + k) * C + rng_below(&r, (uint32_t)C);
+            else if (i == XLMR_T_TYPE_EMB) j = rng_below(&r, (uint32_t)C);
             else j = rng_below(&r, (uint32_t)m.sizes[i]);
             float *p = m.params_memory + m.offsets[i] + j, save = *p;
             const float h = 1e-2f;
@@ -388,14 +387,25 @@ static void check_init(void) {
     tiny_model(&m);
     xlmr_init_random(&m, 5);
     double s = 0, s2 = 0;
-    size_t n = m.sizes[5];
+    size_t n = m.sizes[XLMR_T_Q_W];
     for (size_t i = 0; i < n; i++) s += m.params.q_w[i], s2 += (double)m.params.q_w[i] * m.params.q_w[i];
     double sd = sqrt(s2 / n - (s / n) * (s / n));
     int ok = fabs(sd - 0.02) < 0.002 && m.params.ln1_w[3] == 1 && m.params.q_b[2] == 0 && m.params.emb_ln_b[0] == 0;
     for (int c = 0; c < m.cfg.hidden; c++) ok &= m.params.word_emb[m.cfg.pad_id * m.cfg.hidden + c] == 0;
     CHECK_REPORT(ok, "HF init: N(0, 0.02) weights (sd %.4f), LayerNorm 1/0, biases 0, padding rows 0", sd);
-    CHECK(xlmr_tensor_decays(0) && !xlmr_tensor_decays(6) && !xlmr_tensor_decays(13) && xlmr_tensor_decays(15),
+    CHECK(xlmr_tensor_decays(XLMR_T_WORD_EMB) && !xlmr_tensor_decays(XLMR_T_Q_B) &&
+              !xlmr_tensor_decays(XLMR_T_LN1_W) && xlmr_tensor_decays(XLMR_T_FC_W),
           "decay flags");
+    int lazy = 0;
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) lazy += xlmr_tensor_lazy_rows(i);
+    CHECK(lazy == 1 && xlmr_tensor_lazy_rows(XLMR_T_WORD_EMB), "lazy rows: the word-embedding table only");
+    size_t shape[2];
+    CHECK(xlmr_tensor_shape(&m.cfg, XLMR_T_FO_W, shape) == 2 && shape[0] == (size_t)m.cfg.hidden &&
+              shape[1] == (size_t)m.cfg.ffn && xlmr_tensor_shape(&m.cfg, XLMR_T_FC_B, shape) == 1 &&
+              shape[0] == (size_t)m.cfg.ffn && xlmr_tensor_is_layered(XLMR_T_Q_W) &&
+              !xlmr_tensor_is_layered(XLMR_T_EMB_LN_B) &&
+              !strcmp(xlmr_tensor_name(XLMR_T_LN2_B), "encoder.layer.%d.output.LayerNorm.bias"),
+          "tensor table: shapes, layers and names");
     xlmr_free(&m);
 }
 
