@@ -940,66 +940,6 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const 
 
 #endif
 
-/* ------------------------------------------------------------------------- */
-/* Linear layers                                                             */
-
-void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
-                    int OC) {
-    // out (N,OC) = inp (N,C) · weight (OC,C)ᵀ + bias (OC)
-    if (bias) {
-        for (int i = 0; i < N; i++) memcpy(out + (size_t)i * OC, bias, (size_t)OC * sizeof(float));
-    }
-    sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, bias ? 1.0f : 0.0f, out, OC);
-}
-
-void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                     const float *weight, int N, int C, int OC) {
-    if (dinp) // dinp (N,C) += dout (N,OC) · weight (OC,C)
-        sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
-    if (dweight) // dweight (OC,C) += dout (N,OC)ᵀ · inp (N,C)
-        sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-    if (dbias) {
-        // dbias (OC) += column sums of dout: threads own disjoint column chunks,
-        // and each column is summed over rows in order (deterministic).
-        int nchunk = ceil_div(OC, 64);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (double)N * OC > 65536.0)
-#endif
-        for (int t = 0; t < nchunk; t++) {
-            int o0 = t * 64, o1 = o0 + 64 < OC ? o0 + 64 : OC;
-            float acc[64];
-            for (int o = o0; o < o1; o++) acc[o - o0] = 0.0f;
-            for (int i = 0; i < N; i++) {
-                const float *row = dout + (size_t)i * OC;
-                for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
-            }
-            for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------- */
-/* Vectors                                                                   */
-
-float vec_dot(const float *a, const float *b, int n) {
-    /* 8 independent partial sums: vectorisable without reassociation flags */
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
-    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    for (; i < n; i++) t += a[i] * b[i];
-    return t;
-}
-
-void vec_axpy(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-void vec_scale(float *x, float a, int n) {
-    for (int i = 0; i < n; i++) x[i] *= a;
-}
-
 const char *tensor_backend(void) {
 #if defined(GEMM_AVX512)
 #define BK_ISA "avx512"

@@ -27,17 +27,6 @@ void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc);
 
-/* Linear layers in the PyTorch convention, weight (OC,C), y = x·Wᵀ + b. */
-/* out (N,OC) = inp (N,C) · weight(OC,C)ᵀ + bias (OC); bias may be NULL. */
-void linear_forward(float *out, const float *inp, const float *weight,
-                    const float *bias, int N, int C, int OC);
-/* dinp (N,C) += dout (N,OC) · weight (OC,C)        (dinp may be NULL)
- * dweight (OC,C) += dout (N,OC)ᵀ · inp (N,C)       (dweight may be NULL)
- * dbias (OC) += column sums of dout                (dbias may be NULL)   */
-void linear_backward(float *dinp, float *dweight, float *dbias,
-                     const float *dout, const float *inp, const float *weight,
-                     int N, int C, int OC);
-
 /* BF16 compute (round-to-nearest-even inputs, fp32 accumulation), same
  * semantics as sgemm otherwise. Available on every build: AMX-BF16 tiles where
  * compiled in and granted by Linux (several times fp32 speed), else AVX512-BF16
@@ -53,11 +42,6 @@ void tensor_set_amx(int on);
 void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc);
-
-/* Small vector helpers used by the model's kernels. */
-float vec_dot(const float *a, const float *b, int n);
-void vec_axpy(float *y, float a, const float *x, int n); /* y += a x */
-void vec_scale(float *x, float a, int n);
 
 /* What the build selected: "avx512", "avx2", or "scalar"; plus "+openmp". */
 const char *tensor_backend(void);
