@@ -847,11 +847,13 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dct
     }
 }
 
-/* ---- pooling and normalisation ---- */
+/* ---- pooling and normalisation (sentence-transformers' Pooling + Normalize) ---- */
 
+/* out (B,C) = the mean of h (B,T,C) over the non-pad positions (POOL_MEAN), or
+ * h[:, 0], the <s> token (POOL_CLS). */
 static void pool_forward(float *out, const float *h, const int *ids, int pad, int B, int T, int C, int pooling) {
     OMP(omp parallel for)
-    for (int b = 0; b < B; b++) { // out (B,C)
+    for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * C;
         const float *hb = h + (size_t)b * T * C;
         if (pooling == POOL_CLS) {
@@ -870,8 +872,9 @@ static void pool_forward(float *out, const float *h, const int *ids, int pad, in
     }
 }
 
+/* dh (B,T,C) overwritten from dout (B,C): spread over the pooled positions, 0 elsewhere. */
 static void pool_backward(float *dh, const float *dout, const int *ids, int pad, int B, int T, int C,
-                          int pooling) { // dh (B,T,C) overwritten
+                          int pooling) {
     OMP(omp parallel for)
     for (int b = 0; b < B; b++) {
         float *d = dh + (size_t)b * T * C;
@@ -902,8 +905,9 @@ static void normalize_forward(float *out, float *norm, const float *x, int B, in
     }
 }
 
+/* dx (B,C) overwritten from dout (B,C), through out = x / norm. */
 static void normalize_backward(float *dx, const float *dout, const float *out, const float *norm, int B,
-                               int C) { // dx (B,C) overwritten
+                               int C) {
     for (int b = 0; b < B; b++) {
         const float *y = out + (size_t)b * C, *g = dout + (size_t)b * C;
         float *d = dx + (size_t)b * C;
@@ -1074,11 +1078,11 @@ XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T) {
 
 void xlmr_acts_free(XlmrActs *a) {
     if (!a) return;
-    float *fs[] = {a->emb,      a->emb_mean,   a->emb_rstd,   a->h,          a->q,       a->k,       a->v,
-                   a->ctx,      a->res1,       a->h1,         a->res2,       a->mean1,   a->rstd1,   a->mean2,
-                   a->rstd2,    a->att,        a->fc,         a->pooled,     a->out,     a->norm,    a->dpooled,
-                   a->fwd.branch, a->fwd.gelu, a->bwd.dh1,    a->bwd.dbranch, a->bwd.dctx, a->bwd.dq, a->bwd.dk,
-                   a->bwd.dv,   a->bwd.dgelu,  a->dh,         a->demb};
+    float *fs[] = {a->emb, a->emb_mean, a->emb_rstd, a->h, a->q, a->k, a->v, a->ctx, a->res1, a->h1, a->res2,
+                   a->mean1, a->rstd1, a->mean2, a->rstd2, a->att, a->fc, a->pooled, a->out, a->norm, a->dpooled,
+                   a->fwd.branch, a->fwd.gelu, /* bwd.gelu is fwd.gelu */
+                   a->bwd.dh1, a->bwd.dbranch, a->bwd.dctx, a->bwd.dq, a->bwd.dk, a->bwd.dv, a->bwd.dgelu, a->dh,
+                   a->demb};
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(fs[i]);
     free(a->ids);
     free(a->pos);
