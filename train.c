@@ -227,6 +227,9 @@ typedef struct {
     int *lens;          /* (3 batch) */
 } Trainer;
 
+/* Every row tokenized once before the first step (with its prompt, truncated
+ * to the role's length): a step then only gathers ids, and the same text is
+ * never tokenized twice across epochs. */
 static int tokenize_rows(Trainer *tr, const TrainData *d, RowIds *out) {
     const TrainOptions *o = tr->o;
     int n = d->n_rows;
@@ -272,7 +275,9 @@ static void row_ids_free(RowIds *r, int n) {
     memset(r, 0, sizeof *r);
 }
 
-/* The sequences of one batch: queries, positive passages, then hard negatives. */
+/* The sequences of one batch: queries, positive passages, then hard negatives.
+ * Passage i is query i's positive and every other query's in-batch negative;
+ * a hard negative is one more negative for every query (loss.h). */
 static int gather(const TrainData *d, const RowIds *ids, const SamplePair *pairs, int B, const int **seq, int *lens) {
     int N = 2 * B;
     for (int i = 0; i < B; i++) {
@@ -289,7 +294,9 @@ static int gather(const TrainData *d, const RowIds *ids, const SamplePair *pairs
     return N;
 }
 
-/* Dev loss over the fixed dev batches and dev mAP, eval mode. */
+/* Dev loss over the fixed dev batches and dev mAP, eval mode (no dropout).
+ * Every dev query, passage and hard negative is embedded once; the batches
+ * only pick rows of those embeddings, so the dev loss costs no extra forward. */
 static int evaluate(Trainer *tr, double *dev_loss, double *dev_map) {
     const TrainData *d = &tr->dev;
     int n = d->n_rows, C = tr->m.cfg.hidden;
@@ -363,7 +370,10 @@ static int ckpt_step(const char *name) {
     return (int)v;
 }
 
-/* Complete checkpoints in out, ascending; removes leftover *.tmp folders (a run killed while saving). */
+/* Complete checkpoints in out, ascending; removes leftover *.tmp folders (a run
+ * killed while saving or pruning). A checkpoint-N folder is whole by
+ * construction (renamed into place only once written); one without
+ * trainer_state.bin is not a checkpoint of this trainer and is ignored. */
 static int list_checkpoints(const char *out, IntVec *steps) {
     DIR *dir = opendir(out);
     if (!dir) return 0;
@@ -394,7 +404,8 @@ static int list_checkpoints(const char *out, IntVec *steps) {
 }
 
 /* Replaces the folder dst by tmp: dst -> dst.old, tmp -> dst, remove dst.old.
- * A kill in between leaves dst.old, which restore_dir() puts back. */
+ * Two renames, because a folder cannot be renamed over a non-empty one; a kill
+ * in between leaves dst.old, which restore_dir() puts back. */
 static int swap_dir(const char *tmp, const char *dst) {
     StrBuf old = {0};
     sb_printf(&old, "%s.old", dst);
@@ -522,8 +533,8 @@ static void checkpoint_prune(const Trainer *tr) {
 }
 
 /* OUT/checkpoint-STEP, atomically: written whole as checkpoint-STEP.tmp, then
- * renamed into place (a rename is atomic) and the folder's entry synced; a
- * checkpoint without trainer_state.bin is never taken for one. */
+ * renamed into place (a rename is atomic) and the folder's entry synced, so
+ * a kill at any moment leaves either the whole checkpoint or none. */
 static int checkpoint_save(Trainer *tr) {
     const char *out = tr->o->out_dir;
     char *dst = ckpt_path(out, tr->step, ""), *tmp = ckpt_path(out, tr->step, ".tmp");
@@ -549,6 +560,7 @@ static int checkpoint_save(Trainer *tr) {
     return 0;
 }
 
+/* The first option of the key that differs, named as on the command line. */
 static int check_key(const ResumeKey *a, const ResumeKey *b, const char *name) {
 #define KEY(f, opt)                                                                                         \
     if (a->f != b->f)                                                                                       \
@@ -592,8 +604,10 @@ static int read_state(Trainer *tr, const char *dir) {
 /* ------------------------------------------------------------------------- */
 /* Progress and log                                                          */
 
+/* The loss shown and reported: an EMA (0.95) of the per-step loss, which is
+ * noisy with small batches; divided by 1 - 0.95^step as Adam's moments are,
+ * since the EMA starts at 0. Saved in checkpoints, so a resume continues it. */
 static double ema_value(const Trainer *tr) {
-    /* bias-corrected EMA (0.95) of the training loss */
     double c = 1.0 - pow(0.95, tr->step);
     return c > 0 ? tr->loss_ema / c : NAN;
 }
@@ -673,7 +687,10 @@ static void trainer_free(Trainer *tr) {
     free(tr->lens);
 }
 
-/* Dev set: loaded, tokenized later; fixed batches drawn once by the mixed sampler. */
+/* Dev set: loaded, tokenized later; fixed batches drawn once by the mixed
+ * sampler with a fixed seed, so that every strategy and every evaluation of a
+ * run is scored on the same batches (a strategy's own sampler would make the
+ * dev loss a measure of its batch composition). */
 static int setup_dev(Trainer *tr) {
     const TrainOptions *o = tr->o;
     if (train_data_load(&tr->dev, &o->dev_file, 1)) return -1;
@@ -689,6 +706,8 @@ static int setup_dev(Trainer *tr) {
     return 0;
 }
 
+/* A dev evaluation: logged, and OUT/best replaced when the dev mAP is the
+ * highest so far (the first evaluation always counts). */
 static int run_eval(Trainer *tr) {
     double dl = NAN, dm = NAN;
     if (evaluate(tr, &dl, &dm)) return -1;
