@@ -761,7 +761,8 @@ static ResumeKey resume_key(const Trainer *tr) {
 }
 
 /* Where a run starts: the last complete checkpoint in OUT (with --resume), or
- * the model folder. Sets tr->src_dir; returns the checkpoint's step or -1. */
+ * the model folder. Sets tr->src_dir and *last (the checkpoint's step, or -1);
+ * -1 + xerr when OUT holds a run and --resume was not given. */
 static int find_start(Trainer *tr, int *last) {
     const TrainOptions *o = tr->o;
     /* a kill while final/ or best/ was swapped in leaves NAME.old: put it back */
