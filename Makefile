@@ -29,11 +29,11 @@ CFLAGS  += $(CFLAGS_BASE) $(ARCH) $(OMPFLAG) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS += $(OMPFLAG) $(SANFLAGS)
 LDLIBS  += -lm
 
-# main.c and the commands (cmd_*.c) are the program; every other .c at the top
-# level is a module of the library.
+# The program is main.c + the commands (cmd_*.c); every other .c at the top
+# level is a module of the library libxlmr.a.
 LIB_SRC  := $(filter-out main.c cmd_%.c,$(wildcard *.c))
-CMD_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd_*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 

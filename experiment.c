@@ -1,5 +1,8 @@
-/* experiment.c: `xlmr experiment` — the grid of sizes x sampling strategies x
- * seeds, trained and evaluated in-process, resumable (see experiment.h). */
+/* experiment.c: the grid of sizes x sampling strategies x seeds, trained and
+ * evaluated in-process, resumable (see experiment.h). experiment_run() builds
+ * the grid from the options, writes the data, loads the evaluation sets, then
+ * makes a plan (the list of runs, each with its name and result file) and
+ * runs the plan's unfinished runs in order; `xlmr experiment` is cmd_experiment.c. */
 #include "experiment.h"
 
 #include <ctype.h>
@@ -9,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "eval.h"
 #include "json.h"
 #include "report.h"
+#include "runrecord.h"
 #include "sampler.h"
 #include "squad.h"
 #include "tokenizer.h"
@@ -20,11 +23,28 @@
 #include "util.h"
 #include "xlmr.h"
 
+void experiment_options_default(ExperimentOptions *o) {
+    *o = (ExperimentOptions){
+        .data_dir = "data",
+        .out_dir = "results",
+        .tokenizer = "tokenizer/xlmrc.model",
+        .seeds = -1,
+        .steps = -1,
+        .batch = -1,
+        .max_len_query = -1,
+        .max_len_passage = -1,
+        .lr = -1,
+    };
+}
+
+/* A preset is whatever xlmr_preset knows; anything else must be a shape. */
 int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf) {
     if (xlmr_preset(cfg, s) == 0) {
         snprintf(name_buf, 64, "%s", s);
         return 0;
     }
+    char preset_err[256];
+    snprintf(preset_err, sizeof preset_err, "%s", xerr_msg()); /* names xlmr_preset's presets */
     long v[4] = {0, 0, 0, 0};
     int n = 0;
     const char *p = s;
@@ -36,16 +56,12 @@ int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf) {
         if (*p != 'x') break;
         p++;
     }
-    if (*p || n < 2) {
-        xerr("--sizes: unknown size '%s' (nano, micro, tiny, mini, small, base, large, or LAYERSxHIDDEN[xHEADS[xFFN]])", s);
-        return -1;
-    }
+    if (*p || n < 2)
+        return xerr("--sizes: unknown size '%s': not LAYERSxHIDDEN[xHEADS[xFFN]], and %s", s, preset_err);
     if (n < 3) v[2] = v[1] >= 64 ? v[1] / 64 : 1;
     if (n < 4) v[3] = 4 * v[1];
-    if (v[0] < 1 || v[0] > 64 || v[1] < 1 || v[1] > 8192 || v[2] < 1 || v[1] % v[2] || v[3] < 1 || v[3] > 65536) {
-        xerr("--sizes: bad shape '%s' (layers 1-64, hidden 1-8192 divisible by heads, ffn 1-65536)", s);
-        return -1;
-    }
+    if (v[0] < 1 || v[0] > 64 || v[1] < 1 || v[1] > 8192 || v[2] < 1 || v[1] % v[2] || v[3] < 1 || v[3] > 65536)
+        return xerr("--sizes: bad shape '%s' (layers 1-64, hidden 1-8192 divisible by heads, ffn 1-65536)", s);
     snprintf(name_buf, 64, "%ldx%ldx%ldx%ld", v[0], v[1], v[2], v[3]);
     xlmr_config_default(cfg);
     cfg->n_layers = (int)v[0];
@@ -69,19 +85,29 @@ typedef struct {
 } GridSize;
 
 typedef struct {
+    SquadData *data[RUN_N_DATASETS];
+    const char *split_name[RUN_N_DATASETS];
+} EvalSets;
+
+typedef struct {
     GridSize *sizes;
     int n_sizes;
-    int sampling[4], n_sampling;
+    int sampling[SAMPLING_COUNT], n_sampling;
     int seeds, steps, batch, mlq, mlp, eval_every, save_every;
     double lr, warmup;
+    int quick, pretrained;
     const char *out, *data, *tokenizer;
     char *train_file, *dev_file;     /* the TSVs training reads */
     char **langs;                    /* NULL: all languages */
     int n_langs;
+    const char *langs_key;           /* the languages as the grid key names them */
     int xq_split, ml_split;          /* eval splits */
     int keep_models;
     int select_on_dev;               /* model selection on the XQuAD-R dev split (not --quick) */
     char key[512];                   /* settings a finished run must share to be reused */
+    char *pairs_summary;             /* where the training pairs come from, for the preamble */
+    char *start, *train_data;        /* for the report (Report.start, .train_data) */
+    EvalSets ev;
 } Grid;
 
 typedef struct {
@@ -93,6 +119,16 @@ typedef struct {
     GridSize *size;              /* of the current run */
     int tty;
 } Progress;
+
+/* One run of the plan. */
+typedef struct {
+    GridSize *size;
+    int sampling, seed;
+    int number;          /* 1-based place in the plan, for "[run i/n]" */
+    char *name;          /* SIZE-SAMPLING-sSEED */
+    char *path;          /* OUT/runs/NAME.json, its record */
+    int todo;            /* no reusable record yet */
+} PlannedRun;
 
 /* Cost of one run: a fixed part (data, evaluation overheads) plus the
  * transformer's matmul work per token, fitted roughly to timed runs. */
@@ -225,151 +261,135 @@ static char *initial_model(const Grid *g, const GridSize *s, int seed) {
     return dir;
 }
 
-typedef struct {
-    SquadData *data[REPORT_N_DATASETS];
-    const char *split_name[REPORT_N_DATASETS];
-} EvalSets;
-
-/* Trains, selects, evaluates; writes OUT/runs/NAME.json. */
-static int do_run(Grid *g, GridSize *s, int sampling, int seed, const EvalSets *ev, Progress *pr,
-                  const char *result_path) {
-    char *name = run_name(s, sampling, seed);
-    char *init = initial_model(g, s, seed);
-    if (!init) {
-        free(name);
-        return -1;
-    }
-    StrBuf wsb = {0};
-    sb_printf(&wsb, "%s/work/%s", g->out, name);
-    char *work = wsb.data;
-    /* a work folder left by a run with other settings cannot be resumed */
-    char *keyf = path_join(work, "grid_key.txt");
-    char *old = NULL;
+/* OUT/work/NAME, the run's training folder. A folder left by a run with other
+ * settings cannot be resumed: it is removed first. */
+static char *work_dir(const Grid *g, const char *name) {
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s/work/%s", g->out, name);
+    char *keyf = path_join(sb.data, "grid_key.txt"), *old = NULL;
     size_t olen;
-    if (read_file(keyf, &old, &olen) == 0 && strcmp(old, g->key) != 0) remove_tree(work);
+    if (read_file(keyf, &old, &olen) == 0 && strcmp(old, g->key) != 0) remove_tree(sb.data);
     free(old);
-    int rc = mkdir_p(work) || write_file_atomic(keyf, g->key, strlen(g->key));
+    int rc = mkdir_p(sb.data) || write_file_atomic(keyf, g->key, strlen(g->key));
     free(keyf);
+    if (rc) {
+        sb_free(&sb);
+        return NULL;
+    }
+    return sb.data;
+}
 
-    TrainOptions o;
-    train_options_default(&o);
-    const char *files[1] = {g->train_file};
-    o.model_dir = init;
-    o.train_files = files;
-    o.n_train_files = 1;
-    char *tout = path_join(work, "train");
-    o.out_dir = tout;
-    o.sampling = sampling;
-    o.alpha = 0.5;
-    o.batch = g->batch;
-    o.steps = g->steps;
-    o.lr = g->lr;
-    o.warmup = g->warmup;
-    o.max_len_query = g->mlq;
-    o.max_len_passage = g->mlp;
-    o.dev_file = g->dev_file;
-    o.eval_every = g->dev_file ? g->eval_every : 0;
-    o.save_every = g->save_every;
-    o.keep = 1;
-    o.resume = 1;
-    o.seed = (unsigned long long)seed + 1;
-    o.quiet = 1;
-    o.on_step = on_step;
-    o.user = pr;
-    TrainReport tr;
-    memset(&tr, 0, sizeof tr);
-    if (!rc) rc = train_run(&o, &tr);
+/* One run's training: the grid's settings, resumed from the run's own
+ * checkpoint when there is one, quiet (the grid prints its own progress). */
+static void run_train_options(const Grid *g, const PlannedRun *run, const char *init, const char *const *files,
+                              const char *out, Progress *pr, TrainOptions *o) {
+    train_options_default(o);
+    o->model_dir = init;
+    o->train_files = files;
+    o->n_train_files = 1;
+    o->out_dir = out;
+    o->sampling = run->sampling;
+    o->alpha = 0.5;
+    o->batch = g->batch;
+    o->steps = g->steps;
+    o->lr = g->lr;
+    o->warmup = g->warmup;
+    o->max_len_query = g->mlq;
+    o->max_len_passage = g->mlp;
+    o->dev_file = g->dev_file;
+    o->eval_every = g->dev_file ? g->eval_every : 0;
+    o->save_every = g->save_every;
+    o->keep = 1;
+    o->resume = 1;
+    o->seed = (unsigned long long)run->seed + 1;
+    o->quiet = 1;
+    o->on_step = on_step;
+    o->user = pr;
+}
 
+/* The trained model (dir) on every evaluation set: res[d] for each one loaded. */
+static int run_eval_sets(const Grid *g, const char *dir, const Progress *pr, EvalResult *res[RUN_N_DATASETS],
+                         XlmrConfig *cfg, size_t *n_params) {
     Xlmr m;
     Tokenizer *tok = NULL;
-    EvalResult *res[REPORT_N_DATASETS] = {0};
-    double t_eval = now_seconds();
-    const char *chosen = tr.best_dir && path_exists(tr.best_dir) ? tr.best_dir : tr.final_dir;
-    int loaded = 0;
-    if (!rc && chosen) {
-        rc = xlmr_load(&m, chosen);
-        loaded = rc == 0;
-        if (!rc) rc = tokenizer_load(&tok, chosen);
-    } else if (!rc) {
-        rc = xerr("%s: training ended without a model", tout);
-    }
-    for (int d = 0; d < REPORT_N_DATASETS && !rc; d++) {
-        if (!ev->data[d]) continue;
+    if (xlmr_load(&m, dir)) return -1;
+    *cfg = m.cfg;
+    *n_params = m.n_params;
+    int rc = tokenizer_load(&tok, dir);
+    for (int d = 0; d < RUN_N_DATASETS && !rc; d++) {
+        if (!g->ev.data[d]) continue;
         EvalOptions eo;
         eval_options_default(&eo);
         eo.max_len = g->mlq > g->mlp ? g->mlq : g->mlp;
-        eo.label = pr->tty ? report_dataset_names[d] : NULL;
+        eo.label = pr->tty ? run_dataset_names[d] : NULL;
         res[d] = xcalloc(1, sizeof(EvalResult));
-        rc = eval_run(&m, tok, ev->data[d], &eo, res[d]);
+        rc = eval_run(&m, tok, g->ev.data[d], &eo, res[d]);
     }
-    t_eval = now_seconds() - t_eval;
+    if (tok) tokenizer_free(tok);
+    xlmr_free(&m);
+    return rc;
+}
 
+/* "[run i/n] NAME: done in ...; xquad-r mAP mono ... cross ... multi ..." */
+static void print_run_done(const Progress *pr, const RunRecord *rec) {
+    fprintf(stderr, "[run %d/%d] %s: done in %.0f s (train %.0f s, eval %.0f s)", pr->run, pr->n_runs, pr->label,
+            now_seconds() - pr->t_run, rec->train_seconds, rec->eval_seconds);
+    for (int d = 0; d < RUN_N_DATASETS; d++)
+        if (rec->eval[d])
+            fprintf(stderr, "; %s mAP mono %.3f cross %.3f multi %.3f", run_dataset_names[d], rec->eval[d]->mono.map,
+                    rec->eval[d]->cross.map, rec->eval[d]->multi.map);
+    fputc('\n', stderr);
+}
+
+/* One run: trains from the (size, seed) initial model, evaluates the model
+ * selected on dev (else the final one) and writes its record atomically. */
+static int do_run(Grid *g, const PlannedRun *run, Progress *pr) {
+    const GridSize *s = run->size;
+    char *init = initial_model(g, s, run->seed);
+    char *work = init ? work_dir(g, run->name) : NULL;
+    if (!work) {
+        free(init);
+        return -1;
+    }
+    const char *files[1] = {g->train_file};
+    char *tout = path_join(work, "train");
+    TrainOptions o;
+    run_train_options(g, run, init, files, tout, pr, &o);
+    TrainReport tr = {0};
+    int rc = train_run(&o, &tr);
+    EvalResult *res[RUN_N_DATASETS] = {0};
+    double t_eval = now_seconds();
+    const char *chosen = tr.best_dir && path_exists(tr.best_dir) ? tr.best_dir : tr.final_dir;
+    size_t n_params = 0;
+    XlmrConfig c;
+    if (!rc && !chosen) rc = xerr("%s: training ended without a model", tout);
+    if (!rc) rc = run_eval_sets(g, chosen, pr, res, &c, &n_params);
+    t_eval = now_seconds() - t_eval;
     if (!rc) {
+        RunRecord rec = {
+            .size = s->name, .sampling = sampling_name(run->sampling), .seed = run->seed,
+            .params = (double)n_params, .steps = tr.steps, .train_seconds = tr.train_seconds, .eval_seconds = t_eval,
+            .batch = g->batch, .alpha = o.alpha, .lr = g->lr, .max_len_query = g->mlq, .max_len_passage = g->mlp,
+            .final_loss = tr.final_loss, .best_dev_map = tr.best_dev_map, .best_step = tr.best_step,
+            .model = chosen == tr.best_dir ? "best" : "final", .grid_key = g->key,
+        };
+        rec.layers = c.n_layers, rec.hidden = c.hidden, rec.heads = c.n_heads, rec.ffn = c.ffn, rec.vocab = c.vocab;
+        for (int d = 0; d < RUN_N_DATASETS; d++) {
+            rec.eval[d] = res[d];
+            rec.split[d] = g->ev.split_name[d];
+        }
         StrBuf sb = {0};
-        sb_puts(&sb, "{\"size\": ");
-        sb_json_string(&sb, s->name);
-        sb_puts(&sb, ", \"sampling\": ");
-        sb_json_string(&sb, sampling_name(sampling));
-        sb_printf(&sb, ", \"seed\": %d, \"params\": %zu, \"steps\": %d, \"train_seconds\": ", seed, m.n_params, tr.steps);
-        sb_json_number(&sb, tr.train_seconds);
-        sb_puts(&sb, ", \"eval_seconds\": ");
-        sb_json_number(&sb, t_eval);
-        sb_printf(&sb, ",\n \"config\": {\"layers\": %d, \"hidden\": %d, \"heads\": %d, \"ffn\": %d, \"vocab\": %d}",
-                  m.cfg.n_layers, m.cfg.hidden, m.cfg.n_heads, m.cfg.ffn, m.cfg.vocab);
-        sb_printf(&sb, ", \"batch\": %d, \"alpha\": 0.5, \"lr\": ", g->batch);
-        sb_json_number(&sb, g->lr);
-        sb_printf(&sb, ", \"max_len_query\": %d, \"max_len_passage\": %d, \"final_loss\": ", g->mlq, g->mlp);
-        sb_json_number(&sb, tr.final_loss);
-        sb_puts(&sb, ", \"best_dev_map\": ");
-        sb_json_number(&sb, tr.best_dev_map);
-        sb_printf(&sb, ", \"best_step\": %d, \"model\": ", tr.best_step);
-        sb_json_string(&sb, chosen == tr.best_dir ? "best" : "final");
-        sb_puts(&sb, ", \"grid_key\": ");
-        sb_json_string(&sb, g->key);
-        sb_puts(&sb, ",\n \"eval_data\": {");
-        int first = 1;
-        for (int d = 0; d < REPORT_N_DATASETS; d++) {
-            if (!res[d]) continue;
-            sb_printf(&sb, "%s\"%s\": {\"split\": \"%s\", \"questions\": %d, \"candidates\": %d, \"langs\": [",
-                      first ? "" : ", ", report_dataset_names[d], ev->split_name[d], res[d]->questions,
-                      res[d]->candidates);
-            for (int l = 0; l < res[d]->n_langs; l++) {
-                if (l) sb_puts(&sb, ", ");
-                sb_json_string(&sb, res[d]->langs[l]);
-            }
-            sb_puts(&sb, "]}");
-            first = 0;
-        }
-        sb_puts(&sb, "},\n \"eval\": {");
-        first = 1;
-        for (int d = 0; d < REPORT_N_DATASETS; d++) {
-            if (!res[d]) continue;
-            sb_printf(&sb, "%s\n  \"%s\": ", first ? "" : ",", report_dataset_names[d]);
-            eval_result_json(res[d], &sb);
-            first = 0;
-        }
-        sb_puts(&sb, "}}\n");
-        rc = write_file_atomic(result_path, sb.data, sb.len);
+        run_record_json(&rec, &sb);
+        if (!rc) rc = write_file_atomic(run->path, sb.data, sb.len);
         sb_free(&sb);
-        if (!rc) {
-            fprintf(stderr, "[run %d/%d] %s: done in %.0f s (train %.0f s, eval %.0f s)", pr->run, pr->n_runs,
-                    name, now_seconds() - pr->t_run, tr.train_seconds, t_eval);
-            for (int d = 0; d < REPORT_N_DATASETS; d++)
-                if (res[d])
-                    fprintf(stderr, "; %s mAP mono %.3f cross %.3f multi %.3f", report_dataset_names[d],
-                            res[d]->mono.map, res[d]->cross.map, res[d]->multi.map);
-            fputc('\n', stderr);
-        }
+        if (!rc) print_run_done(pr, &rec);
     }
     if (!rc && !g->keep_models) remove_tree(work);
-    for (int d = 0; d < REPORT_N_DATASETS; d++) free(res[d]);
-    if (tok) tokenizer_free(tok);
-    if (loaded) xlmr_free(&m);
+    for (int d = 0; d < RUN_N_DATASETS; d++) free(res[d]);
     train_report_free(&tr);
     free(tout);
     free(work);
     free(init);
-    free(name);
     return rc;
 }
 
@@ -401,15 +421,13 @@ static void grid_key(Grid *g, const char *langs) {
 /* Checks a finished run's file: 1 reusable, 0 absent, -1 made with other settings. */
 static int finished(const Grid *g, const char *path) {
     if (!path_exists(path)) return 0;
-    Json j;
-    if (json_parse_file(&j, path)) return -1; /* written atomically: damaged by something else */
-    const Json *k = json_get(&j, "grid_key");
-    int ok = k && k->type == JSON_STRING && !strcmp(k->str, g->key);
-    json_free(&j);
-    if (!ok) {
-        xerr("%s: made with other settings than this grid's (%s): use another --out, or delete it", path, g->key);
-        return -1;
-    }
+    RunRecord r;
+    if (run_record_read(&r, path)) return -1; /* written atomically: damaged by something else */
+    int ok = r.grid_key && !strcmp(r.grid_key, g->key);
+    run_record_free(&r);
+    if (!ok)
+        return xerr("%s: made with other settings than this grid's (%s): use another --out, or delete it", path,
+                    g->key);
     return 1;
 }
 
@@ -446,7 +464,7 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
               g->dev_file ? "the checkpoint with the best dev mAP (evaluated at the start, every third of the steps and at the end)"
                          : "none: the final model is evaluated (no dev set)");
     sb_puts(sb, "- **Evaluation**: ");
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
         if (!ev->data[d]) continue;
         if (!strcmp(ev->split_name[d], "all")) sb_printf(sb, "%sall of %s", d ? "; " : "", report_dataset_titles[d]);
         else sb_printf(sb, "%s%s %s split", d ? "; " : "", report_dataset_titles[d], ev->split_name[d]);
@@ -457,268 +475,306 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
 }
 
 /* ---------------------------------------------------------------------------
- * xlmr experiment */
+ * Building the grid from the options */
 
-int cmd_experiment(int argc, char **argv) {
-    char *sizes_s = NULL, *samp_s = NULL, *dirs_s = NULL, *train_s = NULL, *dev_s = NULL, *data = "data",
-         *out = "results", *tokenizer = "tokenizer/xlmrc.model", *langs_s = NULL;
-    int seeds = -1, steps = -1, batch = -1, quick = 0, full = 0, mlq = -1, mlp = -1, keep = 0;
-    double lr = -1;
-    Opt opts[] = {
-        {"sizes", OPT_STR, &sizes_s, "S,S",
-         "model sizes: nano 1/32/1/128, micro 2/64/2/256, tiny 2/128/2/512, mini 4/256/4/1024, small 6/384/6/1536 "
-         "(layers/hidden/heads/ffn), or LxH[xA[xF]] (default nano,micro,tiny; --quick nano,micro; --full micro,tiny,mini)"},
-        {"sampling", OPT_STR, &samp_s, "S,S", "strategies (default mono,cross,hybrid,mixed; --quick mono,cross,hybrid)"},
-        {"seeds", OPT_INT, &seeds, "N", "seeds per cell (default 3; --quick 1)"},
-        {"steps", OPT_INT, &steps, "N", "training steps per run (default 150; --quick 6; --full 600)"},
-        {"batch", OPT_INT, &batch, "B", "pairs per batch (default 32; --quick 8)"},
-        {"lr", OPT_FLOAT, &lr, "LR", "peak learning rate (default 5e-4 from random init, 3e-5 with --model-dirs)"},
-        {"max-len-query", OPT_INT, &mlq, "N", "query tokens incl. <s> </s> (default 32; 64 with --model-dirs)"},
-        {"max-len-passage", OPT_INT, &mlp, "N", "passage tokens (default 64; 256 with --model-dirs)"},
-        {"quick", OPT_FLAG, &quick, NULL,
-         "a reduced grid for tests (2 sizes x mono/cross/hybrid, 1 seed, few steps, no dev selection; 3 languages, "
-         "test splits only)"},
-        {"full", OPT_FLAG, &full, NULL, "the larger grid: sizes micro,tiny,mini, 600 steps, 3 seeds (hours)"},
-        {"model-dirs", OPT_STR, &dirs_s, "NAME=DIR,...",
-         "start from pretrained HF folders instead (e.g. base=xlm-roberta-base); needs --train; evaluates on all of "
-         "XQuAD-R and MLQA-R"},
-        {"train", OPT_STR, &train_s, "FILE", "training TSV (default: the XQuAD-R train split, written to OUT/data/)"},
-        {"dev", OPT_STR, &dev_s, "FILE", "dev TSV for model selection (default: the XQuAD-R dev split without --train)"},
-        {"langs", OPT_STR, &langs_s, "L,L", "languages of training and evaluation (default all; --quick ar,de,en)"},
-        {"data", OPT_STR, &data, "DIR", "data folder holding xquad-r/ and mlqa-r/ (default data: run `make data`)"},
-        {"tokenizer", OPT_STR, &tokenizer, "FILE", "SentencePiece model of random-init sizes (default tokenizer/xlmrc.model)"},
-        {"out", OPT_STR, &out, "DIR", "output folder (default results)"},
-        {"keep-models", OPT_FLAG, &keep, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
-        {0}};
-    opts_parse(argc, argv, opts, "xlmr experiment [options]",
-               "Trains and evaluates the grid sizes x sampling strategies x seeds and writes OUT/results.json, "
-               "OUT/report.md and SVG charts. Each finished run is saved at once as OUT/runs/NAME.json; running "
-               "the same command again skips finished runs and resumes the interrupted one.",
-               NULL);
-    if (quick && full) die("experiment: --quick and --full exclude each other");
-    Grid g;
-    memset(&g, 0, sizeof g);
-    int pretrained = dirs_s != NULL;
-    if (pretrained && !train_s) die("experiment: --model-dirs needs --train FILE (the training pairs)");
-    g.seeds = seeds >= 0 ? seeds : quick ? 1 : 3;
-    g.steps = steps >= 0 ? steps : quick ? 6 : full ? 600 : 150;
-    g.batch = batch >= 0 ? batch : quick ? 8 : 32;
-    g.lr = lr >= 0 ? lr : pretrained ? 3e-5 : 5e-4;
-    g.warmup = 0.1;
-    g.mlq = mlq > 0 ? mlq : pretrained ? 64 : 32;
-    g.mlp = mlp > 0 ? mlp : pretrained ? 256 : 64;
-    g.eval_every = g.steps >= 20 ? g.steps / 3 : 0;
-    g.save_every = g.steps >= 200 ? g.steps / 4 : 0;
-    g.keep_models = keep;
-    g.select_on_dev = !quick;
-    g.out = out;
-    g.data = data;
-    g.tokenizer = tokenizer;
-    if (g.seeds < 1 || g.seeds > 100) die("experiment: --seeds must be 1..100");
-    if (g.steps < 1) die("experiment: --steps must be >= 1");
-    if (g.batch < 2) die("experiment: --batch must be >= 2");
-    if (!(g.lr > 0)) die("experiment: --lr must be > 0");
+/* Steps, batch, lengths and learning rate: given, or the defaults of the grid
+ * (--quick, --full, pretrained folders). */
+static int grid_settings(Grid *g, const ExperimentOptions *o) {
+    int quick = o->quick, full = o->full;
+    g->quick = quick;
+    g->pretrained = o->model_dirs != NULL;
+    if (g->pretrained && !o->train_file) return xerr("experiment: --model-dirs needs --train FILE (the training pairs)");
+    g->seeds = o->seeds >= 0 ? o->seeds : quick ? 1 : 3;
+    g->steps = o->steps >= 0 ? o->steps : quick ? 6 : full ? 600 : 150;
+    g->batch = o->batch >= 0 ? o->batch : quick ? 8 : 32;
+    g->lr = o->lr >= 0 ? o->lr : g->pretrained ? 3e-5 : 5e-4;
+    g->warmup = 0.1;
+    g->mlq = o->max_len_query > 0 ? o->max_len_query : g->pretrained ? 64 : 32;
+    g->mlp = o->max_len_passage > 0 ? o->max_len_passage : g->pretrained ? 256 : 64;
+    /* dev mAP at the start, every third of the run and at the end; checkpoints
+     * only where a run is long enough for an interruption to cost much */
+    g->eval_every = g->steps >= 20 ? g->steps / 3 : 0;
+    g->save_every = g->steps >= 200 ? g->steps / 4 : 0;
+    g->keep_models = o->keep_models;
+    g->select_on_dev = !quick;
+    g->out = o->out_dir;
+    g->data = o->data_dir;
+    g->tokenizer = o->tokenizer;
+    if (g->seeds < 1 || g->seeds > 100) return xerr("experiment: --seeds must be 1..100");
+    if (g->steps < 1) return xerr("experiment: --steps must be >= 1");
+    if (g->batch < 2) return xerr("experiment: --batch must be >= 2");
+    if (!(g->lr > 0)) return xerr("experiment: --lr must be > 0");
+    return 0;
+}
 
-    /* sizes */
-    if (pretrained) {
-        int n;
-        char **items = split_csv(dirs_s, &n);
-        g.sizes = xcalloc((size_t)n, sizeof *g.sizes);
-        for (int i = 0; i < n; i++) {
-            char *eq = strchr(items[i], '=');
-            if (!eq || eq == items[i] || !eq[1]) die("experiment: --model-dirs wants NAME=DIR, got '%s'", items[i]);
-            *eq = 0;
-            GridSize *s = &g.sizes[g.n_sizes++];
-            s->name = xstrdup(items[i]);
-            s->model_dir = xstrdup(eq + 1);
-            XlmrConfig c;
-            char *cfg = path_join(s->model_dir, "config.json");
-            if (xlmr_config_read(&c, cfg)) die_xerr();
-            free(cfg);
-            s->cost = size_cost(c.n_layers, c.hidden);
+/* --model-dirs NAME=DIR,...: each pretrained folder a size of the grid. */
+static int grid_pretrained_sizes(Grid *g, const char *dirs) {
+    int n, rc = 0;
+    char **items = split_csv(dirs, &n);
+    g->sizes = xcalloc((size_t)(n ? n : 1), sizeof *g->sizes);
+    for (int i = 0; i < n && !rc; i++) {
+        char *eq = strchr(items[i], '=');
+        if (!eq || eq == items[i] || !eq[1]) {
+            rc = xerr("experiment: --model-dirs wants NAME=DIR, got '%s'", items[i]);
+            break;
         }
-        free_strv(items);
-    } else {
-        int n;
-        char **items = split_csv(sizes_s ? sizes_s : quick ? "nano,micro" : full ? "micro,tiny,mini" : "nano,micro,tiny", &n);
-        if (n < 1) die("experiment: --sizes is empty");
-        g.sizes = xcalloc((size_t)n, sizeof *g.sizes);
-        for (int i = 0; i < n; i++) {
-            GridSize *s = &g.sizes[g.n_sizes++];
-            if (experiment_size_parse(items[i], &s->shape, s->shape_name)) die_xerr();
-            s->name = xstrdup(s->shape_name);
-            s->cost = size_cost(s->shape.n_layers, s->shape.hidden);
-        }
-        free_strv(items);
-        if (!path_exists(tokenizer)) die("%s: not found: run from the repository root or pass --tokenizer", tokenizer);
+        *eq = 0;
+        GridSize *s = &g->sizes[g->n_sizes++];
+        s->name = xstrdup(items[i]);
+        s->model_dir = xstrdup(eq + 1);
+        XlmrConfig c;
+        char *cfg = path_join(s->model_dir, "config.json");
+        rc = xlmr_config_read(&c, cfg);
+        free(cfg);
+        if (!rc) s->cost = size_cost(c.n_layers, c.hidden);
     }
-    for (int i = 0; i < g.n_sizes; i++)
+    free_strv(items);
+    return rc;
+}
+
+/* --sizes: presets or shapes, trained from random initialisation. */
+static int grid_random_sizes(Grid *g, const ExperimentOptions *o) {
+    int n, rc = 0;
+    const char *list = o->sizes ? o->sizes : o->quick ? EXPERIMENT_SIZES_QUICK : o->full ? EXPERIMENT_SIZES_FULL
+                                                                                          : EXPERIMENT_SIZES;
+    char **items = split_csv(list, &n);
+    if (n < 1) rc = xerr("experiment: --sizes is empty");
+    g->sizes = xcalloc((size_t)(n ? n : 1), sizeof *g->sizes);
+    for (int i = 0; i < n && !rc; i++) {
+        GridSize *s = &g->sizes[g->n_sizes++];
+        rc = experiment_size_parse(items[i], &s->shape, s->shape_name);
+        s->name = xstrdup(s->shape_name);
+        s->cost = size_cost(s->shape.n_layers, s->shape.hidden);
+    }
+    free_strv(items);
+    if (!rc && !path_exists(g->tokenizer))
+        rc = xerr("%s: not found: run from the repository root or pass --tokenizer", g->tokenizer);
+    return rc;
+}
+
+static int grid_sizes(Grid *g, const ExperimentOptions *o) {
+    if (g->pretrained ? grid_pretrained_sizes(g, o->model_dirs) : grid_random_sizes(g, o)) return -1;
+    for (int i = 0; i < g->n_sizes; i++)
         for (int j = 0; j < i; j++)
-            if (!strcmp(g.sizes[i].name, g.sizes[j].name)) die("experiment: size '%s' given twice", g.sizes[i].name);
-    /* strategies */
-    {
-        int n;
-        char **items = split_csv(samp_s ? samp_s : quick ? "mono,cross,hybrid" : "mono,cross,hybrid,mixed", &n);
-        for (int i = 0; i < n; i++) {
-            int k = sampling_parse(items[i]);
-            if (k < 0 || k > 3) die("experiment: unknown sampling '%s' (mono, cross, hybrid, mixed)", items[i]);
-            for (int j = 0; j < g.n_sampling; j++)
-                if (g.sampling[j] == k) die("experiment: sampling '%s' given twice", items[i]);
-            if (g.n_sampling == 4) die("experiment: at most 4 strategies");
-            g.sampling[g.n_sampling++] = k;
-        }
-        free_strv(items);
-        if (!g.n_sampling) die("experiment: --sampling is empty");
-    }
-    if (langs_s || quick) g.langs = split_csv(langs_s ? langs_s : "ar,de,en", &g.n_langs);
+            if (!strcmp(g->sizes[i].name, g->sizes[j].name))
+                return xerr("experiment: size '%s' given twice", g->sizes[i].name);
+    return 0;
+}
 
-    /* data */
-    char *xq_dir = path_join(data, "xquad-r"), *ml_dir = path_join(data, "mlqa-r");
-    if (!is_dir(xq_dir) || !is_dir(ml_dir))
-        die("%s: no xquad-r/ and mlqa-r/ there: run `make data` or pass --data DIR", data);
-    if (mkdir_p(out)) die_xerr();
-    g.xq_split = pretrained ? SPLIT_ALL : SPLIT_TEST;
-    g.ml_split = quick ? SPLIT_TEST : SPLIT_ALL;
-    char *pairs_summary = NULL;
-    if (train_s) {
-        g.train_file = xstrdup(train_s);
-        if (dev_s) g.dev_file = xstrdup(dev_s);
-        StrBuf sb = {0};
-        sb_printf(&sb, "pairs from %s", train_s);
-        pairs_summary = sb.data;
+/* --sampling: the strategies, each once; by default all of sampler.h's (--quick: all but mixed). */
+static int grid_strategies(Grid *g, const ExperimentOptions *o) {
+    if (!o->sampling) {
+        int n = o->quick ? SAMPLING_HYBRID + 1 : SAMPLING_COUNT;
+        for (int k = 0; k < n; k++) g->sampling[g->n_sampling++] = k;
+        return 0;
+    }
+    int n, rc = 0;
+    char **items = split_csv(o->sampling, &n);
+    for (int i = 0; i < n && !rc; i++) {
+        int k = sampling_parse(items[i]);
+        if (k < 0) {
+            StrBuf names = {0};
+            for (int c = 0; c < SAMPLING_COUNT; c++) sb_printf(&names, "%s%s", c ? ", " : "", sampling_name(c));
+            rc = xerr("experiment: unknown sampling '%s' (%s)", items[i], names.data);
+            sb_free(&names);
+            break;
+        }
+        for (int j = 0; j < g->n_sampling && !rc; j++)
+            if (g->sampling[j] == k) rc = xerr("experiment: sampling '%s' given twice", items[i]);
+        if (!rc) g->sampling[g->n_sampling++] = k; /* each at most once: never more than SAMPLING_COUNT */
+    }
+    free_strv(items);
+    if (!rc && !g->n_sampling) rc = xerr("experiment: --sampling is empty");
+    return rc;
+}
+
+/* The data: training and dev TSVs (given, or written from XQuAD-R), the eval
+ * splits, and the grid key that depends on them. */
+static int grid_data(Grid *g, const ExperimentOptions *o) {
+    if (o->langs || o->quick) g->langs = split_csv(o->langs ? o->langs : EXPERIMENT_LANGS_QUICK, &g->n_langs);
+    g->langs_key = o->langs ? o->langs : o->quick ? EXPERIMENT_LANGS_QUICK : "all";
+    int have = 1;
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
+        char *dir = path_join(g->data, run_dataset_names[d]);
+        have = have && is_dir(dir);
+        free(dir);
+    }
+    if (!have) return xerr("%s: no xquad-r/ and mlqa-r/ there: run `make data` or pass --data DIR", g->data);
+    if (mkdir_p(g->out)) return -1;
+    g->xq_split = g->pretrained ? SPLIT_ALL : SPLIT_TEST;
+    g->ml_split = g->quick ? SPLIT_TEST : SPLIT_ALL;
+    if (o->dev_file) g->dev_file = xstrdup(o->dev_file);
+    StrBuf sb = {0};
+    if (o->train_file) {
+        g->train_file = xstrdup(o->train_file);
+        sb_printf(&sb, "pairs from %s", o->train_file);
+        StrBuf td = {0};
+        sb_printf(&td, "the pairs of %s", o->train_file);
+        g->train_data = td.data;
     } else {
-        if (dev_s) g.dev_file = xstrdup(dev_s);
         char *sum;
-        if (prepare_pairs(&g, &sum)) die_xerr();
-        StrBuf sb = {0};
+        if (prepare_pairs(g, &sum)) return -1;
         sb_printf(&sb, "XQuAD-R pairs (%s)", sum);
         free(sum);
-        pairs_summary = sb.data;
     }
-    grid_key(&g, langs_s ? langs_s : quick ? "ar,de,en" : "all");
+    g->pairs_summary = sb.data;
+    if (g->pretrained) {
+        StrBuf st = {0};
+        sb_puts(&st, "the pretrained folders of --model-dirs (");
+        for (int i = 0; i < g->n_sizes; i++)
+            sb_printf(&st, "%s%s: %s", i ? ", " : "", g->sizes[i].name, g->sizes[i].model_dir);
+        sb_puts(&st, ")");
+        g->start = st.data;
+    }
+    grid_key(g, g->langs_key);
+    return 0;
+}
 
-    EvalSets ev;
-    memset(&ev, 0, sizeof ev);
-    Report rep;
-    report_init(&rep);
-    const char *dirs[REPORT_N_DATASETS] = {xq_dir, ml_dir};
-    const int splits[REPORT_N_DATASETS] = {g.xq_split, g.ml_split};
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
-        ev.data[d] = xcalloc(1, sizeof(SquadData));
+/* The evaluation sets, loaded once for every run; their random-ranking floors into rep. */
+static int load_eval_sets(Grid *g, Report *rep) {
+    const int splits[RUN_N_DATASETS] = {g->xq_split, g->ml_split};
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
+        char *dir = path_join(g->data, run_dataset_names[d]); /* folders named as the data sets */
+        g->ev.data[d] = xcalloc(1, sizeof(SquadData));
         /* MLQA-R lacks some XQuAD-R languages: keep those it has */
         char **lv = NULL;
-        int nl = 0;
-        if (g.langs) {
-            lv = xcalloc((size_t)g.n_langs + 1, sizeof *lv);
-            for (int i = 0; i < g.n_langs; i++) {
-                char *f = path_join(dirs[d], g.langs[i]);
-                char *fj = xmalloc(strlen(f) + 6);
-                sprintf(fj, "%s.json", f);
-                if (path_exists(fj)) lv[nl++] = g.langs[i];
-                free(f);
-                free(fj);
+        int nl = 0, rc = 0;
+        if (g->langs) {
+            lv = xcalloc((size_t)g->n_langs + 1, sizeof *lv);
+            for (int i = 0; i < g->n_langs; i++) {
+                StrBuf f = {0};
+                sb_printf(&f, "%s/%s.json", dir, g->langs[i]);
+                if (path_exists(f.data)) lv[nl++] = g->langs[i];
+                sb_free(&f);
             }
+            if (nl == 0) rc = xerr("%s: none of the languages of --langs", dir);
         }
-        if (g.langs && nl == 0) die("%s: none of the languages of --langs", dirs[d]);
-        if (squad_load(ev.data[d], report_dataset_names[d], dirs[d], lv, nl, NULL, splits[d])) die_xerr();
+        if (!rc) rc = squad_load(g->ev.data[d], run_dataset_names[d], dir, lv, nl, NULL, splits[d]);
         free(lv);
-        ev.split_name[d] = squad_split_name(splits[d]);
-        report_floors(ev.data[d], rep.floor[d]);
+        free(dir);
+        if (rc) return -1;
+        g->ev.split_name[d] = squad_split_name(splits[d]);
+        report_floors(g->ev.data[d], rep->floor[d]);
     }
-    StrBuf pre = {0};
-    make_preamble(&g, pairs_summary, &ev, &pre, quick);
-    rep.preamble = pre.data;
+    return 0;
+}
 
-    /* the grid: seed outermost, so that an interrupted grid has whole seeds */
-    int n_runs = g.n_sizes * g.n_sampling * g.seeds;
-    char *runs_dir = path_join(out, "runs");
-    if (mkdir_p(runs_dir)) die_xerr();
-    Progress pr;
-    memset(&pr, 0, sizeof pr);
-    pr.g = &g;
-    pr.n_runs = n_runs;
-    pr.tty = isatty(2);
-    pr.t_grid = now_seconds();
-    if (check_runs_dir(&g, runs_dir)) die_xerr();
-    int *todo = xcalloc((size_t)n_runs, sizeof *todo);
-    int n_todo = 0, idx = 0;
-    for (int seed = 0; seed < g.seeds; seed++)
-        for (int si = 0; si < g.n_sizes; si++)
-            for (int k = 0; k < g.n_sampling; k++, idx++) {
-                char *name = run_name(&g.sizes[si], g.sampling[k], seed);
-                char file[300];
-                snprintf(file, sizeof file, "%s.json", name);
-                char *p = path_join(runs_dir, file);
-                int f = finished(&g, p);
-                if (f < 0) die_xerr();
-                if (!f) {
-                    todo[idx] = 1;
-                    n_todo++;
-                    g.sizes[si].n_left++;
-                }
-                free(p);
-                free(name);
-            }
-    fprintf(stderr, "experiment: %d runs (%d sizes x %d strategies x %d seeds), %d finished, %d to do; output in %s/\n",
-            n_runs, g.n_sizes, g.n_sampling, g.seeds, n_runs - n_todo, n_todo, out);
-    int rc = 0;
-    idx = 0;
-    for (int seed = 0; seed < g.seeds && !rc; seed++)
-        for (int si = 0; si < g.n_sizes && !rc; si++)
-            for (int k = 0; k < g.n_sampling && !rc; k++, idx++) {
-                if (!todo[idx]) continue;
-                GridSize *s = &g.sizes[si];
-                char *name = run_name(s, g.sampling[k], seed);
-                char file[300];
-                snprintf(file, sizeof file, "%s.json", name);
-                char *p = path_join(runs_dir, file);
-                pr.run = idx + 1;
-                pr.label = name;
-                pr.t_run = now_seconds();
-                pr.last_print = 0;
-                pr.size = s;
-                s->n_left--;
-                rc = do_run(&g, s, g.sampling[k], seed, &ev, &pr, p);
-                if (!rc) {
-                    double secs = now_seconds() - pr.t_run;
-                    pr.done_cost += s->cost;
-                    pr.done_secs += secs;
-                    s->secs += secs;
-                    s->n_done++;
-                    /* rebuild the report from every finished run */
-                    report_free(&rep);
-                    if (report_load_dir(&rep, runs_dir) || report_write(&rep, out)) rc = -1;
-                }
-                free(p);
-                free(name);
-            }
-    if (!rc && n_todo == 0) { /* nothing to run: still (re)write the report */
-        if (report_load_dir(&rep, runs_dir) || report_write(&rep, out)) rc = -1;
+static void grid_free(Grid *g) {
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
+        if (g->ev.data[d]) squad_free(g->ev.data[d]);
+        free(g->ev.data[d]);
     }
+    for (int i = 0; i < g->n_sizes; i++) {
+        free(g->sizes[i].name);
+        free(g->sizes[i].model_dir);
+    }
+    free(g->sizes);
+    if (g->langs) free_strv(g->langs);
+    free(g->train_file);
+    free(g->dev_file);
+    free(g->pairs_summary);
+    free(g->start);
+    free(g->train_data);
+}
+
+/* ---------------------------------------------------------------------------
+ * The plan: every run of the grid, seed outermost (an interrupted grid has
+ * whole seeds), then size, then strategy. */
+
+static void plan_free(PlannedRun *plan, int n) {
+    for (int i = 0; i < n; i++) {
+        free(plan[i].name);
+        free(plan[i].path);
+    }
+    free(plan);
+}
+
+/* The runs and their result files under runs_dir; todo = no reusable result yet. */
+static int plan_build(Grid *g, const char *runs_dir, PlannedRun **out, int *n_runs, int *n_todo) {
+    int n = g->n_sizes * g->n_sampling * g->seeds, i = 0, rc = 0;
+    PlannedRun *plan = xcalloc((size_t)n, sizeof *plan);
+    *n_todo = 0;
+    for (int seed = 0; seed < g->seeds; seed++)
+        for (int si = 0; si < g->n_sizes; si++)
+            for (int k = 0; k < g->n_sampling; k++, i++) {
+                PlannedRun *r = &plan[i];
+                *r = (PlannedRun){.size = &g->sizes[si], .sampling = g->sampling[k], .seed = seed, .number = i + 1};
+                r->name = run_name(r->size, r->sampling, seed);
+                StrBuf p = {0};
+                sb_printf(&p, "%s/%s.json", runs_dir, r->name);
+                r->path = p.data;
+                int f = rc ? 0 : finished(g, r->path);
+                if (f < 0) rc = -1;
+                r->todo = !f;
+                if (r->todo) {
+                    (*n_todo)++;
+                    r->size->n_left++;
+                }
+            }
+    *out = plan;
+    *n_runs = n;
+    return rc;
+}
+
+/* The plan's unfinished runs in order; after each, the report is rebuilt
+ * from every finished run (so that an interrupted grid has an up-to-date one). */
+static int run_plan(Grid *g, PlannedRun *plan, int n_runs, Report *rep, const char *runs_dir, Progress *pr) {
+    for (int i = 0; i < n_runs; i++) {
+        PlannedRun *run = &plan[i];
+        if (!run->todo) continue;
+        GridSize *s = run->size;
+        pr->run = run->number;
+        pr->label = run->name;
+        pr->t_run = now_seconds();
+        pr->last_print = 0;
+        pr->size = s;
+        s->n_left--;
+        if (do_run(g, run, pr)) return -1;
+        double secs = now_seconds() - pr->t_run;
+        pr->done_cost += s->cost;
+        pr->done_secs += secs;
+        s->secs += secs;
+        s->n_done++;
+        report_free(rep);
+        if (report_load_dir(rep, runs_dir) || report_write(rep, g->out)) return -1;
+    }
+    return 0;
+}
+
+int experiment_run(const ExperimentOptions *o) {
+    Grid g = {0};
+    Report rep;
+    report_init(&rep);
+    StrBuf pre = {0};
+    PlannedRun *plan = NULL;
+    int n_runs = 0, n_todo = 0;
+    char *runs_dir = path_join(o->out_dir, "runs");
+    int rc = grid_settings(&g, o) || grid_sizes(&g, o) || grid_strategies(&g, o) || grid_data(&g, o) ||
+             load_eval_sets(&g, &rep);
+    if (!rc) {
+        make_preamble(&g, g.pairs_summary, &g.ev, &pre, g.quick);
+        rep.preamble = pre.data;
+        rep.start = g.start;
+        rep.train_data = g.train_data;
+        rc = mkdir_p(runs_dir) || check_runs_dir(&g, runs_dir) || plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
+    }
+    Progress pr = {.g = &g, .n_runs = n_runs, .tty = isatty(2), .t_grid = now_seconds()};
+    if (!rc) {
+        fprintf(stderr, "experiment: %d runs (%d sizes x %d strategies x %d seeds), %d finished, %d to do; output in %s/\n",
+                n_runs, g.n_sizes, g.n_sampling, g.seeds, n_runs - n_todo, n_todo, g.out);
+        rc = run_plan(&g, plan, n_runs, &rep, runs_dir, &pr);
+    }
+    if (!rc && n_todo == 0) /* nothing to run: still (re)write the report */
+        rc = report_load_dir(&rep, runs_dir) || report_write(&rep, g.out);
     if (!rc) {
         char el[32];
         fmt_duration(el, sizeof el, now_seconds() - pr.t_grid);
-        fprintf(stderr, "experiment: %d runs done in %s; report: %s/report.md\n", n_runs, el, out);
+        fprintf(stderr, "experiment: %d runs done in %s; report: %s/report.md\n", n_runs, el, g.out);
     }
-    free(todo);
+    plan_free(plan, n_runs);
     free(runs_dir);
     report_free(&rep);
     sb_free(&pre);
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
-        squad_free(ev.data[d]);
-        free(ev.data[d]);
-    }
-    for (int i = 0; i < g.n_sizes; i++) {
-        free(g.sizes[i].name);
-        free(g.sizes[i].model_dir);
-    }
-    free(g.sizes);
-    if (g.langs) free_strv(g.langs);
-    free(g.train_file);
-    free(g.dev_file);
-    free(pairs_summary);
-    free(xq_dir);
-    free(ml_dir);
-    if (rc) die_xerr();
-    return 0;
+    grid_free(&g);
+    return rc ? -1 : 0;
 }

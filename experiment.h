@@ -1,4 +1,4 @@
-/* experiment.h: `xlmr experiment`, the size x sampling x seed grid of the
+/* experiment.h: the size x sampling x seed grid of the
  * research question (how does model size change the gap between hybrid and
  * specialised batch sampling?), resumable run by run.
  *
@@ -11,8 +11,9 @@
  * (report.h) are rebuilt from every finished run. A second invocation skips
  * finished runs and resumes an interrupted one from its last checkpoint.
  *
- * Folders under OUT: runs/ (results), data/ (training and dev TSV), init/
- * (initial models), work/ (training checkpoints, removed when a run is done). */
+ * Folders under OUT: runs/ (results, runrecord.h), data/ (training and dev
+ * TSV), init/ (initial models), work/ (training checkpoints, removed when a
+ * run is done). `xlmr experiment` (cmd_experiment.c) is experiment_run(). */
 #ifndef XLMR_EXPERIMENT_H
 #define XLMR_EXPERIMENT_H
 
@@ -24,5 +25,33 @@
  * name_buf (>= 64 bytes): the size's name in results ("LxHxAxF" for parsed
  * shapes). -1 + xerr on an unknown name or a bad shape. */
 int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf);
+
+/* The grids' sizes (presets of xlmr_preset) and --quick's languages. */
+#define EXPERIMENT_SIZES "nano,micro,tiny"
+#define EXPERIMENT_SIZES_QUICK "nano,micro"
+#define EXPERIMENT_SIZES_FULL "micro,tiny,mini"
+#define EXPERIMENT_LANGS_QUICK "ar,de,en"
+
+typedef struct {
+    const char *sizes;       /* "S,S": experiment_size_parse names; NULL: EXPERIMENT_SIZES (--quick, --full: theirs) */
+    const char *sampling;    /* "S,S": strategies; NULL: all of sampler.h (--quick: mono, cross, hybrid) */
+    const char *model_dirs;  /* "NAME=DIR,...": pretrained folders instead of sizes (needs train_file) */
+    const char *train_file;  /* training TSV; NULL: the XQuAD-R train split, written to OUT/data/ */
+    const char *dev_file;    /* dev TSV; NULL: the XQuAD-R dev split when train_file is NULL and not quick */
+    const char *langs;       /* "L,L"; NULL: all (--quick: EXPERIMENT_LANGS_QUICK) */
+    const char *data_dir;    /* holding xquad-r/ and mlqa-r/ (default "data") */
+    const char *out_dir;     /* default "results" */
+    const char *tokenizer;   /* SentencePiece model of random-init sizes (default tokenizer/xlmrc.model) */
+    int seeds, steps, batch; /* < 0: 3 / 150 / 32 (--quick 1 / 6 / 8; --full 600 steps) */
+    int max_len_query, max_len_passage; /* <= 0: 32 / 64 (pretrained 64 / 256) */
+    double lr;               /* < 0: 5e-4 (pretrained 3e-5) */
+    int quick, full;         /* the reduced grid of the tests; the larger one */
+    int keep_models;         /* keep each run's checkpoints under OUT/work/ */
+} ExperimentOptions;
+
+void experiment_options_default(ExperimentOptions *o);
+/* Runs the grid's unfinished runs, writing each run's record and rebuilding
+ * OUT/results.json, report.md and the charts after each. 0, or -1 + xerr. */
+int experiment_run(const ExperimentOptions *o);
 
 #endif

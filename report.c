@@ -8,14 +8,11 @@
 
 #include "sampler.h"
 
-const char *const report_dataset_names[REPORT_N_DATASETS] = {"xquad-r", "mlqa-r"};
-const char *const report_metric_names[REPORT_N_METRICS] = {
-    "mono_map", "mono_r1", "cross_map", "cross_r1", "multi_map", "multi_r10", "rank_distance"};
-const char *const report_dataset_titles[REPORT_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
+const char *const report_dataset_titles[RUN_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
 
 /* The paper's Table 1 (mAP) and Table 2 (rank distance, unrounded from Tables 7/8),
- * XLM-R rows; [dataset][strategy mono,cross,hybrid][mono,cross,multi,rd]. */
-static const double paper_xlmr[REPORT_N_DATASETS][3][4] = {
+ * XLM-R rows; [dataset][strategy SAMPLING_MONO, _CROSS, _HYBRID][mono,cross,multi,rd]. */
+static const double paper_xlmr[RUN_N_DATASETS][3][4] = {
     {{.792, .674, .547, 410.2}, {.755, .700, .593, 295.4}, {.798, .705, .593, 286.6}},
     {{.648, .584, .473, 287.5}, {.626, .620, .508, 226.7}, {.648, .623, .512, 227.1}},
 };
@@ -25,18 +22,19 @@ static const int main_metrics[4] = {RM_MONO_MAP, RM_CROSS_MAP, RM_MULTI_MAP, RM_
 static const char *const main_titles[4] = {"Mono mAP", "Cross mAP", "Multi mAP", "Rank distance"};
 static int lower_is_better(int metric) { return metric == RM_MULTI_RD; }
 
+/* The strategies the report compares, by sampler.h's names. */
+#define MONO sampling_name(SAMPLING_MONO)
+#define CROSS sampling_name(SAMPLING_CROSS)
+#define HYBRID sampling_name(SAMPLING_HYBRID)
+
 void report_init(Report *rep) {
     memset(rep, 0, sizeof *rep);
-    for (int d = 0; d < REPORT_N_DATASETS; d++)
-        for (int k = 0; k < REPORT_N_METRICS; k++) rep->floor[d][k] = NAN;
+    for (int d = 0; d < RUN_N_DATASETS; d++)
+        for (int k = 0; k < RUN_N_METRICS; k++) rep->floor[d][k] = NAN;
 }
 
 void report_free(Report *rep) {
-    for (int i = 0; i < rep->n; i++) {
-        free(rep->runs[i].size);
-        free(rep->runs[i].sampling);
-        free(rep->runs[i].json);
-    }
+    for (int i = 0; i < rep->n; i++) run_record_free(&rep->runs[i]);
     free(rep->runs);
     rep->runs = NULL;
     rep->n = 0;
@@ -45,77 +43,25 @@ void report_free(Report *rep) {
 /* ---------------------------------------------------------------------------
  * Reading runs */
 
-/* A number or null (NaN) at obj.key.sub; NaN when absent. */
-static double get_num2(const Json *obj, const char *key, const char *sub) {
-    const Json *o = json_get(obj, key);
-    const Json *v = o ? json_get(o, sub) : NULL;
-    return v && v->type == JSON_NUMBER ? v->num : NAN;
+static void add_run(Report *rep, const RunRecord *r) {
+    rep->runs = xrealloc(rep->runs, (size_t)(rep->n + 1) * sizeof *rep->runs);
+    rep->runs[rep->n++] = *r;
 }
 
 int report_add_run_json(Report *rep, const char *text, size_t len, const char *name) {
-    Json j;
-    if (json_parse(&j, text, len, name)) return -1;
-    ReportRun r;
-    memset(&r, 0, sizeof r);
-    int rc = -1;
-    long seed;
-    const char *size, *sampling;
-    if (j.type != JSON_OBJECT) {
-        xerr("%s: a run must be a JSON object", name);
-        goto done;
-    }
-    if (!(size = json_get_str(&j, "size", name)) || !(sampling = json_get_str(&j, "sampling", name)) ||
-        json_get_int(&j, "seed", &seed, name) || json_get_num(&j, "params", &r.params, name) ||
-        json_get_num(&j, "steps", &r.steps, name))
-        goto done;
-    const Json *ts = json_get(&j, "train_seconds");
-    r.train_seconds = ts && ts->type == JSON_NUMBER ? ts->num : NAN;
-    const Json *ev = json_get(&j, "eval");
-    if (!ev || ev->type != JSON_OBJECT) {
-        xerr("%s: missing object \"eval\"", name);
-        goto done;
-    }
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
-        const Json *s = json_get(ev, report_dataset_names[d]);
-        for (int k = 0; k < REPORT_N_METRICS; k++) r.m[d][k] = NAN;
-        if (!s) continue;
-        if (s->type != JSON_OBJECT) {
-            xerr("%s: eval.%s must be an object", name, report_dataset_names[d]);
-            goto done;
-        }
-        r.m[d][RM_MONO_MAP] = get_num2(s, "mono", "map");
-        r.m[d][RM_MONO_R1] = get_num2(s, "mono", "r1");
-        r.m[d][RM_CROSS_MAP] = get_num2(s, "cross", "map");
-        r.m[d][RM_CROSS_R1] = get_num2(s, "cross", "r1");
-        r.m[d][RM_MULTI_MAP] = get_num2(s, "multi", "map");
-        r.m[d][RM_MULTI_R10] = get_num2(s, "multi", "r10");
-        r.m[d][RM_MULTI_RD] = get_num2(s, "multi", "rank_distance");
-    }
-    r.seed = (int)seed;
-    r.size = xstrdup(size);
-    r.sampling = xstrdup(sampling);
-    /* keep the text, without trailing whitespace, for results.json */
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r')) len--;
-    r.json = xstrndup(text, len);
-    rep->runs = xrealloc(rep->runs, (size_t)(rep->n + 1) * sizeof *rep->runs);
-    rep->runs[rep->n++] = r;
-    rc = 0;
-done:
-    json_free(&j);
-    return rc;
+    RunRecord r;
+    if (run_record_parse(&r, text, len, name)) return -1;
+    add_run(rep, &r);
+    return 0;
 }
 
 int report_load_dir(Report *rep, const char *dir) {
     int n, rc = 0;
     char **paths = list_files(dir, ".json", &n);
     for (int i = 0; i < n && !rc; i++) {
-        char *text;
-        size_t len;
-        rc = read_file(paths[i], &text, &len);
-        if (!rc) {
-            rc = report_add_run_json(rep, text, len, paths[i]);
-            free(text);
-        }
+        RunRecord r;
+        rc = run_record_read(&r, paths[i]);
+        if (!rc) add_run(rep, &r);
     }
     free_strv(paths);
     return rc;
@@ -141,8 +87,8 @@ static double random_ap(long R, long N) {
     return (h + (double)(R - 1) / (double)(N - 1) * ((double)N - h)) / (double)N;
 }
 
-void report_floors(const SquadData *d, double floor[REPORT_N_METRICS]) {
-    for (int k = 0; k < REPORT_N_METRICS; k++) floor[k] = NAN;
+void report_floors(const SquadData *d, double floor[RUN_N_METRICS]) {
+    for (int k = 0; k < RUN_N_METRICS; k++) floor[k] = NAN;
     int L = d->n_langs;
     if (L <= 0 || d->n_qs <= 0) return;
     long N = d->lang_first[L] - d->lang_first[0];
@@ -214,7 +160,7 @@ ReportStat report_stat(const double *x, int n) {
     return s;
 }
 
-static const ReportRun *find_run(const Report *rep, const char *size, const char *sampling, int seed) {
+static const RunRecord *find_run(const Report *rep, const char *size, const char *sampling, int seed) {
     for (int i = rep->n - 1; i >= 0; i--) /* the last one read wins */
         if (rep->runs[i].seed == seed && !strcmp(rep->runs[i].size, size) &&
             !strcmp(rep->runs[i].sampling, sampling))
@@ -227,7 +173,7 @@ static ReportStat cell_stat(const Report *rep, const char *size, const char *sam
     double *x = xmalloc((size_t)(rep->n + 1) * sizeof *x);
     int n = 0;
     for (int i = 0; i < rep->n; i++) {
-        const ReportRun *r = &rep->runs[i];
+        const RunRecord *r = &rep->runs[i];
         if (strcmp(r->size, size) || strcmp(r->sampling, sampling)) continue;
         if (find_run(rep, size, sampling, r->seed) != r) continue;
         x[n++] = r->m[dataset][metric];
@@ -242,9 +188,9 @@ ReportStat report_paired_diff(const Report *rep, const char *size, const char *s
     double *x = xmalloc((size_t)(rep->n + 1) * sizeof *x);
     int n = 0;
     for (int i = 0; i < rep->n; i++) {
-        const ReportRun *a = &rep->runs[i];
+        const RunRecord *a = &rep->runs[i];
         if (strcmp(a->size, size) || strcmp(a->sampling, sa) || find_run(rep, size, sa, a->seed) != a) continue;
-        const ReportRun *b = find_run(rep, size, sb, a->seed);
+        const RunRecord *b = find_run(rep, size, sb, a->seed);
         if (b) x[n++] = a->m[dataset][metric] - b->m[dataset][metric];
     }
     ReportStat s = report_stat(x, n);
@@ -298,7 +244,7 @@ static void grid_axes(const Report *rep, Names *sizes, Names *samplings) {
         sizes->v[j + 1] = s;
     }
     /* the strategies in sampler.h's order first; others follow in order of appearance */
-    for (int c = SAMPLING_MONO; c <= SAMPLING_MIXED; c++)
+    for (int c = 0; c < SAMPLING_COUNT; c++)
         for (int i = 0; i < rep->n; i++)
             if (!strcmp(rep->runs[i].sampling, sampling_name(c))) {
                 names_add(samplings, rep->runs[i].sampling);
@@ -309,7 +255,7 @@ static void grid_axes(const Report *rep, Names *sizes, Names *samplings) {
 
 static int has_dataset(const Report *rep, int d) {
     for (int i = 0; i < rep->n; i++)
-        for (int k = 0; k < REPORT_N_METRICS; k++)
+        for (int k = 0; k < RUN_N_METRICS; k++)
             if (!isnan(rep->runs[i].m[d][k])) return 1;
     return 0;
 }
@@ -319,12 +265,12 @@ static int has_dataset(const Report *rep, int d) {
 
 void report_results_json(const Report *rep, StrBuf *sb) {
     sb_puts(sb, "{\"floors\": {");
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
         sb_printf(sb, "%s\n  ", d ? "," : "");
-        sb_json_string(sb, report_dataset_names[d]);
+        sb_json_string(sb, run_dataset_names[d]);
         sb_puts(sb, ": {");
-        for (int k = 0; k < REPORT_N_METRICS; k++) {
-            sb_printf(sb, "%s\"%s\": ", k ? ", " : "", report_metric_names[k]);
+        for (int k = 0; k < RUN_N_METRICS; k++) {
+            sb_printf(sb, "%s\"%s\": ", k ? ", " : "", run_metric_names[k]);
             sb_json_number(sb, rep->floor[d][k]);
         }
         sb_puts(sb, "}");
@@ -378,12 +324,12 @@ static void md_text(StrBuf *sb, const char *s) {
 /* Which specialised strategy (mono or cross) is best for (size, dataset, metric), by mean;
  * NULL when neither has data. */
 static const char *best_specialised(const Report *rep, const char *size, int d, int metric) {
-    ReportStat m = cell_stat(rep, size, "mono", d, metric), c = cell_stat(rep, size, "cross", d, metric);
+    ReportStat m = cell_stat(rep, size, MONO, d, metric), c = cell_stat(rep, size, CROSS, d, metric);
     if (isnan(m.mean) && isnan(c.mean)) return NULL;
-    if (isnan(c.mean)) return "mono";
-    if (isnan(m.mean)) return "cross";
-    if (lower_is_better(metric)) return m.mean <= c.mean ? "mono" : "cross";
-    return m.mean >= c.mean ? "mono" : "cross";
+    if (isnan(c.mean)) return MONO;
+    if (isnan(m.mean)) return CROSS;
+    if (lower_is_better(metric)) return m.mean <= c.mean ? MONO : CROSS;
+    return m.mean >= c.mean ? MONO : CROSS;
 }
 
 static void md_main_table(const Report *rep, const Names *sizes, const Names *samplings, int d, StrBuf *sb) {
@@ -447,7 +393,7 @@ static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
     sb_puts(sb, " change with size | paper XLM-R |\n|---|---|");
     for (int s = 0; s < sizes->n; s++) sb_puts(sb, "---:|");
     sb_puts(sb, "---:|---:|\n");
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
         if (!has_dataset(rep, d)) continue;
         for (int k = 0; k < 4; k++) {
             int metric = main_metrics[k];
@@ -455,7 +401,7 @@ static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
             double first = NAN, last = NAN;
             for (int s = 0; s < sizes->n; s++) {
                 const char *best = best_specialised(rep, sizes->v[s], d, metric);
-                ReportStat g = best ? report_paired_diff(rep, sizes->v[s], "hybrid", best, d, metric)
+                ReportStat g = best ? report_paired_diff(rep, sizes->v[s], HYBRID, best, d, metric)
                                     : (ReportStat){NAN, NAN, 0};
                 sb_puts(sb, " ");
                 if (!g.n) {
@@ -484,22 +430,24 @@ static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
 }
 
 static void md_comparisons(const Report *rep, const Names *sizes, StrBuf *sb) {
-    static const char *const pairs[3][2] = {{"hybrid", "mono"}, {"hybrid", "cross"}, {"mono", "cross"}};
+    static const int pair[3][2] = {
+        {SAMPLING_HYBRID, SAMPLING_MONO}, {SAMPLING_HYBRID, SAMPLING_CROSS}, {SAMPLING_MONO, SAMPLING_CROSS}};
     sb_puts(sb, "\n## Which differences exceed the spread over seeds\n\n");
     sb_puts(sb, "Paired differences A − B (mean ± sd over seeds); `*` as in the gap table.\n\n");
     sb_puts(sb, "| data | size | A − B | Mono mAP | Cross mAP | Multi mAP | Rank distance |\n");
     sb_puts(sb, "|---|---|---|---:|---:|---:|---:|\n");
     int n_flag = 0, n_all = 0;
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
         if (!has_dataset(rep, d)) continue;
         for (int s = 0; s < sizes->n; s++)
             for (int p = 0; p < 3; p++) {
-                if (!report_paired_diff(rep, sizes->v[s], pairs[p][0], pairs[p][1], d, RM_MONO_MAP).n) continue;
+                const char *pairs[2] = {sampling_name(pair[p][0]), sampling_name(pair[p][1])};
+                if (!report_paired_diff(rep, sizes->v[s], pairs[0], pairs[1], d, RM_MONO_MAP).n) continue;
                 sb_printf(sb, "| %s | ", report_dataset_titles[d]);
                 md_text(sb, sizes->v[s]);
-                sb_printf(sb, " | %s − %s |", pairs[p][0], pairs[p][1]);
+                sb_printf(sb, " | %s − %s |", pairs[0], pairs[1]);
                 for (int k = 0; k < 4; k++) {
-                    ReportStat g = report_paired_diff(rep, sizes->v[s], pairs[p][0], pairs[p][1], d, main_metrics[k]);
+                    ReportStat g = report_paired_diff(rep, sizes->v[s], pairs[0], pairs[1], d, main_metrics[k]);
                     sb_puts(sb, " ");
                     fmt_signed(sb, g.mean, main_metrics[k]);
                     if (!isnan(g.sd)) {
@@ -517,6 +465,21 @@ static void md_comparisons(const Report *rep, const Names *sizes, StrBuf *sb) {
     sb_printf(sb, "\n%d of %d differences with at least 2 seeds exceed the spread.\n", n_flag, n_all);
 }
 
+/* What the models started from and were trained on, against the paper's setting. */
+static void md_starting_point(const Report *rep, StrBuf *sb) {
+    const char *data = rep->train_data ? rep->train_data : "the XQuAD-R train split only (a few thousand parallel pairs)";
+    if (rep->start)
+        sb_printf(sb, "- The models start from %s and are fine-tuned on %s. The paper fine-tunes a pretrained "
+                      "XLM-R on millions of pairs. Absolute numbers are comparable with Table 1 only as far as "
+                      "the models and the training data are; the direction of the differences between "
+                      "strategies is, within one size.\n", rep->start, data);
+    else
+        sb_printf(sb, "- The models are small encoders trained from random initialisation on %s. The paper "
+                      "fine-tunes a pretrained XLM-R on millions of pairs. Absolute numbers are not comparable "
+                      "with Table 1; only the direction of the differences between strategies is, and only "
+                      "within one size.\n", data);
+}
+
 /* Sentences generated from the numbers: what they say, and what they do not. */
 static void md_reading(const Report *rep, const Names *sizes, const Names *samplings, StrBuf *sb) {
     sb_puts(sb, "\n## Reading\n\n");
@@ -528,7 +491,7 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
             if (n1 > n) n = n1;
             if (n > max_seeds) max_seeds = n;
         }
-    for (int d = 0; d < REPORT_N_DATASETS; d++) {
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
         if (!has_dataset(rep, d)) continue;
         /* distance from the floor: the best and worst cell of each setting */
         for (int k = 0; k < 3; k++) {
@@ -561,7 +524,7 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
             for (int s = 0; s < sizes->n; s++) {
                 const char *best = best_specialised(rep, sizes->v[s], d, metric);
                 if (!best) continue;
-                ReportStat g = report_paired_diff(rep, sizes->v[s], "hybrid", best, d, metric);
+                ReportStat g = report_paired_diff(rep, sizes->v[s], HYBRID, best, d, metric);
                 if (!g.n) continue;
                 double good = lower_is_better(metric) ? -g.mean : g.mean;
                 n_pos += good > 0;
@@ -585,13 +548,13 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
     }
     /* does hybrid combine the strengths of both, or interpolate between them? */
     int n_between = 0, n_above = 0, n_cells = 0;
-    for (int d = 0; d < REPORT_N_DATASETS; d++)
+    for (int d = 0; d < RUN_N_DATASETS; d++)
         for (int s = 0; s < sizes->n; s++)
             for (int k = 0; k < 4; k++) {
                 int metric = main_metrics[k];
-                double h = cell_stat(rep, sizes->v[s], "hybrid", d, metric).mean;
-                double m = cell_stat(rep, sizes->v[s], "mono", d, metric).mean;
-                double c = cell_stat(rep, sizes->v[s], "cross", d, metric).mean;
+                double h = cell_stat(rep, sizes->v[s], HYBRID, d, metric).mean;
+                double m = cell_stat(rep, sizes->v[s], MONO, d, metric).mean;
+                double c = cell_stat(rep, sizes->v[s], CROSS, d, metric).mean;
                 if (isnan(h) || isnan(m) || isnan(c)) continue;
                 double good = lower_is_better(metric) ? -h : h;
                 double best = lower_is_better(metric) ? -fmin(m, c) : fmax(m, c);
@@ -612,10 +575,7 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
     else
         sb_printf(sb, "- With %d seeds per cell the sd is itself uncertain; differences flagged above are the "
                       "ones worth a second look, not established effects.\n", max_seeds);
-    sb_puts(sb, "- The models are small encoders trained from random initialisation on the XQuAD-R train "
-                "split only (a few thousand parallel pairs). The paper fine-tunes a pretrained XLM-R on "
-                "millions of pairs. Absolute numbers are not comparable with Table 1; only the direction "
-                "of the differences between strategies is, and only within one size.\n");
+    md_starting_point(rep, sb);
     sb_puts(sb, "- MLQA-R is zero-shot here (other articles and annotators; no MLQA data in training).\n");
     sb_puts(sb, "- Rank distance measures language bias only: a model that ranks at random also has no bias "
                 "beyond the random-ranking value. Read it together with multilingual mAP; a low rank distance "
@@ -631,7 +591,7 @@ static void md_paper(StrBuf *sb) {
     sb_puts(sb, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int g = 0; g < 3; g++) {
         sb_printf(sb, "| %s |", names[g]);
-        for (int d = 0; d < REPORT_N_DATASETS; d++)
+        for (int d = 0; d < RUN_N_DATASETS; d++)
             sb_printf(sb, " %.3f | %.3f | %.3f | %.1f |", paper_xlmr[d][g][0], paper_xlmr[d][g][1],
                       paper_xlmr[d][g][2], paper_xlmr[d][g][3]);
         sb_puts(sb, "\n");
@@ -667,17 +627,17 @@ void report_markdown(const Report *rep, StrBuf *sb) {
                 "uniformly at random (mono/cross mAP = mean over pools of H_n/n; multilingual AP with R "
                 "relevant in N: (H_N + (R−1)/(N−1)·(N−H_N))/N; rank distance (R−1)(N+1)/(R+1); computed "
                 "per query on the actual pools and averaged as the metric is).\n");
-    for (int d = 0; d < REPORT_N_DATASETS; d++)
+    for (int d = 0; d < RUN_N_DATASETS; d++)
         if (has_dataset(rep, d)) md_main_table(rep, &sizes, &samplings, d, sb);
     md_gap_table(rep, &sizes, sb);
     md_comparisons(rep, &sizes, sb);
     md_reading(rep, &sizes, &samplings, sb);
     md_paper(sb);
     sb_puts(sb, "\n## Charts\n\n");
-    for (int d = 0; d < REPORT_N_DATASETS; d++)
+    for (int d = 0; d < RUN_N_DATASETS; d++)
         if (has_dataset(rep, d))
             sb_printf(sb, "![%s mAP by setting, size and strategy](map_%s.svg)\n\n", report_dataset_titles[d],
-                      report_dataset_names[d]);
+                      run_dataset_names[d]);
     sb_puts(sb, "![Rank distance by size and strategy](rank_distance.svg)\n");
     free(sizes.v);
     free(samplings.v);
@@ -783,7 +743,7 @@ static void svg_panel(StrBuf *sb, const Report *rep, const Names *sizes, const N
 void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb) {
     Names sizes, samplings;
     grid_axes(rep, &sizes, &samplings);
-    int panels = kind == 0 ? 3 : REPORT_N_DATASETS;
+    int panels = kind == 0 ? 3 : RUN_N_DATASETS;
     double pw = 300, ph = 300, W = pw * panels + 20, H = ph + 60;
     sb_printf(sb, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
@@ -834,10 +794,10 @@ int report_write(const Report *rep, const char *out_dir) {
     sb.len = 0;
     report_markdown(rep, &sb);
     if (!rc) rc |= write_sb(out_dir, "report.md", &sb);
-    for (int d = 0; d < REPORT_N_DATASETS && !rc; d++) {
+    for (int d = 0; d < RUN_N_DATASETS && !rc; d++) {
         if (!has_dataset(rep, d)) continue;
         char name[64];
-        snprintf(name, sizeof name, "map_%s.svg", report_dataset_names[d]);
+        snprintf(name, sizeof name, "map_%s.svg", run_dataset_names[d]);
         sb.len = 0;
         report_svg(rep, 0, d, &sb);
         rc |= write_sb(out_dir, name, &sb);

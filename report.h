@@ -1,5 +1,5 @@
 /* report.h: the experiment grid's results — one JSON object per finished run
- * (OUT/runs/NAME.json, written by experiment.c), gathered into results.json,
+ * (OUT/runs/NAME.json, runrecord.h), gathered into results.json,
  * report.md (tables, the gap table, spread over seeds, random-ranking floors,
  * a reading of the numbers beside the paper's Table 1) and SVG charts.
  * Knows nothing of models or training: it reads numbers. */
@@ -7,44 +7,32 @@
 #define XLMR_REPORT_H
 
 #include "json.h"
+#include "runrecord.h"
 #include "squad.h"
 #include "util.h"
 
-/* The two evaluation sets, in report order. */
-#define REPORT_N_DATASETS 2
-extern const char *const report_dataset_names[REPORT_N_DATASETS]; /* "xquad-r", "mlqa-r" */
-extern const char *const report_dataset_titles[REPORT_N_DATASETS]; /* "XQuAD-R", "MLQA-R" */
-
-/* The figures taken from an eval "settings" object (eval_result_json). */
-enum {
-    RM_MONO_MAP, RM_MONO_R1, RM_CROSS_MAP, RM_CROSS_R1, RM_MULTI_MAP, RM_MULTI_R10, RM_MULTI_RD,
-    REPORT_N_METRICS
-};
-extern const char *const report_metric_names[REPORT_N_METRICS]; /* "mono_map", ... (JSON keys) */
+/* The data sets (run_dataset_names) by their titles: "XQuAD-R", "MLQA-R". */
+extern const char *const report_dataset_titles[RUN_N_DATASETS];
 
 typedef struct {
-    char *size, *sampling;
-    int seed;
-    double params, steps, train_seconds;
-    double m[REPORT_N_DATASETS][REPORT_N_METRICS]; /* NaN where the run has no such figure */
-    char *json;                                    /* the run's object as read (for results.json) */
-} ReportRun;
-
-typedef struct {
-    ReportRun *runs;
+    RunRecord *runs; /* as read back: size, sampling, seed, params, steps, train_seconds, m, json */
     int n;
     /* Expected value of each metric under random ranking, for the pools the
      * runs were evaluated on (report_floors); NaN when unknown. */
-    double floor[REPORT_N_DATASETS][REPORT_N_METRICS];
+    double floor[RUN_N_DATASETS][RUN_N_METRICS];
     /* Free-form markdown put under the title (grid, data, timings); may be NULL. */
     const char *preamble;
+    /* What the models started from, for the report's caveats: NULL for random
+     * initialisation, else e.g. "the pretrained folders of --model-dirs (base)". */
+    const char *start;
+    /* What they were trained on: NULL for the XQuAD-R train split, else e.g. "the pairs of FILE". */
+    const char *train_data;
 } Report;
 
 void report_init(Report *rep);
 void report_free(Report *rep);
-/* Parses one run object {"size", "sampling", "seed", "params", "steps",
- * "train_seconds", "eval": {"xquad-r": <settings>, "mlqa-r": <settings>}} and
- * appends it. NAME is for error messages. -1 + xerr on a malformed object. */
+/* Parses one run object (run_record_parse) and appends it. NAME is for error
+ * messages. -1 + xerr on a malformed object. */
 int report_add_run_json(Report *rep, const char *text, size_t len, const char *name);
 /* Adds every DIR/NAME.json (sorted by name). A missing DIR is no error. */
 int report_load_dir(Report *rep, const char *dir);
@@ -55,7 +43,7 @@ int report_load_dir(Report *rep, const char *dir);
  *   E[R@10 as a fraction] = min(10, N) / N,
  *   E[worst rank - best rank] = (R-1)(N+1)/(R+1);
  * averaged exactly as the eval averages (per query, per language or pair, then macro). */
-void report_floors(const SquadData *d, double floor[REPORT_N_METRICS]);
+void report_floors(const SquadData *d, double floor[RUN_N_METRICS]);
 
 /* Summary of one cell: mean and sample standard deviation over seeds. */
 typedef struct {

@@ -1,4 +1,5 @@
-/* train.c: see train.h. Also holds `xlmr train`. */
+/* train.c: fine-tuning with gradient caching, dev evaluation, atomic
+ * checkpoints and exact resume (see train.h; `xlmr train` is cmd_train.c). */
 #include "train.h"
 
 #include <dirent.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "encode.h"
 #include "eval.h"
 #include "loss.h"
@@ -19,29 +19,30 @@
 #include "json.h"
 #include "util.h"
 
-/* OpenMP pragmas that vanish without -fopenmp (no unknown-pragma warnings) */
-
+/* The paper's settings (batch 100, lr 3e-5, 10% warmup, tau 0.05, query 64 /
+ * passage 256 tokens, hybrid alpha 0.5); the rest as HF's Trainer. */
 void train_options_default(TrainOptions *o) {
-    memset(o, 0, sizeof *o);
-    o->sampling = SAMPLING_HYBRID;
-    o->alpha = 0.5;
-    o->batch = 100;
-    o->steps = 0;
-    o->epochs = 1;
-    o->lr = 3e-5;
-    o->warmup = 0.1;
-    o->weight_decay = 0.01;
-    o->max_grad_norm = 1.0;
-    o->temperature = 0.05;
-    o->pooling = POOL_MEAN;
-    o->max_len_query = 64;
-    o->max_len_passage = 256;
-    o->chunk = 16;
-    o->keep = 2;
-    o->save_every = 200;
-    o->seed = 1;
-    o->query_prefix = "Query: ";
-    o->passage_prefix = "Passage: ";
+    *o = (TrainOptions){
+        .sampling = SAMPLING_HYBRID,
+        .alpha = 0.5,
+        .batch = 100,
+        .steps = 0,
+        .epochs = 1,
+        .lr = 3e-5,
+        .warmup = 0.1,
+        .weight_decay = 0.01,
+        .max_grad_norm = 1.0,
+        .temperature = 0.05,
+        .pooling = POOL_MEAN,
+        .max_len_query = 64,
+        .max_len_passage = 256,
+        .chunk = 16,
+        .keep = 2,
+        .save_every = 200,
+        .seed = 1,
+        .query_prefix = XLMR_QUERY_PREFIX,
+        .passage_prefix = XLMR_PASSAGE_PREFIX,
+    };
 }
 
 void train_report_free(TrainReport *r) {
@@ -52,6 +53,15 @@ void train_report_free(TrainReport *r) {
 
 /* ------------------------------------------------------------------------- */
 /* One batch with gradient caching                                           */
+/* InfoNCE needs every embedding of the batch at once (each query is scored
+ * against every passage), but keeping the activations of B queries and B..2B
+ * passages for backward would need memory in B. Gradient caching (Gao et al.
+ * 2021) splits the step in three: embed everything with no activations kept
+ * (pass 1), get the loss and its gradient w.r.t. each embedding (cheap: (N,C)
+ * numbers), then run each chunk forward again, now keeping activations, and
+ * backward from its slice of those embedding gradients (pass 2). Memory is
+ * that of one chunk; the gradient is the whole batch's, because the re-run
+ * uses the same dropout masks (keyed by the row's place in the batch). */
 
 typedef struct {
     int start, n;
@@ -99,8 +109,7 @@ double train_batch_step(Xlmr *m, XlmrActs *a, const int *const *ids, const int *
     float *demb = xmalloc((size_t)N * row);             // (N,C) in batch order
     float *buf = xmalloc((size_t)chunk * row);          // (chunk,C) in sorted order
     int *pad = xmalloc((size_t)chunk * Tmax * sizeof(int));
-    XlmrDropout dr = {0, 0, 0};
-    if (dropout) dr = *dropout;
+    XlmrDropout dr = dropout ? *dropout : (XlmrDropout){.train = 0};
     /* pass 1: embeddings only; activations live for one chunk */
     for (int k = 0; k < nch; k++) {
         int T = pad_chunk(pad, ids, lens, ord, ch[k].start, ch[k].n, m->cfg.pad_id);
@@ -131,6 +140,10 @@ double train_batch_step(Xlmr *m, XlmrActs *a, const int *const *ids, const int *
 /* ------------------------------------------------------------------------- */
 /* Dev metrics                                                               */
 
+/* The ranking rule and the average precision are eval's (eval.h): a candidate's
+ * rank is 1 + the candidates scoring higher, ties going to the earlier one;
+ * AP from the ranks by eval_average_precision(). Scores are computed block by
+ * block of QB queries, so memory is (QB, n) and not (n, n). */
 double pairs_map(const TrainData *d, const float *q, const float *p, int C) {
     const int n = d->n_rows, QB = 64;
     float *s = xmalloc((size_t)QB * n * sizeof(float));
@@ -144,7 +157,6 @@ double pairs_map(const TrainData *d, const float *q, const float *p, int C) {
             const float *row = s + (size_t)i * n;
             int g = d->rows[q0 + i].group, r0 = d->group_start[g], r1 = d->group_start[g + 1];
             int ranks[64], R = r1 - r0 < 64 ? r1 - r0 : 64; /* groups beyond 64 languages: first 64 count */
-            /* rank = 1 + candidates scoring higher, ties going to the earlier candidate */
             for (int k = 0; k < R; k++) {
                 int j = r0 + k, rank = 1;
                 float sj = row[j];
@@ -166,7 +178,14 @@ typedef struct {
     IntVec *q, *p, *h; /* (n_rows) token ids; h[i].n == 0 without a hard negative */
 } RowIds;
 
-/* Options that must match for a resume to continue the same run. */
+/* What a resumed run must share with its checkpoint for the continuation to
+ * equal a run never stopped: every option that changes a step's batch, loss,
+ * gradient or update (and the schedule, through the total and warmup steps),
+ * a hash of the prompts (they change every token sequence), the training
+ * data's fingerprint (rows and order decide the batches) and the parameter
+ * count (another model). Not in it: --chunk and threads (only float rounding),
+ * the dev set, logging and checkpoint cadence, which do not change the
+ * trajectory. Stored in trainer_state.bin as raw fixed-width fields. */
 typedef struct {
     int32_t sampling, batch, total_steps, warmup, pooling, max_len_query, max_len_passage, freeze;
     double alpha, lr, weight_decay, max_grad_norm, temperature;
@@ -203,12 +222,14 @@ typedef struct {
     long long tokens;
     FILE *log;
     ResumeKey key;
+    SamplePair *pairs;  /* (batch) the pairs of the current step */
+    const int **seq;    /* (3 batch) its token sequences: queries, passages, hard negatives */
+    int *lens;          /* (3 batch) */
 } Trainer;
 
-static uint64_t str_hash(const char *s, uint64_t h) {
-    return hash_combine(hash_bytes(h, s, strlen(s)), 0x100);
-}
-
+/* Every row tokenized once before the first step (with its prompt, truncated
+ * to the role's length): a step then only gathers ids, and the same text is
+ * never tokenized twice across epochs. */
 static int tokenize_rows(Trainer *tr, const TrainData *d, RowIds *out) {
     const TrainOptions *o = tr->o;
     int n = d->n_rows;
@@ -254,7 +275,9 @@ static void row_ids_free(RowIds *r, int n) {
     memset(r, 0, sizeof *r);
 }
 
-/* The sequences of one batch: queries, positive passages, then hard negatives. */
+/* The sequences of one batch: queries, positive passages, then hard negatives.
+ * Passage i is query i's positive and every other query's in-batch negative;
+ * a hard negative is one more negative for every query (loss.h). */
 static int gather(const TrainData *d, const RowIds *ids, const SamplePair *pairs, int B, const int **seq, int *lens) {
     int N = 2 * B;
     for (int i = 0; i < B; i++) {
@@ -271,7 +294,9 @@ static int gather(const TrainData *d, const RowIds *ids, const SamplePair *pairs
     return N;
 }
 
-/* Dev loss over the fixed dev batches and dev mAP, eval mode. */
+/* Dev loss over the fixed dev batches and dev mAP, eval mode (no dropout).
+ * Every dev query, passage and hard negative is embedded once; the batches
+ * only pick rows of those embeddings, so the dev loss costs no extra forward. */
 static int evaluate(Trainer *tr, double *dev_loss, double *dev_map) {
     const TrainData *d = &tr->dev;
     int n = d->n_rows, C = tr->m.cfg.hidden;
@@ -345,7 +370,10 @@ static int ckpt_step(const char *name) {
     return (int)v;
 }
 
-/* Complete checkpoints in out, ascending; removes leftover *.tmp folders (a run killed while saving). */
+/* Complete checkpoints in out, ascending; removes leftover *.tmp folders (a run
+ * killed while saving or pruning). A checkpoint-N folder is whole by
+ * construction (renamed into place only once written); one without
+ * trainer_state.bin is not a checkpoint of this trainer and is ignored. */
 static int list_checkpoints(const char *out, IntVec *steps) {
     DIR *dir = opendir(out);
     if (!dir) return 0;
@@ -376,7 +404,8 @@ static int list_checkpoints(const char *out, IntVec *steps) {
 }
 
 /* Replaces the folder dst by tmp: dst -> dst.old, tmp -> dst, remove dst.old.
- * A kill in between leaves dst.old, which restore_dir() puts back. */
+ * Two renames, because a folder cannot be renamed over a non-empty one; a kill
+ * in between leaves dst.old, which restore_dir() puts back. */
 static int swap_dir(const char *tmp, const char *dst) {
     StrBuf old = {0};
     sb_printf(&old, "%s.old", dst);
@@ -439,48 +468,78 @@ static void options_json(const TrainOptions *o, int total, StrBuf *sb) {
     sb_puts(sb, "}\n");
 }
 
-static int save_checkpoint(Trainer *tr) {
-    const char *out = tr->o->out_dir;
-    char *dst = ckpt_path(out, tr->step, ""), *tmp = ckpt_path(out, tr->step, ".tmp");
-    remove_tree(tmp);
-    int rc = mkdir_p(tmp);
-    if (rc == 0) rc = xlmr_save(&tr->m, tmp, tr->spm);
+/* trainer_state.bin: the TrainerState record, then the sampler's state
+ * (sampler.h), written atomically (AtomicFile: a temporary file renamed). */
+static int state_write(const Trainer *tr, const char *path) {
+    TrainerState st = {
+        .magic = STATE_MAGIC,
+        .version = STATE_VERSION,
+        .step = tr->step,
+        .best_step = tr->best_step,
+        .loss_ema = tr->loss_ema,
+        .best_map = tr->best_map,
+        .best_loss = tr->best_loss,
+        .train_seconds = tr->train_seconds,
+        .tokens = tr->tokens,
+        .key = tr->key,
+    };
+    AtomicFile af;
+    FILE *f = atomic_open(&af, path);
+    if (!f) return -1;
+    if (fwrite(&st, sizeof st, 1, f) != 1 || sampler_state_write(&tr->sampler, f) != 0) {
+        atomic_abort(&af);
+        return xerr("%s: write failed", path);
+    }
+    return atomic_commit(&af);
+}
+
+/* Everything of a checkpoint into the folder dir. */
+static int checkpoint_write(const Trainer *tr, const char *dir) {
+    if (mkdir_p(dir) || xlmr_save(&tr->m, dir, tr->spm)) return -1;
+    char *p = path_join(dir, "optimizer.bin");
+    int rc = xlmr_adamw_save(&tr->opt, &tr->m, p);
+    free(p);
     if (rc == 0) {
-        char *p = path_join(tmp, "optimizer.bin");
-        rc = xlmr_adamw_save(&tr->opt, &tr->m, p);
+        p = path_join(dir, "trainer_state.bin");
+        rc = state_write(tr, p);
         free(p);
     }
     if (rc == 0) {
-        char *p = path_join(tmp, "trainer_state.bin");
-        TrainerState st;
-        memset(&st, 0, sizeof st);
-        st.magic = STATE_MAGIC;
-        st.version = STATE_VERSION;
-        st.step = tr->step;
-        st.best_step = tr->best_step;
-        st.loss_ema = tr->loss_ema;
-        st.best_map = tr->best_map;
-        st.best_loss = tr->best_loss;
-        st.train_seconds = tr->train_seconds;
-        st.tokens = tr->tokens;
-        st.key = tr->key;
-        AtomicFile af;
-        FILE *f = atomic_open(&af, p);
-        if (!f) rc = -1;
-        else if (fwrite(&st, sizeof st, 1, f) != 1 || sampler_state_write(&tr->sampler, f) != 0) {
-            atomic_abort(&af);
-            rc = xerr("%s: write failed", p);
-        } else rc = atomic_commit(&af);
-        free(p);
-    }
-    if (rc == 0) {
-        char *p = path_join(tmp, "train_options.json");
+        p = path_join(dir, "train_options.json");
         StrBuf sb = {0};
         options_json(tr->o, tr->total, &sb);
         rc = write_file_atomic(p, sb.data, sb.len);
         sb_free(&sb);
         free(p);
     }
+    return rc;
+}
+
+/* Keeps the last `keep` checkpoints. Each is renamed to .tmp before its
+ * removal: a kill during the removal leaves a .tmp folder, which the next
+ * start removes (list_checkpoints), never a half-deleted checkpoint. */
+static void checkpoint_prune(const Trainer *tr) {
+    const char *out = tr->o->out_dir;
+    IntVec steps = {0};
+    list_checkpoints(out, &steps);
+    for (size_t i = 0; i + (size_t)tr->o->keep < steps.n; i++) {
+        char *p = ckpt_path(out, steps.data[i], ""), *t = ckpt_path(out, steps.data[i], ".tmp");
+        remove_tree(t);
+        if (rename(p, t) == 0) remove_tree(t);
+        free(p);
+        free(t);
+    }
+    iv_free(&steps);
+}
+
+/* OUT/checkpoint-STEP, atomically: written whole as checkpoint-STEP.tmp, then
+ * renamed into place (a rename is atomic) and the folder's entry synced, so
+ * a kill at any moment leaves either the whole checkpoint or none. */
+static int checkpoint_save(Trainer *tr) {
+    const char *out = tr->o->out_dir;
+    char *dst = ckpt_path(out, tr->step, ""), *tmp = ckpt_path(out, tr->step, ".tmp");
+    remove_tree(tmp);
+    int rc = checkpoint_write(tr, tmp);
     if (rc == 0) {
         remove_tree(dst); /* a checkpoint of the same step from an interrupted run */
         if (rename(tmp, dst) != 0) rc = xerr("%s: cannot rename into place: %s", dst, strerror(errno));
@@ -491,27 +550,17 @@ static int save_checkpoint(Trainer *tr) {
          * pruning never removes (the one we started from may go) */
         free(tr->spm);
         tr->spm = path_join(dst, "sentencepiece.bpe.model");
+    } else {
+        remove_tree(tmp);
     }
-    if (rc != 0) remove_tree(tmp);
     free(dst);
     free(tmp);
     if (rc) return -1;
-    /* keep the last `keep` */
-    IntVec steps = {0};
-    list_checkpoints(out, &steps);
-    for (size_t i = 0; i + (size_t)tr->o->keep < steps.n; i++) {
-        /* renamed first: a kill during the removal leaves a .tmp folder, which the
-         * next start removes, never a half-deleted checkpoint */
-        char *p = ckpt_path(out, steps.data[i], ""), *t = ckpt_path(out, steps.data[i], ".tmp");
-        remove_tree(t);
-        if (rename(p, t) == 0) remove_tree(t);
-        free(p);
-        free(t);
-    }
-    iv_free(&steps);
+    checkpoint_prune(tr);
     return 0;
 }
 
+/* The first option of the key that differs, named as on the command line. */
 static int check_key(const ResumeKey *a, const ResumeKey *b, const char *name) {
 #define KEY(f, opt)                                                                                         \
     if (a->f != b->f)                                                                                       \
@@ -555,8 +604,10 @@ static int read_state(Trainer *tr, const char *dir) {
 /* ------------------------------------------------------------------------- */
 /* Progress and log                                                          */
 
+/* The loss shown and reported: an EMA (0.95) of the per-step loss, which is
+ * noisy with small batches; divided by 1 - 0.95^step as Adam's moments are,
+ * since the EMA starts at 0. Saved in checkpoints, so a resume continues it. */
 static double ema_value(const Trainer *tr) {
-    /* bias-corrected EMA (0.95) of the training loss */
     double c = 1.0 - pow(0.95, tr->step);
     return c > 0 ? tr->loss_ema / c : NAN;
 }
@@ -596,7 +647,7 @@ static int check_options(const TrainOptions *o) {
     if (!o->model_dir) return xerr("train: no model folder given (--model)");
     if (!o->out_dir || !*o->out_dir) return xerr("train: no output folder given (--out)");
     if (o->n_train_files < 1 || !o->train_files) return xerr("train: no training file given (--train)");
-    if (o->sampling < 0 || o->sampling > 3) return xerr("train: unknown sampling %d", o->sampling);
+    if (o->sampling < 0 || o->sampling >= SAMPLING_COUNT) return xerr("train: unknown sampling %d", o->sampling);
     if (!(o->alpha >= 0 && o->alpha <= 1)) return xerr("train: --alpha must be in [0,1], got %g", o->alpha);
     if (o->batch < 1) return xerr("train: --batch must be >= 1, got %d", o->batch);
     if (o->steps < 0) return xerr("train: --steps must be >= 0, got %d", o->steps);
@@ -631,9 +682,15 @@ static void trainer_free(Trainer *tr) {
     if (tr->have_dev) train_data_free(&tr->dev);
     free(tr->src_dir);
     free(tr->spm);
+    free(tr->pairs);
+    free(tr->seq);
+    free(tr->lens);
 }
 
-/* Dev set: loaded, tokenized later; fixed batches drawn once by the mixed sampler. */
+/* Dev set: loaded, tokenized later; fixed batches drawn once by the mixed
+ * sampler with a fixed seed, so that every strategy and every evaluation of a
+ * run is scored on the same batches (a strategy's own sampler would make the
+ * dev loss a measure of its batch composition). */
 static int setup_dev(Trainer *tr) {
     const TrainOptions *o = tr->o;
     if (train_data_load(&tr->dev, &o->dev_file, 1)) return -1;
@@ -649,6 +706,8 @@ static int setup_dev(Trainer *tr) {
     return 0;
 }
 
+/* A dev evaluation: logged, and OUT/best replaced when the dev mAP is the
+ * highest so far (the first evaluation always counts). */
 static int run_eval(Trainer *tr) {
     double dl = NAN, dm = NAN;
     if (evaluate(tr, &dl, &dm)) return -1;
@@ -675,270 +734,250 @@ static int run_eval(Trainer *tr) {
     return 0;
 }
 
-int train_run(const TrainOptions *o, TrainReport *r) {
-    memset(r, 0, sizeof *r);
-    r->best_dev_map = r->best_dev_loss = NAN;
-    r->best_step = -1;
-    r->final_loss = NAN;
-    if (check_options(o)) return -1;
-    double t_start = now_seconds();
-    Trainer tr;
-    memset(&tr, 0, sizeof tr);
-    tr.o = o;
-    tr.best_step = -1;
-    tr.best_map = tr.best_loss = NAN;
-    int rc = 0;
-    if (train_data_load(&tr.data, o->train_files, o->n_train_files)) return -1;
-    if (sampler_build(&tr.sampler, &tr.data, o->sampling, o->alpha, o->batch, o->seed)) {
-        train_data_free(&tr.data);
-        return -1;
+static ResumeKey resume_key(const Trainer *tr) {
+    const TrainOptions *o = tr->o;
+    /* each prompt closed by 0x100, a value no byte takes: ("ab", "c") and ("a", "bc") differ */
+    uint64_t prefixes = hash_combine(hash_bytes(0, o->query_prefix, strlen(o->query_prefix)), 0x100);
+    prefixes = hash_combine(hash_bytes(prefixes, o->passage_prefix, strlen(o->passage_prefix)), 0x100);
+    return (ResumeKey){
+        .sampling = o->sampling,
+        .batch = o->batch,
+        .total_steps = tr->total,
+        .warmup = tr->warmup,
+        .pooling = o->pooling,
+        .max_len_query = o->max_len_query,
+        .max_len_passage = o->max_len_passage,
+        .freeze = o->freeze_embeddings,
+        .alpha = o->alpha,
+        .lr = o->lr,
+        .weight_decay = o->weight_decay,
+        .max_grad_norm = o->max_grad_norm,
+        .temperature = o->temperature,
+        .seed = o->seed,
+        .prefixes = prefixes,
+        .data = tr->data.fingerprint,
+        .n_params = tr->m.n_params,
+    };
+}
+
+/* Where a run starts: the last complete checkpoint in OUT (with --resume), or
+ * the model folder. Sets tr->src_dir and *last (the checkpoint's step, or -1);
+ * -1 + xerr when OUT holds a run and --resume was not given. */
+static int find_start(Trainer *tr, int *last) {
+    const TrainOptions *o = tr->o;
+    /* a kill while final/ or best/ was swapped in leaves NAME.old: put it back */
+    char *names[2] = {path_join(o->out_dir, "final"), path_join(o->out_dir, "best")};
+    for (int i = 0; i < 2; i++) {
+        restore_dir(names[i]);
+        free(names[i]);
     }
-    tr.total = o->steps ? o->steps : (int)ceil(o->epochs * tr.data.n_groups / o->batch);
-    if (tr.total < 1) tr.total = 1;
-    tr.warmup = warmup_steps(o->warmup, tr.total);
-    if (o->dev_file && setup_dev(&tr)) goto fail;
-    if (mkdir_p(o->out_dir)) goto fail;
-    {
-        char *names[2] = {path_join(o->out_dir, "final"), path_join(o->out_dir, "best")};
-        for (int i = 0; i < 2; i++) {
-            restore_dir(names[i]);
-            free(names[i]);
-        }
-    }
-    /* where to start: the last complete checkpoint, or the model folder */
     IntVec ck = {0};
     list_checkpoints(o->out_dir, &ck);
-    int last = ck.n ? ck.data[ck.n - 1] : -1;
+    *last = ck.n ? ck.data[ck.n - 1] : -1;
     iv_free(&ck);
-    if (last >= 0 && !o->resume) {
-        xerr("%s: holds checkpoint-%d already: pass --resume to continue that run, or choose another --out",
-             o->out_dir, last);
-        goto fail;
-    }
-    tr.src_dir = last >= 0 ? ckpt_path(o->out_dir, last, "") : xstrdup(o->model_dir);
-    if (last < 0 && o->resume && !o->quiet)
+    if (*last >= 0 && !o->resume)
+        return xerr("%s: holds checkpoint-%d already: pass --resume to continue that run, or choose another --out",
+                    o->out_dir, *last);
+    tr->src_dir = *last >= 0 ? ckpt_path(o->out_dir, *last, "") : xstrdup(o->model_dir);
+    if (*last < 0 && o->resume && !o->quiet)
         fprintf(stderr, "train: %s holds no checkpoint: starting from %s\n", o->out_dir, o->model_dir);
-    if (xlmr_load(&tr.m, tr.src_dir)) goto fail;
-    tr.m.use_bf16 = o->use_bf16;
-    if (tokenizer_load(&tr.tok, tr.src_dir)) goto fail;
-    tr.spm = path_join(tr.src_dir, "sentencepiece.bpe.model");
-    {
-        int limit = xlmr_max_len(&tr.m.cfg);
-        if (o->max_len_query > limit || o->max_len_passage > limit) {
-            xerr("%s: --max-len-query %d / --max-len-passage %d exceed the model's limit of %d tokens", tr.src_dir,
-                 o->max_len_query, o->max_len_passage, limit);
-            goto fail;
-        }
-    }
-    xlmr_grads_alloc(&tr.m);
-    adamw_config_default(&tr.acfg);
-    tr.acfg.weight_decay = (float)o->weight_decay;
-    tr.key = (ResumeKey){o->sampling, o->batch, tr.total, tr.warmup, o->pooling, o->max_len_query,
-                         o->max_len_passage, o->freeze_embeddings, o->alpha, o->lr, o->weight_decay,
-                         o->max_grad_norm, o->temperature, o->seed,
-                         str_hash(o->passage_prefix, str_hash(o->query_prefix, 0)), tr.data.fingerprint,
-                         tr.m.n_params};
-    if (last >= 0) {
-        char *p = path_join(tr.src_dir, "optimizer.bin");
-        rc = xlmr_adamw_load(&tr.opt, &tr.m, p);
-        free(p);
-        if (rc || read_state(&tr, tr.src_dir)) goto fail;
-    } else {
-        adamw_build(&tr.opt, tr.m.n_params);
-    }
-    if (tokenize_rows(&tr, &tr.data, &tr.ids)) goto fail;
-    if (tr.have_dev && tokenize_rows(&tr, &tr.dev, &tr.dev_ids)) goto fail;
-    {
-        int Tmax = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage;
-        tr.acts = xlmr_acts_build(&tr.m, o->chunk, Tmax);
-    }
-    if (o->log_file) {
-        if (last >= 0 && log_truncate(o->log_file, tr.step)) goto fail;
-        tr.log = fopen(o->log_file, last >= 0 ? "a" : "w");
-        if (!tr.log) {
-            xerr("%s: cannot write: %s", o->log_file, strerror(errno));
-            goto fail;
-        }
-    }
-    if (tr.have_dev && tr.step == 0 && run_eval(&tr)) goto fail;
-
-    {
-        const int B = o->batch;
-        SamplePair *pairs = xmalloc((size_t)B * sizeof(SamplePair));
-        const int **seq = xmalloc((size_t)3 * B * sizeof(int *));
-        int *lens = xmalloc((size_t)3 * B * sizeof(int));
-        int tty = isatty(2), first = tr.step, done_here = 0;
-        double t0 = now_seconds(), last_print = 0, train_before = tr.train_seconds;
-        while (tr.step < tr.total && rc == 0) {
-            if (o->stop_after && done_here >= o->stop_after) break;
-            double ts = now_seconds();
-            int kind = sampler_next(&tr.sampler, pairs);
-            int N = gather(&tr.data, &tr.ids, pairs, B, seq, lens);
-            long long toks = 0;
-            for (int i = 0; i < N; i++) toks += lens[i];
-            int s = tr.step + 1;
-            xlmr_zero_grad(&tr.m);
-            XlmrDropout dr = {1, hash_combine(o->seed, (uint64_t)s), 0};
-            double loss = train_batch_step(&tr.m, tr.acts, (const int *const *)seq, lens, B, N, o->chunk, o->pooling,
-                                           (float)o->temperature, &dr);
-            double norm = xlmr_grad_norm(&tr.m, o->freeze_embeddings);
-            if (!isfinite(loss) || !isfinite(norm)) {
-                /* no update: the model and the checkpoints on disk stay as they were */
-                IntVec c2 = {0};
-                list_checkpoints(o->out_dir, &c2);
-                char *p = c2.n ? ckpt_path(o->out_dir, c2.data[c2.n - 1], "") : xstrdup("none");
-                rc = xerr("step %d: the %s is %s; training stopped (last complete checkpoint: %s)", s,
-                          isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite", p);
-                free(p);
-                iv_free(&c2);
-                break;
-            }
-            double lr = lr_schedule(s, tr.total, tr.warmup, o->lr);
-            xlmr_adamw_step(&tr.m, &tr.opt, &tr.acfg, (float)lr, clip_scale(norm, o->max_grad_norm), o->freeze_embeddings);
-            tr.step = s;
-            done_here++;
-            tr.loss_ema = 0.95 * tr.loss_ema + 0.05 * loss;
-            tr.tokens += toks;
-            double now = now_seconds(), dt = now - ts;
-            tr.train_seconds = train_before + (now - t0);
-            if (tr.log) {
-                StrBuf sb = {0};
-                sb_printf(&sb, "{\"step\": %d, \"kind\": \"%s\", \"loss\": ", s, batch_kind_name(kind));
-                sb_json_number(&sb, loss);
-                sb_puts(&sb, ", \"lr\": ");
-                sb_json_number(&sb, lr);
-                sb_puts(&sb, ", \"grad_norm\": ");
-                sb_json_number(&sb, norm);
-                sb_printf(&sb, ", \"tokens_per_s\": %.1f, \"seconds\": %.3f}\n", toks / (dt > 0 ? dt : 1e-9), dt);
-                log_json(&tr, sb.data);
-                sb_free(&sb);
-            }
-            if (o->on_step) o->on_step(o->user, s, tr.total, ema_value(&tr), lr);
-            if (!o->quiet && (s == tr.total || now - last_print > (tty ? 0.25 : 5.0))) {
-                char el[32], eta[32];
-                double rate = (s - first) / (now - t0 + 1e-9);
-                fmt_duration(el, sizeof el, now - t0);
-                fmt_duration(eta, sizeof eta, (tr.total - s) / (rate > 0 ? rate : 1e-9));
-                fprintf(stderr, "%strain: step %d/%d loss %.4f lr %.3g %.0f tok/s elapsed %s ETA %s%s",
-                        tty ? "\r" : "", s, tr.total, ema_value(&tr), lr, toks / (dt > 0 ? dt : 1e-9), el, eta,
-                        tty ? "   " : "\n");
-                if (tty && s == tr.total) fputc('\n', stderr);
-                last_print = now;
-            }
-            int at_end = s == tr.total;
-            if (tr.have_dev && o->eval_every > 0 && s % o->eval_every == 0 && !at_end) rc = run_eval(&tr);
-            if (rc == 0 && o->save_every > 0 && s % o->save_every == 0 && !at_end) rc = save_checkpoint(&tr);
-        }
-        free(pairs);
-        free(seq);
-        free(lens);
-    }
-    if (rc) goto fail;
-    if (tr.step == tr.total) {
-        /* the end: dev evaluation, last checkpoint, final model */
-        if (tr.have_dev && tr.best_step != tr.total && run_eval(&tr)) goto fail;
-        if (save_checkpoint(&tr) || save_model_dir(&tr, "final")) goto fail;
-    } else if (save_checkpoint(&tr)) { /* stopped early (stop_after): resumable from here */
-        goto fail;
-    }
-    r->steps = tr.step;
-    r->train_seconds = now_seconds() - t_start;
-    r->final_loss = ema_value(&tr);
-    r->best_dev_map = tr.best_map;
-    r->best_dev_loss = tr.best_loss;
-    r->best_step = tr.best_step;
-    r->final_dir = tr.step == tr.total ? path_join(o->out_dir, "final") : NULL;
-    r->best_dir = tr.have_dev ? path_join(o->out_dir, "best") : NULL;
-    trainer_free(&tr);
     return 0;
-fail:
-    trainer_free(&tr);
+}
+
+/* The model, its tokenizer and the optimizer, from tr->src_dir; on a resume
+ * also the AdamW moments and the trainer's state (step, sampler, RNG). */
+static int load_start(Trainer *tr, int from_checkpoint) {
+    const TrainOptions *o = tr->o;
+    if (xlmr_load(&tr->m, tr->src_dir)) return -1;
+    tr->m.use_bf16 = o->use_bf16;
+    if (tokenizer_load(&tr->tok, tr->src_dir)) return -1;
+    tr->spm = path_join(tr->src_dir, "sentencepiece.bpe.model");
+    int limit = xlmr_max_len(&tr->m.cfg);
+    if (o->max_len_query > limit || o->max_len_passage > limit)
+        return xerr("%s: --max-len-query %d / --max-len-passage %d exceed the model's limit of %d tokens", tr->src_dir,
+                    o->max_len_query, o->max_len_passage, limit);
+    xlmr_grads_alloc(&tr->m);
+    adamw_config_default(&tr->acfg);
+    tr->acfg.weight_decay = (float)o->weight_decay;
+    tr->key = resume_key(tr);
+    if (!from_checkpoint) {
+        adamw_build(&tr->opt, tr->m.n_params);
+        return 0;
+    }
+    char *p = path_join(tr->src_dir, "optimizer.bin");
+    int rc = xlmr_adamw_load(&tr->opt, &tr->m, p);
+    free(p);
+    return rc || read_state(tr, tr->src_dir) ? -1 : 0;
+}
+
+/* Everything a run needs before its first step: data, sampler, dev set, start
+ * point, tokenized rows, activations, batch buffers and the log. */
+static int trainer_open(Trainer *tr, const TrainOptions *o) {
+    memset(tr, 0, sizeof *tr);
+    tr->o = o;
+    tr->best_step = -1;
+    tr->best_map = tr->best_loss = NAN;
+    if (train_data_load(&tr->data, o->train_files, o->n_train_files)) return -1;
+    if (sampler_build(&tr->sampler, &tr->data, o->sampling, o->alpha, o->batch, o->seed)) return -1;
+    tr->total = o->steps ? o->steps : (int)ceil(o->epochs * tr->data.n_groups / o->batch);
+    if (tr->total < 1) tr->total = 1;
+    tr->warmup = warmup_steps(o->warmup, tr->total);
+    if (o->dev_file && setup_dev(tr)) return -1;
+    if (mkdir_p(o->out_dir)) return -1;
+    int last;
+    if (find_start(tr, &last) || load_start(tr, last >= 0)) return -1;
+    if (tokenize_rows(tr, &tr->data, &tr->ids)) return -1;
+    if (tr->have_dev && tokenize_rows(tr, &tr->dev, &tr->dev_ids)) return -1;
+    int Tmax = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage;
+    tr->acts = xlmr_acts_build(&tr->m, o->chunk, Tmax);
+    tr->pairs = xmalloc((size_t)o->batch * sizeof(SamplePair));
+    tr->seq = xmalloc((size_t)3 * o->batch * sizeof(int *));
+    tr->lens = xmalloc((size_t)3 * o->batch * sizeof(int));
+    if (o->log_file) {
+        /* a resumed run continues the log of the steps up to its checkpoint */
+        if (last >= 0 && log_truncate(o->log_file, tr->step)) return -1;
+        tr->log = fopen(o->log_file, last >= 0 ? "a" : "w");
+        if (!tr->log) return xerr("%s: cannot write: %s", o->log_file, strerror(errno));
+    }
+    return 0;
+}
+
+/* What one step did, for its log line and progress line. */
+typedef struct {
+    int step, kind;      /* kind: BATCH_* of sampler.h */
+    long long tokens;    /* tokens in the batch (no padding) */
+    double loss, lr, grad_norm;
+    double seconds, end; /* duration of the step; now_seconds() at its end */
+} StepStats;
+
+/* The error of a step whose loss or gradient is not finite. Nothing of the step
+ * was applied: the model and the checkpoints on disk stay as they were. */
+static int nonfinite_error(const Trainer *tr, int step, double loss, double norm) {
+    IntVec ck = {0};
+    list_checkpoints(tr->o->out_dir, &ck);
+    char *p = ck.n ? ckpt_path(tr->o->out_dir, ck.data[ck.n - 1], "") : xstrdup("none");
+    xerr("step %d: the %s is %s; training stopped (last complete checkpoint: %s)", step,
+         isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite", p);
+    free(p);
+    iv_free(&ck);
     return -1;
 }
 
-/* ------------------------------------------------------------------------- */
-/* xlmr train                                                                */
-
-int cmd_train(int argc, char **argv) {
-    TrainOptions o;
-    train_options_default(&o);
-    StrList train = {0};
-    char *sampling = "hybrid", *pooling = "mean";
-    int steps = 0, seed = 1, resume = 0, freeze = 0, quiet = 0, bf16 = 0;
-    double epochs = 0;
-    Opt opts[] = {
-        {"model", OPT_STR, &o.model_dir, "DIR", "model folder to start from (config.json, model.safetensors, sentencepiece.bpe.model)"},
-        {"train", OPT_STR_LIST, &train, "FILE...", "training TSV: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
-        {"out", OPT_STR, &o.out_dir, "DIR", "output folder: checkpoint-STEP/, final/, best/"},
-        {"sampling", OPT_STR, &sampling, "S", "mono | cross | hybrid | mixed (default hybrid)"},
-        {"alpha", OPT_FLOAT, &o.alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
-        {"batch", OPT_INT, &o.batch, "B", "pairs per batch (default 100)"},
-        {"steps", OPT_INT, &steps, "N", "optimizer steps (default: from --epochs)"},
-        {"epochs", OPT_FLOAT, &epochs, "E", "passes over the groups: steps = ceil(E*groups/B) (default 1)"},
-        {"lr", OPT_FLOAT, &o.lr, "LR", "peak learning rate (default 3e-5)"},
-        {"warmup", OPT_FLOAT, &o.warmup, "W", "linear warmup: < 1 a fraction of the steps, >= 1 steps (default 0.1)"},
-        {"weight-decay", OPT_FLOAT, &o.weight_decay, "WD", "AdamW decoupled weight decay, not on biases/LayerNorm (default 0.01)"},
-        {"temperature", OPT_FLOAT, &o.temperature, "T", "InfoNCE temperature on cosine scores (default 0.05)"},
-        {"pooling", OPT_STR, &pooling, "P", "mean | cls (default mean)"},
-        {"max-len-query", OPT_INT, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 64)"},
-        {"max-len-passage", OPT_INT, &o.max_len_passage, "N", "passage tokens incl. <s> </s> (default 256)"},
-        {"chunk", OPT_INT, &o.chunk, "C", "sequences per forward/backward chunk, bounds memory (default 16)"},
-        {"dev", OPT_STR, &o.dev_file, "FILE", "dev TSV: dev loss + dev mAP, best model by dev mAP in OUT/best"},
-        {"eval-every", OPT_INT, &o.eval_every, "K", "steps between dev evaluations (default: at start and end only)"},
-        {"save-every", OPT_INT, &o.save_every, "K", "steps between checkpoints, 0: only at the end (default 200)"},
-        {"keep", OPT_INT, &o.keep, "K", "checkpoints kept (default 2)"},
-        {"resume", OPT_FLAG, &resume, NULL, "continue from the last checkpoint in --out (same options)"},
-        {"freeze-embeddings", OPT_FLAG, &freeze, NULL, "do not update the word-embedding table"},
-        {"seed", OPT_INT, &seed, "S", "seed of the sampler and dropout (default 1)"},
-        {"log", OPT_STR, &o.log_file, "FILE", "JSONL log: one object per step and per evaluation"},
-        {"query-prefix", OPT_STR, &o.query_prefix, "S", "prepended to queries (default \"Query: \")"},
-        {"passage-prefix", OPT_STR, &o.passage_prefix, "S", "prepended to passages (default \"Passage: \")"},
-        {"quiet", OPT_FLAG, &quiet, NULL, "no progress line"},
-        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 master weights, gradients and accumulation)"},
-        {0}};
-    opts_parse(argc, argv, opts, "xlmr train",
-               "Fine-tunes a model folder with InfoNCE (in-batch negatives, cosine / temperature) on\n"
-               "TSV pairs, with gradient caching, AdamW (b1 0.9, b2 0.999, eps 1e-8; word-embedding rows\n"
-               "updated lazily: only rows seen in the batch), linear warmup + linear decay, gradient-norm\n"
-               "clipping at 1.0, dropout on. Prints a JSON summary on stdout.",
-               NULL);
-    opts_require("xlmr train", "model", o.model_dir);
-    opts_require("xlmr train", "train", train.n ? &train : NULL);
-    opts_require("xlmr train", "out", o.out_dir);
-    o.sampling = sampling_parse(sampling);
-    if (o.sampling < 0) die("xlmr train: --sampling must be mono, cross, hybrid or mixed, got '%s'", sampling);
-    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0)
-        die("xlmr train: --pooling must be mean or cls, got '%s'", pooling);
-    if (steps && epochs) die("xlmr train: give --steps or --epochs, not both");
-    if (steps < 0) die("xlmr train: --steps must be >= 1, got %d", steps);
-    o.steps = steps;
-    if (epochs) o.epochs = epochs;
-    o.train_files = (const char *const *)train.v;
-    o.n_train_files = train.n;
-    o.resume = resume;
-    o.freeze_embeddings = freeze;
-    o.quiet = quiet;
-    o.seed = (unsigned long long)(unsigned)seed;
-    o.use_bf16 = bf16;
-    TrainReport r;
-    if (train_run(&o, &r)) die_xerr();
-    StrBuf sb = {0};
-    sb_printf(&sb, "{\"steps\": %d, \"train_seconds\": %.3f, \"final_loss\": ", r.steps, r.train_seconds);
-    sb_json_number(&sb, r.final_loss);
-    sb_puts(&sb, ", \"best_dev_map\": ");
-    sb_json_number(&sb, r.best_dev_map);
-    sb_puts(&sb, ", \"best_dev_loss\": ");
-    sb_json_number(&sb, r.best_dev_loss);
-    sb_printf(&sb, ", \"best_step\": %d, \"final\": ", r.best_step);
-    if (r.final_dir) sb_json_string(&sb, r.final_dir);
-    else sb_puts(&sb, "null");
-    sb_puts(&sb, ", \"best\": ");
-    if (r.best_dir) sb_json_string(&sb, r.best_dir);
-    else sb_puts(&sb, "null");
-    sb_puts(&sb, "}\n");
-    fputs(sb.data, stdout);
-    sb_free(&sb);
-    train_report_free(&r);
-    free(train.v);
+/* One optimizer step: draw a batch, its loss and gradient (train_batch_step),
+ * clip, AdamW at the scheduled learning rate. The dropout masks of step s are
+ * seeded by hash(seed, s), so a resumed run draws the same masks. */
+static int train_step(Trainer *tr, StepStats *st) {
+    const TrainOptions *o = tr->o;
+    const int B = o->batch, s = tr->step + 1;
+    double t0 = now_seconds();
+    int kind = sampler_next(&tr->sampler, tr->pairs);
+    int N = gather(&tr->data, &tr->ids, tr->pairs, B, tr->seq, tr->lens);
+    long long toks = 0;
+    for (int i = 0; i < N; i++) toks += tr->lens[i];
+    xlmr_zero_grad(&tr->m);
+    XlmrDropout dr = {.train = 1, .seed = hash_combine(o->seed, (uint64_t)s), .seq_base = 0};
+    double loss = train_batch_step(&tr->m, tr->acts, (const int *const *)tr->seq, tr->lens, B, N, o->chunk,
+                                   o->pooling, (float)o->temperature, &dr);
+    double norm = xlmr_grad_norm(&tr->m, o->freeze_embeddings);
+    if (!isfinite(loss) || !isfinite(norm)) return nonfinite_error(tr, s, loss, norm);
+    double lr = lr_schedule(s, tr->total, tr->warmup, o->lr);
+    xlmr_adamw_step(&tr->m, &tr->opt, &tr->acfg, (float)lr, clip_scale(norm, o->max_grad_norm), o->freeze_embeddings);
+    tr->step = s;
+    tr->loss_ema = 0.95 * tr->loss_ema + 0.05 * loss;
+    tr->tokens += toks;
+    double end = now_seconds();
+    *st = (StepStats){.step = s, .kind = kind, .tokens = toks, .loss = loss, .lr = lr, .grad_norm = norm,
+                      .seconds = end - t0, .end = end};
     return 0;
+}
+
+static double tokens_per_s(const StepStats *st) { return st->tokens / (st->seconds > 0 ? st->seconds : 1e-9); }
+
+/* --log: {"step", "kind", "loss", "lr", "grad_norm", "tokens_per_s", "seconds"} */
+static void log_step(Trainer *tr, const StepStats *st) {
+    if (!tr->log) return;
+    StrBuf sb = {0};
+    sb_printf(&sb, "{\"step\": %d, \"kind\": \"%s\", \"loss\": ", st->step, batch_kind_name(st->kind));
+    sb_json_number(&sb, st->loss);
+    sb_puts(&sb, ", \"lr\": ");
+    sb_json_number(&sb, st->lr);
+    sb_puts(&sb, ", \"grad_norm\": ");
+    sb_json_number(&sb, st->grad_norm);
+    sb_printf(&sb, ", \"tokens_per_s\": %.1f, \"seconds\": %.3f}\n", tokens_per_s(st), st->seconds);
+    log_json(tr, sb.data);
+    sb_free(&sb);
+}
+
+/* The progress line's clock: this call's start and steps, the last print. */
+typedef struct {
+    double t0, last_print, train_before; /* train_before: train_seconds of the run before this call */
+    int first_step, tty;
+} Progress;
+
+/* The progress line on stderr: rewritten in place on a terminal (4 a second),
+ * one line every 5 s otherwise, and always at the last step. */
+static void progress_line(const Trainer *tr, Progress *pg, const StepStats *st) {
+    int s = st->step;
+    if (!(s == tr->total || st->end - pg->last_print > (pg->tty ? 0.25 : 5.0))) return;
+    char el[32], eta[32];
+    double rate = (s - pg->first_step) / (st->end - pg->t0 + 1e-9);
+    fmt_duration(el, sizeof el, st->end - pg->t0);
+    fmt_duration(eta, sizeof eta, (tr->total - s) / (rate > 0 ? rate : 1e-9));
+    fprintf(stderr, "%strain: step %d/%d loss %.4f lr %.3g %.0f tok/s elapsed %s ETA %s%s", pg->tty ? "\r" : "", s,
+            tr->total, ema_value(tr), st->lr, tokens_per_s(st), el, eta, pg->tty ? "   " : "\n");
+    if (pg->tty && s == tr->total) fputc('\n', stderr);
+    pg->last_print = st->end;
+}
+
+/* Steps until the end, or until o->stop_after steps of this call; dev
+ * evaluations and checkpoints on their cadence (those of the last step are
+ * train_finish's). */
+static int train_loop(Trainer *tr) {
+    const TrainOptions *o = tr->o;
+    Progress pg = {.t0 = now_seconds(), .train_before = tr->train_seconds, .first_step = tr->step, .tty = isatty(2)};
+    int rc = 0;
+    for (int done_here = 0; tr->step < tr->total && rc == 0; done_here++) {
+        if (o->stop_after && done_here >= o->stop_after) break;
+        StepStats st;
+        if (train_step(tr, &st)) return -1;
+        tr->train_seconds = pg.train_before + (st.end - pg.t0);
+        log_step(tr, &st);
+        if (o->on_step) o->on_step(o->user, st.step, tr->total, ema_value(tr), st.lr);
+        if (!o->quiet) progress_line(tr, &pg, &st);
+        int at_end = st.step == tr->total;
+        if (tr->have_dev && o->eval_every > 0 && st.step % o->eval_every == 0 && !at_end) rc = run_eval(tr);
+        if (rc == 0 && o->save_every > 0 && st.step % o->save_every == 0 && !at_end) rc = checkpoint_save(tr);
+    }
+    return rc;
+}
+
+/* At the end: the last dev evaluation, the last checkpoint and OUT/final.
+ * Stopped early (stop_after): a checkpoint to resume from. */
+static int train_finish(Trainer *tr) {
+    if (tr->step < tr->total) return checkpoint_save(tr);
+    if (tr->have_dev && tr->best_step != tr->total && run_eval(tr)) return -1;
+    return checkpoint_save(tr) || save_model_dir(tr, "final") ? -1 : 0;
+}
+
+int train_run(const TrainOptions *o, TrainReport *r) {
+    *r = (TrainReport){.final_loss = NAN, .best_dev_map = NAN, .best_dev_loss = NAN, .best_step = -1};
+    if (check_options(o)) return -1;
+    double t_start = now_seconds();
+    Trainer tr;
+    int rc = trainer_open(&tr, o);
+    if (rc == 0 && tr.have_dev && tr.step == 0) rc = run_eval(&tr);
+    if (rc == 0) rc = train_loop(&tr);
+    if (rc == 0) rc = train_finish(&tr);
+    if (rc == 0) {
+        r->steps = tr.step;
+        r->train_seconds = now_seconds() - t_start;
+        r->final_loss = ema_value(&tr);
+        r->best_dev_map = tr.best_map;
+        r->best_dev_loss = tr.best_loss;
+        r->best_step = tr.best_step;
+        r->final_dir = tr.step == tr.total ? path_join(o->out_dir, "final") : NULL;
+        r->best_dir = tr.have_dev ? path_join(o->out_dir, "best") : NULL;
+    }
+    trainer_free(&tr);
+    return rc ? -1 : 0;
 }

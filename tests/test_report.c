@@ -73,7 +73,7 @@ static void test_floors(void) {
     unsigned char has[6] = {1, 1, 1, 0, 0, 1};
     SquadData d;
     fake_data(&d, 2, n, 3, has);
-    double f[REPORT_N_METRICS];
+    double f[RUN_N_METRICS];
     report_floors(&d, f);
     double h3 = 1 + 1 / 2. + 1 / 3., h14 = 0;
     for (int i = 1; i <= 14; i++) h14 += 1.0 / i;
@@ -201,7 +201,7 @@ static void test_report(void) {
                 add_run(&rep, sizes[s], params[s], samps[g], seed, base[s], off[g] + (g == 0 ? 0.002 * (seed == 1) : 0));
     CHECK(rep.n == 36, "36 runs (%d)", rep.n);
     for (int d = 0; d < 2; d++)
-        for (int k = 0; k < REPORT_N_METRICS; k++) rep.floor[d][k] = 0.01 * (k + 1);
+        for (int k = 0; k < RUN_N_METRICS; k++) rep.floor[d][k] = 0.01 * (k + 1);
     rep.preamble = "Synthetic grid <&>.";
 
     /* hybrid - mono per seed: 0.02 + 0.002 [seed 1] -> mean 0.02067, sd 0.00115 */
@@ -234,7 +234,20 @@ static void test_report(void) {
           "hybrid above both everywhere");
     CHECK(strstr(md.data, "at 3 of 3 sizes (3 of these gaps exceed the spread)") != NULL, "reading counts gaps");
     CHECK(strstr(md.data, "map_xquad-r.svg") && strstr(md.data, "rank_distance.svg"), "charts linked");
+    /* the caveats name the starting point: random initialisation unless the grid says otherwise */
+    CHECK(strstr(md.data, "trained from random initialisation on the XQuAD-R train split") != NULL,
+          "random-init caveat by default");
     sb_free(&md);
+    rep.start = "the pretrained folders of --model-dirs (base: /m/base)";
+    rep.train_data = "the pairs of /d/train.tsv";
+    StrBuf md2 = {0};
+    report_markdown(&rep, &md2);
+    CHECK(!strstr(md2.data, "random initialisation") &&
+              strstr(md2.data, "start from the pretrained folders of --model-dirs (base: /m/base) and are fine-tuned "
+                               "on the pairs of /d/train.tsv"),
+          "pretrained caveat names the folders and the data");
+    sb_free(&md2);
+    rep.start = rep.train_data = NULL;
 
     StrBuf js = {0};
     report_results_json(&rep, &js);

@@ -1,0 +1,83 @@
+/* cmd_experiment.c: `xlmr experiment`, the command line over experiment_run()
+ * (experiment.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "experiment.h"
+#include "sampler.h"
+#include "util.h"
+#include "xlmr.h"
+
+/* "nano 1/32/1/128, micro 2/64/2/256, ...": the shapes of the grids' presets, from xlmr_preset. */
+static void preset_shapes(char *buf, size_t n) {
+    static const char *const lists[3] = {EXPERIMENT_SIZES, EXPERIMENT_SIZES_QUICK, EXPERIMENT_SIZES_FULL};
+    StrBuf sb = {0}, seen = {0};
+    sb_puts(&seen, ",");
+    for (int l = 0; l < 3; l++) {
+        int k;
+        char **names = split_csv(lists[l], &k);
+        for (int i = 0; i < k; i++) {
+            XlmrConfig c;
+            StrBuf tag = {0};
+            sb_printf(&tag, ",%s,", names[i]);
+            if (!strstr(seen.data, tag.data) && xlmr_preset(&c, names[i]) == 0) {
+                sb_printf(&sb, "%s%s %d/%d/%d/%d", sb.len ? ", " : "", names[i], c.n_layers, c.hidden, c.n_heads, c.ffn);
+                sb_printf(&seen, "%s,", names[i]);
+            }
+            sb_free(&tag);
+        }
+        free_strv(names);
+    }
+    snprintf(buf, n, "%s", sb.data ? sb.data : "");
+    sb_free(&sb);
+    sb_free(&seen);
+}
+
+int cmd_experiment(int argc, char **argv) {
+    ExperimentOptions o;
+    experiment_options_default(&o);
+    char shapes[256], sizes_help[512], sampling_help[256], all[96];
+    preset_shapes(shapes, sizeof shapes);
+    snprintf(sizes_help, sizeof sizes_help,
+             "model sizes: a preset of `xlmr init --preset` (%s, ... as layers/hidden/heads/ffn), or LxH[xA[xF]] "
+             "(default " EXPERIMENT_SIZES "; --quick " EXPERIMENT_SIZES_QUICK "; --full " EXPERIMENT_SIZES_FULL ")",
+             shapes);
+    all[0] = 0;
+    for (int k = 0, len = 0; k < SAMPLING_COUNT; k++)
+        len += snprintf(all + len, sizeof all - (size_t)len, "%s%s", k ? "," : "", sampling_name(k));
+    snprintf(sampling_help, sizeof sampling_help, "strategies (default %s; --quick %s,%s,%s)", all,
+             sampling_name(SAMPLING_MONO), sampling_name(SAMPLING_CROSS), sampling_name(SAMPLING_HYBRID));
+    Opt opts[] = {
+        {"sizes", OPT_STR, &o.sizes, "S,S", sizes_help},
+        {"sampling", OPT_STR, &o.sampling, "S,S", sampling_help},
+        {"seeds", OPT_INT, &o.seeds, "N", "seeds per cell (default 3; --quick 1)"},
+        {"steps", OPT_INT, &o.steps, "N", "training steps per run (default 150; --quick 6; --full 600)"},
+        {"batch", OPT_INT, &o.batch, "B", "pairs per batch (default 32; --quick 8)"},
+        {"lr", OPT_FLOAT, &o.lr, "LR", "peak learning rate (default 5e-4 from random init, 3e-5 with --model-dirs)"},
+        {"max-len-query", OPT_INT, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 32; 64 with --model-dirs)"},
+        {"max-len-passage", OPT_INT, &o.max_len_passage, "N", "passage tokens (default 64; 256 with --model-dirs)"},
+        {"quick", OPT_FLAG, &o.quick, NULL,
+         "a reduced grid for tests (2 sizes x mono/cross/hybrid, 1 seed, few steps, no dev selection; 3 languages, "
+         "test splits only)"},
+        {"full", OPT_FLAG, &o.full, NULL, "the larger grid: sizes " EXPERIMENT_SIZES_FULL ", 600 steps, 3 seeds (hours)"},
+        {"model-dirs", OPT_STR, &o.model_dirs, "NAME=DIR,...",
+         "start from pretrained HF folders instead (e.g. base=xlm-roberta-base); needs --train; evaluates on all of "
+         "XQuAD-R and MLQA-R"},
+        {"train", OPT_STR, &o.train_file, "FILE", "training TSV (default: the XQuAD-R train split, written to OUT/data/)"},
+        {"dev", OPT_STR, &o.dev_file, "FILE", "dev TSV for model selection (default: the XQuAD-R dev split without --train)"},
+        {"langs", OPT_STR, &o.langs, "L,L", "languages of training and evaluation (default all; --quick " EXPERIMENT_LANGS_QUICK ")"},
+        {"data", OPT_STR, &o.data_dir, "DIR", "data folder holding xquad-r/ and mlqa-r/ (default data: run `make data`)"},
+        {"tokenizer", OPT_STR, &o.tokenizer, "FILE", "SentencePiece model of random-init sizes (default tokenizer/xlmrc.model)"},
+        {"out", OPT_STR, &o.out_dir, "DIR", "output folder (default results)"},
+        {"keep-models", OPT_FLAG, &o.keep_models, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr experiment [options]",
+               "Trains and evaluates the grid sizes x sampling strategies x seeds and writes OUT/results.json, "
+               "OUT/report.md and SVG charts. Each finished run is saved at once as OUT/runs/NAME.json; running "
+               "the same command again skips finished runs and resumes the interrupted one.",
+               NULL);
+    if (o.quick && o.full) die("experiment: --quick and --full exclude each other");
+    if (experiment_run(&o)) die_xerr();
+    return 0;
+}

@@ -1,0 +1,111 @@
+/* cmd_train.c: `xlmr train`, the command line over train_run() (train.h):
+ * parses the options, runs, and prints the run's summary as one JSON object. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "encode.h"
+#include "json.h"
+#include "sampler.h"
+#include "train.h"
+#include "util.h"
+#include "xlmr.h"
+
+/* "mono, cross, hybrid or mixed": the strategies of sampler.h, in its order. */
+static void sampling_choices(char *buf, size_t n, const char *sep, const char *last_sep) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int k = 0; k < SAMPLING_COUNT && len < n; k++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", k == 0 ? "" : k == SAMPLING_COUNT - 1 ? last_sep : sep,
+                                sampling_name(k));
+}
+
+int cmd_train(int argc, char **argv) {
+    TrainOptions o;
+    train_options_default(&o);
+    StrList train = {0};
+    char *sampling = (char *)sampling_name(o.sampling), *pooling = "mean";
+    char choices[128], sampling_help[192];
+    sampling_choices(choices, sizeof choices, " | ", " | ");
+    snprintf(sampling_help, sizeof sampling_help, "%s (default %s)", choices, sampling);
+    int steps = 0, seed = 1, resume = 0, freeze = 0, quiet = 0, bf16 = 0;
+    double epochs = 0;
+    Opt opts[] = {
+        {"model", OPT_STR, &o.model_dir, "DIR", "model folder to start from (config.json, model.safetensors, sentencepiece.bpe.model)"},
+        {"train", OPT_STR_LIST, &train, "FILE...", "training TSV: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
+        {"out", OPT_STR, &o.out_dir, "DIR", "output folder: checkpoint-STEP/, final/, best/"},
+        {"sampling", OPT_STR, &sampling, "S", sampling_help},
+        {"alpha", OPT_FLOAT, &o.alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
+        {"batch", OPT_INT, &o.batch, "B", "pairs per batch (default 100)"},
+        {"steps", OPT_INT, &steps, "N", "optimizer steps (default: from --epochs)"},
+        {"epochs", OPT_FLOAT, &epochs, "E", "passes over the groups: steps = ceil(E*groups/B) (default 1)"},
+        {"lr", OPT_FLOAT, &o.lr, "LR", "peak learning rate (default 3e-5)"},
+        {"warmup", OPT_FLOAT, &o.warmup, "W", "linear warmup: < 1 a fraction of the steps, >= 1 steps (default 0.1)"},
+        {"weight-decay", OPT_FLOAT, &o.weight_decay, "WD", "AdamW decoupled weight decay, not on biases/LayerNorm (default 0.01)"},
+        {"temperature", OPT_FLOAT, &o.temperature, "T", "InfoNCE temperature on cosine scores (default 0.05)"},
+        {"pooling", OPT_STR, &pooling, "P", "mean | cls (default mean)"},
+        {"max-len-query", OPT_INT, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 64)"},
+        {"max-len-passage", OPT_INT, &o.max_len_passage, "N", "passage tokens incl. <s> </s> (default 256)"},
+        {"chunk", OPT_INT, &o.chunk, "C", "sequences per forward/backward chunk, bounds memory (default 16)"},
+        {"dev", OPT_STR, &o.dev_file, "FILE", "dev TSV: dev loss + dev mAP, best model by dev mAP in OUT/best"},
+        {"eval-every", OPT_INT, &o.eval_every, "K", "steps between dev evaluations (default: at start and end only)"},
+        {"save-every", OPT_INT, &o.save_every, "K", "steps between checkpoints, 0: only at the end (default 200)"},
+        {"keep", OPT_INT, &o.keep, "K", "checkpoints kept (default 2)"},
+        {"resume", OPT_FLAG, &resume, NULL, "continue from the last checkpoint in --out (same options)"},
+        {"freeze-embeddings", OPT_FLAG, &freeze, NULL, "do not update the word-embedding table"},
+        {"seed", OPT_INT, &seed, "S", "seed of the sampler and dropout (default 1)"},
+        {"log", OPT_STR, &o.log_file, "FILE", "JSONL log: one object per step and per evaluation"},
+        {"query-prefix", OPT_STR, &o.query_prefix, "S", "prepended to queries (default \"" XLMR_QUERY_PREFIX "\")"},
+        {"passage-prefix", OPT_STR, &o.passage_prefix, "S", "prepended to passages (default \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"quiet", OPT_FLAG, &quiet, NULL, "no progress line"},
+        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 master weights, gradients and accumulation)"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr train",
+               "Fine-tunes a model folder with InfoNCE (in-batch negatives, cosine / temperature) on\n"
+               "TSV pairs, with gradient caching, AdamW (b1 0.9, b2 0.999, eps 1e-8; word-embedding rows\n"
+               "updated lazily: only rows seen in the batch), linear warmup + linear decay, gradient-norm\n"
+               "clipping at 1.0, dropout on. Prints a JSON summary on stdout.",
+               NULL);
+    opts_require("train", "model", o.model_dir);
+    opts_require("train", "train", train.n ? &train : NULL);
+    opts_require("train", "out", o.out_dir);
+    o.sampling = sampling_parse(sampling);
+    if (o.sampling < 0) {
+        sampling_choices(choices, sizeof choices, ", ", " or ");
+        die("train: --sampling must be %s, got '%s'", choices, sampling);
+    }
+    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0)
+        die("train: --pooling must be mean or cls, got '%s'", pooling);
+    if (steps && epochs) die("train: give --steps or --epochs, not both");
+    if (steps < 0) die("train: --steps must be >= 1, got %d", steps);
+    o.steps = steps;
+    if (epochs) o.epochs = epochs;
+    o.train_files = (const char *const *)train.v;
+    o.n_train_files = train.n;
+    o.resume = resume;
+    o.freeze_embeddings = freeze;
+    o.quiet = quiet;
+    o.seed = (unsigned long long)(unsigned)seed;
+    o.use_bf16 = bf16;
+    TrainReport r;
+    if (train_run(&o, &r)) die_xerr();
+    StrBuf sb = {0};
+    sb_printf(&sb, "{\"steps\": %d, \"train_seconds\": %.3f, \"final_loss\": ", r.steps, r.train_seconds);
+    sb_json_number(&sb, r.final_loss);
+    sb_puts(&sb, ", \"best_dev_map\": ");
+    sb_json_number(&sb, r.best_dev_map);
+    sb_puts(&sb, ", \"best_dev_loss\": ");
+    sb_json_number(&sb, r.best_dev_loss);
+    sb_printf(&sb, ", \"best_step\": %d, \"final\": ", r.best_step);
+    if (r.final_dir) sb_json_string(&sb, r.final_dir);
+    else sb_puts(&sb, "null");
+    sb_puts(&sb, ", \"best\": ");
+    if (r.best_dir) sb_json_string(&sb, r.best_dir);
+    else sb_puts(&sb, "null");
+    sb_puts(&sb, "}\n");
+    fputs(sb.data, stdout);
+    sb_free(&sb);
+    train_report_free(&r);
+    free(train.v);
+    return 0;
+}
