@@ -185,7 +185,7 @@ static void test_batch_fd(void) {
     for (int i = 0; i < CN; i++) xlmr_embed(&m, e + i * 32, ids[i], 1, lens[i], POOL_MEAN);
     double lref = infonce_forward_backward(NULL, NULL, e, e + CB * 32, CB, CN - CB, 32, 0.05f);
     CHECK(fabs(lref - l0) < 1e-5, "batch loss %.7f equals the loss of separately embedded sequences %.7f", l0, lref);
-    int tensors[5] = {0, 9, 13, 15, 20}; /* word_emb, v_w, ln1_w, fc_w, ln2_b */
+    int tensors[5] = {XLMR_T_WORD_EMB, XLMR_T_V_W, XLMR_T_LN1_W, XLMR_T_FC_W, XLMR_T_LN2_B};
     double worst = 0;
     for (int ti = 0; ti < 5; ti++) {
         size_t off = m.offsets[tensors[ti]], best = off;
@@ -248,8 +248,8 @@ static void test_grad_cache(void) {
     adamw_config_default(&ac);
     adamw_build(&opt, m.n_params);
     xlmr_adamw_step(&m, &opt, &ac, 1e-3f, 1.0f, 1);
-    int frozen_ok = !memcmp(before, m.params_memory, m.sizes[0] * sizeof(float)) &&
-                    memcmp(before + m.offsets[1], m.params_memory + m.offsets[1], m.sizes[1] * sizeof(float));
+    int frozen_ok = !memcmp(before, m.params_memory, m.sizes[XLMR_T_WORD_EMB] * sizeof(float)) &&
+                    memcmp(before + m.offsets[XLMR_T_POS_EMB], m.params_memory + m.offsets[XLMR_T_POS_EMB], m.sizes[XLMR_T_POS_EMB] * sizeof(float));
     CHECK(frozen_ok, "frozen embeddings stay, other tensors move");
     xlmr_adamw_step(&m, &opt, &ac, 1e-3f, 1.0f, 0);
     int lazy_ok = 1, moved = 0;
