@@ -30,7 +30,8 @@ LDFLAGS += $(OMPFLAG) $(SANFLAGS)
 LDLIBS  += -lm
 
 # Every .c at the top level but main.c is a module of the library.
-LIB_SRC  := $(filter-out main.c,$(wildcard *.c))
+LIB_SRC  := $(filter-out main.c cmd_%.c,$(wildcard *.c))
+CMD_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
@@ -50,7 +51,7 @@ $(BUILD)/libxlmr.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/main.o $(BUILD)/libxlmr.a
+$(BIN): $(BUILD)/main.o $(CMD_OBJ) $(BUILD)/libxlmr.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libxlmr.a

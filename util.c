@@ -102,17 +102,15 @@ int size_add(size_t a, size_t b, size_t *out) {
 /* ------------------------------------------------------------------------- */
 /* Files                                                                     */
 
-int read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return xerr("%s: cannot open: %s", path, strerror(errno));
+int read_stream(FILE *f, const char *name, char **data, size_t *len) {
+    /* doubling keeps the copies linear in the size; pipes have no size to ask for */
     size_t cap = 1 << 16, n = 0;
     char *buf = xmalloc(cap + 1);
     for (;;) {
         if (n == cap) {
             if (cap > ((size_t)-1) / 4) {
-                fclose(f);
                 free(buf);
-                return xerr("%s: file too large", path);
+                return xerr("%s: file too large", name);
             }
             cap *= 2;
             buf = xrealloc(buf, cap + 1);
@@ -121,16 +119,22 @@ int read_file(const char *path, char **data, size_t *len) {
         n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    if (ferror(f)) {
         free(buf);
-        return xerr("%s: read error", path);
+        return xerr("%s: read error", name);
     }
     buf[n] = 0;
     *data = buf;
     *len = n;
     return 0;
+}
+
+int read_file(const char *path, char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return xerr("%s: cannot open: %s", path, strerror(errno));
+    int rc = read_stream(f, path, data, len);
+    fclose(f);
+    return rc;
 }
 
 void fsync_dir(const char *dir) {
@@ -512,8 +516,19 @@ static int parse_double(const char *s, double *out) {
     return 0;
 }
 
+/* The command's name from a usage string or a name: "xlmr train --model DIR"
+ * and "train" both give "train". Messages then read "xlmr: train: ...", the
+ * one prefix die() adds being the program's. */
+static void command_name(const char *usage, char *buf, size_t n) {
+    if (!strncmp(usage, "xlmr ", 5)) usage += 5;
+    size_t len = strcspn(usage, " ");
+    snprintf(buf, n, "%.*s", (int)len, usage);
+}
+
 void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
                 const char *summary, StrList *positional) {
+    char cmd[64];
+    command_name(usage, cmd, sizeof cmd);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -521,7 +536,7 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
             exit(0);
         }
         if (strncmp(a, "--", 2) != 0) {
-            if (!positional) die("%s: unexpected argument '%s' (see --help)", usage, a);
+            if (!positional) die("%s: unexpected argument '%s' (see --help)", cmd, a);
             positional->v = xrealloc(positional->v, (size_t)(positional->n + 2) * sizeof(char *));
             positional->v[positional->n++] = argv[i];
             positional->v[positional->n] = NULL;
@@ -533,9 +548,9 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
         const Opt *o = opts;
         for (; o->name; o++)
             if (strlen(o->name) == nlen && !strncmp(o->name, name, nlen)) break;
-        if (!o->name) die("%s: unknown option '%s' (see --help)", usage, a);
+        if (!o->name) die("%s: unknown option '%s' (see --help)", cmd, a);
         if (o->kind == OPT_FLAG) {
-            if (eq) die("%s: option --%s takes no value", usage, o->name);
+            if (eq) die("%s: option --%s takes no value", cmd, o->name);
             *(int *)o->dst = 1;
             continue;
         }
@@ -553,20 +568,20 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
                 l->v[l->n++] = argv[i];
                 l->v[l->n] = NULL;
             }
-            if (!eq && i + 1 == start) die("%s: option --%s needs at least one value", usage, o->name);
+            if (!eq && i + 1 == start) die("%s: option --%s needs at least one value", cmd, o->name);
             continue;
         }
         const char *val;
         if (eq) val = eq + 1;
         else if (i + 1 < argc) val = argv[++i];
-        else die("%s: option --%s needs a value (%s)", usage, o->name, o->metavar ? o->metavar : "X");
+        else die("%s: option --%s needs a value (%s)", cmd, o->name, o->metavar ? o->metavar : "X");
         switch (o->kind) {
         case OPT_STR: *(const char **)o->dst = val; break;
         case OPT_INT:
-            if (parse_int(val, (int *)o->dst)) die("%s: --%s expects an integer, got '%s'", usage, o->name, val);
+            if (parse_int(val, (int *)o->dst)) die("%s: --%s expects an integer, got '%s'", cmd, o->name, val);
             break;
         case OPT_FLOAT:
-            if (parse_double(val, (double *)o->dst)) die("%s: --%s expects a number, got '%s'", usage, o->name, val);
+            if (parse_double(val, (double *)o->dst)) die("%s: --%s expects a number, got '%s'", cmd, o->name, val);
             break;
         default: break;
         }
@@ -574,5 +589,7 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
 }
 
 void opts_require(const char *cmd, const char *name, const void *value_set) {
-    if (!value_set) die("%s: --%s is required (see --help)", cmd, name);
+    char c[64];
+    command_name(cmd, c, sizeof c);
+    if (!value_set) die("%s: --%s is required (see --help)", c, name);
 }
