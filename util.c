@@ -318,6 +318,12 @@ uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
+uint64_t hash_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
 void rng_seed(Rng *r, uint64_t seed) { r->s = seed; }
 
 uint64_t rng_u64(Rng *r) {

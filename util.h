@@ -100,6 +100,11 @@ uint64_t hash64(uint64_t x);            /* splitmix64 finaliser */
 uint64_t hash_combine(uint64_t a, uint64_t b);
 /* hash_combine over the bytes of p[0..n), starting from h (content fingerprints). */
 uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
+/* FNV-1a over the bytes of p[0..n), continuing from h (HASH_FNV1A_BASIS to
+ * start): one multiply a byte, for hash tables and for the training data's
+ * fingerprint, whose value is kept in checkpoints and must not change. */
+#define HASH_FNV1A_BASIS 0xcbf29ce484222325ull
+uint64_t hash_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* ---------------------------------------------------------------------------
  * Growable buffers. */
