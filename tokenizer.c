@@ -1,6 +1,6 @@
 /* tokenizer.c: SentencePiece unigram tokenisation in C, bit-exact with
  * spm_encode, and the XLM-R id mapping of Hugging Face's (slow, sentencepiece
- * based) XLMRobertaTokenizer. See tokenizer.h and implementation-notes.md §4.
+ * based) XLMRobertaTokenizer. See tokenizer.h.
  *
  * Pipeline for one text:
  *   normalize()  precompiled charsmap (Darts-clone trie, longest match) and
@@ -412,6 +412,8 @@ static int byte_piece_value(const char *s) {
     return v;
 }
 
+/* A ModelProto: field 1 the pieces (repeated), 2 trainer_spec, 3 normalizer_spec;
+ * other fields are skipped, as a newer SentencePiece may add some. */
 static int load_from(Tokenizer *t, const uint8_t *buf, size_t n) {
     if (n == 0) return xerr("%s: empty file", t->path);
     PB b = {buf, buf + n};
@@ -471,9 +473,11 @@ static int load_from(Tokenizer *t, const uint8_t *buf, size_t n) {
         }
     }
     if (t->unk_id < 0) return xerr("%s: the model defines no unknown piece", t->path);
-    for (int c = 0; c < 256; c++)
+    for (int c = 0; c < 256; c++) /* a byte without its <0xNN> piece is encoded as <unk> */
         if (t->byte_id[c] < 0) t->byte_id[c] = t->unk_id;
     if (trie_build(t)) return -1;
+    /* plain ASCII bytes are copied by the normaliser without a trie lookup:
+     * most of English text takes that fast path */
     for (int c = 0; c < 128; c++) {
         int rule = 0;
         if (t->units) { /* the root has a child labelled c */

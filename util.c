@@ -1,4 +1,5 @@
-/* util.c: see util.h. */
+/* util.c: see util.h. Everything here is plain libc/POSIX; the few choices
+ * that matter for the rest of the program are noted where they are made. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
@@ -20,6 +21,8 @@
 /* ------------------------------------------------------------------------- */
 /* Errors                                                                    */
 
+/* One message per thread: encoding runs in parallel, and a failing thread's
+ * message must not be overwritten by another's before the caller copies it. */
 #ifdef _OPENMP
 static char err_buf[1024];
 #pragma omp threadprivate(err_buf)
@@ -32,7 +35,8 @@ int xerr(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
-    /* one line, always */
+    /* one line, always: the CLI's contract is one stderr line per error, and a
+     * message may quote text from a file */
     for (char *p = err_buf; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     return -1;
@@ -48,7 +52,7 @@ void die(const char *fmt, ...) {
     va_end(ap);
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
-    fflush(stdout);
+    fflush(stdout); /* what was printed so far comes out before the message */
     fprintf(stderr, "xlmr: %s\n", msg);
     exit(1);
 }
@@ -58,6 +62,7 @@ void die_xerr(void) { die("%s", xerr_msg()); }
 /* ------------------------------------------------------------------------- */
 /* Allocation                                                                */
 
+/* n ? n : 1: malloc(0) may return NULL, which must not read as out of memory. */
 void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) die("out of memory (allocating %zu bytes)", n);
@@ -87,6 +92,8 @@ char *xstrndup(const char *s, size_t n) {
     return d;
 }
 
+/* Checked before multiplying, never after: an overflowed product is a small,
+ * valid-looking size, and a file could choose it. */
 int size_mul(size_t a, size_t b, size_t *out) {
     if (a && b > (size_t)-1 / a) return -1;
     *out = a * b;
@@ -137,6 +144,7 @@ int read_file(const char *path, char **data, size_t *len) {
     return rc;
 }
 
+/* A rename is durable only once the directory holding it is synced. */
 void fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY);
     if (fd < 0) return;
@@ -156,6 +164,8 @@ static void fsync_dir_of(const char *path) {
     free(dir);
 }
 
+/* The temporary file sits next to PATH, so the rename stays inside one file
+ * system (and is atomic); the PID keeps two processes from sharing it. */
 FILE *atomic_open(AtomicFile *af, const char *path) {
     StrBuf sb = {0};
     sb_printf(&sb, "%s.tmp.%ld", path, (long)getpid());
@@ -172,6 +182,8 @@ FILE *atomic_open(AtomicFile *af, const char *path) {
     return af->f;
 }
 
+/* Data first (fflush, fsync), then the rename: a crash leaves the old file or
+ * the complete new one, never a renamed half-written one. */
 int atomic_commit(AtomicFile *af) {
     int rc = 0;
     if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0)
@@ -209,6 +221,8 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     return atomic_commit(&af);
 }
 
+/* Each prefix in turn; EEXIST is fine (it exists, or another process made it
+ * first), but the end must be a directory. */
 int mkdir_p(const char *path) {
     char *p = xstrdup(path);
     for (char *s = p + 1; *s; s++) {
@@ -257,7 +271,7 @@ int copy_file(const char *src, const char *dst) {
 }
 
 int remove_tree(const char *path) {
-    struct stat st;
+    struct stat st; /* lstat: a symbolic link is removed, never followed */
     if (lstat(path, &st) != 0) return 0;
     if (S_ISDIR(st.st_mode)) {
         DIR *d = opendir(path);
@@ -281,6 +295,8 @@ int remove_tree(const char *path) {
 
 static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Sorted, because readdir's order depends on the file system and the callers'
+ * results (e.g. a folder of data files) must not. */
 char **list_files(const char *dir, const char *suffix, int *n) {
     size_t ls = strlen(suffix);
     char **v = xcalloc(1, sizeof(char *));
@@ -303,6 +319,8 @@ char **list_files(const char *dir, const char *suffix, int *n) {
 /* ------------------------------------------------------------------------- */
 /* Random numbers                                                            */
 
+/* splitmix64's finaliser: every input bit affects every output bit, so
+ * consecutive counters (positions, steps) give independent-looking values. */
 uint64_t hash64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -310,6 +328,7 @@ uint64_t hash64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+/* b is hashed before it meets a, so the order matters: combine(a, b) != combine(b, a). */
 uint64_t hash_combine(uint64_t a, uint64_t b) { return hash64(a ^ hash64(b)); }
 
 uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
@@ -326,6 +345,8 @@ uint64_t hash_fnv1a(uint64_t h, const void *p, size_t n) {
 
 void rng_seed(Rng *r, uint64_t seed) { r->s = seed; }
 
+/* splitmix64: a Weyl sequence through the finaliser. The whole state is one
+ * word, which is what makes saving it for resume trivial. */
 uint64_t rng_u64(Rng *r) {
     r->s += 0x9E3779B97F4A7C15ull;
     uint64_t x = r->s;
@@ -344,17 +365,19 @@ uint32_t rng_below(Rng *r, uint32_t n) {
     }
 }
 
+/* The top 53 bits, exactly the precision of a double. */
 double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
 
 float rng_normal(Rng *r) {
     double u1 = rng_uniform(r), u2 = rng_uniform(r);
-    if (u1 < 1e-300) u1 = 1e-300;
+    if (u1 < 1e-300) u1 = 1e-300; /* log(0) */
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
 /* ------------------------------------------------------------------------- */
 /* Buffers                                                                   */
 
+/* Capacity doubles, so n appends cost O(total length). */
 void sb_append(StrBuf *sb, const char *s, size_t n) {
     if (sb->len + n + 1 > sb->cap) {
         size_t cap = sb->cap ? sb->cap : 64;
@@ -369,6 +392,8 @@ void sb_append(StrBuf *sb, const char *s, size_t n) {
 
 void sb_puts(StrBuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
 
+/* Most appends are short: one vsnprintf into a stack buffer, and a second,
+ * sized pass only for long ones. */
 void sb_printf(StrBuf *sb, const char *fmt, ...) {
     char small[256];
     va_list ap;
@@ -411,6 +436,9 @@ void iv_free(IntVec *v) {
 /* ------------------------------------------------------------------------- */
 /* Text                                                                      */
 
+/* The lead byte gives the length (C0, C1 and F5..FF never occur); then the
+ * decoded value must need that length (no overlong forms), lie outside the
+ * surrogates and not pass U+10FFFF: RFC 3629, the rule JSON and the tokenizer need. */
 int utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -435,6 +463,7 @@ int utf8_valid(const char *str, size_t n) {
     return 1;
 }
 
+/* Empty items ("a,,b", a trailing comma) are dropped, so "--langs en," means en. */
 char **split_csv(const char *s, int *n) {
     int count = 1;
     for (const char *p = s; *p; p++) count += *p == ',';
@@ -465,6 +494,8 @@ double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Rounded to the second; absurd values (a rate not measured yet) print as "?"
+ * rather than as a huge number. */
 void fmt_duration(char *buf, size_t n, double s) {
     if (!(s >= 0) || s > 1e8) {
         snprintf(buf, n, "?");
@@ -504,6 +535,7 @@ static void opts_help(const Opt *opts, const char *usage, const char *summary) {
     printf("  %-26s %s\n", "--help", "show this help");
 }
 
+/* The whole string must be the number: "12abc" or "" is an error, not 12 or 0. */
 static int parse_int(const char *s, int *out) {
     char *end;
     errno = 0;
@@ -513,6 +545,7 @@ static int parse_int(const char *s, int *out) {
     return 0;
 }
 
+/* As parse_int; inf and nan are refused, no option wants them. */
 static int parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
@@ -560,6 +593,7 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
             *(int *)o->dst = 1;
             continue;
         }
+        /* a list takes every following argument up to the next --option */
         if (o->kind == OPT_STR_LIST) {
             StrList *l = o->dst;
             int start = i + 1;
