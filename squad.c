@@ -1,5 +1,8 @@
-/* squad.c: SQuAD-format data as sentence retrieval data, and `xlmr pairs`
- * (see squad.h for the layout, the sentence rule and the split rule). */
+/* squad.c: SQuAD-format data as sentence retrieval data, and the training
+ * pairs written from it (see squad.h for the layout, the sentence rule and the
+ * split rule). A paragraph's sentences become candidates in load order and
+ * each question points at the one holding its answer; questions with one id
+ * across languages share a group, which is what makes them translations. */
 #include "squad.h"
 
 #include <stdlib.h>
@@ -521,7 +524,9 @@ void squad_free(SquadData *d) {
 }
 
 /* ---------------------------------------------------------------------------
- * xlmr pairs */
+ * Training pairs. */
+
+/* A TSV field cannot hold a tab or a line break: they become spaces. */
 static void put_field(FILE *f, const char *s) {
     for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
 }
