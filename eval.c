@@ -1,18 +1,17 @@
-/* eval.c: the LAReQA retrieval evaluation (see eval.h for the protocol) and
- * `xlmr eval`.
+/* eval.c: the LAReQA retrieval evaluation (see eval.h for the protocol).
  * Scores come a block of queries at a time from one sgemm against every
- * candidate; ranks are counts over that score row (no sorting): for a relevant
- * candidate j with score s, the candidates ranked above it are those k < j with
- * score >= s and those k > j with score > s. Counting within j's language range
- * gives its rank in the single-language pool (mono/cross), counting over all
- * candidates its rank in the multilingual pool. */
+ * candidate; ranks are counts over that score row, not a sort: with n
+ * candidates and a handful of relevant ones per query, counting is O(n) per
+ * relevant candidate where sorting would be O(n log n) per query. Counting
+ * within a language's range [lang_first[l], lang_first[l+1]) gives a rank in
+ * the single-language pool (mono, cross), over all candidates the rank in the
+ * multilingual pool (multi). */
 #include "eval.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "encode.h"
 #include "json.h"
 #include "tensor.h"
@@ -21,13 +20,17 @@
 #define EVAL_QBLOCK 128
 
 void eval_options_default(EvalOptions *o) {
-    memset(o, 0, sizeof *o);
-    o->pooling = POOL_MEAN;
-    o->batch = 32;
-    o->query_prefix = "Query: ";
-    o->passage_prefix = "Passage: ";
-    o->candidate = EVAL_CAND_SENTENCE;
+    *o = (EvalOptions){
+        .pooling = POOL_MEAN,
+        .batch = 32,
+        .query_prefix = XLMR_QUERY_PREFIX,
+        .passage_prefix = XLMR_PASSAGE_PREFIX,
+        .candidate = EVAL_CAND_SENTENCE,
+    };
 }
+
+/* ---------------------------------------------------------------------------
+ * The ranking rule. */
 
 /* Number of s[k] >= x for k in [lo, hi) (ge) or > x (gt). Eight independent
  * lanes of branch-free compares, so the compiler vectorises them. */
@@ -49,11 +52,13 @@ static int count_gt(const float *s, int lo, int hi, float x) {
     for (int u = 0; u < 8; u++) n += acc[u];
     return n;
 }
-/* candidates in [lo, hi) that outrank candidate j (ties: the earlier one wins) */
-static int count_above(const float *s, int lo, int hi, int j) {
-    float x = s[j];
+
+/* Before j an equal score outranks j (>=), after j only a higher one (>): the
+ * tie rule as two counts with no per-candidate branch on the index. */
+int eval_rank(const float *scores, int lo, int hi, int j) {
+    float x = scores[j];
     int mid = j < lo ? lo : j > hi ? hi : j;
-    return count_ge(s, lo, mid, x) + count_gt(s, mid + (j >= lo && j < hi), hi, x);
+    return 1 + count_ge(scores, lo, mid, x) + count_gt(scores, mid + (j >= lo && j < hi), hi, x);
 }
 
 double eval_average_precision(int *ranks, int n) {
@@ -68,93 +73,123 @@ double eval_average_precision(int *ranks, int n) {
     return ap / n;
 }
 
-int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalResult *r) {
-    memset(r, 0, sizeof *r);
-    const int L = d->n_langs, nq = d->n_qs, nc = d->n_sents;
-    if (C <= 0 || L <= 0 || L > SQUAD_MAX_LANGS) return xerr("eval: bad sizes (C=%d, languages=%d)", C, L);
-    if (nq == 0 || nc == 0) return xerr("eval: no questions or no candidates");
-    double t0 = now_seconds();
-    r->n_langs = L;
-    memcpy(r->langs, d->langs, sizeof r->langs);
-    r->questions = nq;
-    r->candidates = nc;
-    /* per question: mono RR/R@1, cross RR/R@1 per pool language (-1: no relevant there), multi AP/R@10/RD */
-    double *mono_rr = xcalloc((size_t)nq, sizeof(double)), *multi = xcalloc((size_t)nq * 3, sizeof(double));
-    double *cross_rr = xmalloc((size_t)nq * (size_t)L * sizeof(double));
-    unsigned char *mono_hit = xcalloc((size_t)nq, 1), *cross_hit = xcalloc((size_t)nq * (size_t)L, 1);
+double eval_query_average_precision(const float *scores, int n, const int *relevant, int n_rel, int *ranks) {
+    for (int k = 0; k < n_rel; k++) ranks[k] = eval_rank(scores, 0, n, relevant[k]);
+    return eval_average_precision(ranks, n_rel);
+}
+
+/* ---------------------------------------------------------------------------
+ * The metrics: every question scored in every pool, then averaged per setting. */
+
+/* Per question: its reciprocal rank and hit@1 in its own language's pool
+ * (mono), in each other language's pool ([qi * L + l], rr -1 where it has no
+ * relevant sentence: cross), and AP, R@10 and rank distance in the union of
+ * all pools (multi). */
+typedef struct {
+    double *mono_rr, *cross_rr;
+    unsigned char *mono_hit, *cross_hit;
+    double *multi_ap, *multi_r10, *multi_rd;
+} QueryScores;
+
+static void query_scores_build(QueryScores *qs, int nq, int L) {
+    qs->mono_rr = xcalloc((size_t)nq, sizeof(double));
+    qs->mono_hit = xcalloc((size_t)nq, 1);
+    qs->cross_rr = xmalloc((size_t)nq * (size_t)L * sizeof(double));
+    qs->cross_hit = xcalloc((size_t)nq * (size_t)L, 1);
+    qs->multi_ap = xcalloc((size_t)nq, sizeof(double));
+    qs->multi_r10 = xcalloc((size_t)nq, sizeof(double));
+    qs->multi_rd = xcalloc((size_t)nq, sizeof(double));
+}
+
+static void query_scores_free(QueryScores *qs) {
+    free(qs->mono_rr);
+    free(qs->mono_hit);
+    free(qs->cross_rr);
+    free(qs->cross_hit);
+    free(qs->multi_ap);
+    free(qs->multi_r10);
+    free(qs->multi_rd);
+}
+
+/* Question qi against its score row s (n_sents): its ranks in every pool. */
+static void score_question(const EvalData *d, int qi, const float *s, QueryScores *qs) {
+    const int L = d->n_langs, nc = d->n_sents;
+    const SquadQuestion *Q = &d->qs[qi];
+    const int *rel = d->rel + (size_t)Q->group * L;
+    int relevant[SQUAD_MAX_LANGS], ranks[SQUAD_MAX_LANGS], nr = 0;
+    for (int l = 0; l < L; l++) {
+        qs->cross_rr[(size_t)qi * L + l] = -1;
+        int j = rel[l];
+        if (j < 0) continue;
+        relevant[nr++] = j;
+        int pool = eval_rank(s, d->lang_first[l], d->lang_first[l + 1], j);
+        if (l == Q->lang) {
+            qs->mono_rr[qi] = 1.0 / pool;
+            qs->mono_hit[qi] = pool == 1;
+        } else {
+            qs->cross_rr[(size_t)qi * L + l] = 1.0 / pool;
+            qs->cross_hit[(size_t)qi * L + l] = pool == 1;
+        }
+    }
+    /* multi: ranks come back sorted, so the spread is last - first */
+    qs->multi_ap[qi] = eval_query_average_precision(s, nc, relevant, nr, ranks);
+    int top10 = 0;
+    for (int k = 0; k < nr; k++) top10 += ranks[k] <= 10;
+    qs->multi_r10[qi] = (double)top10 / nr;
+    qs->multi_rd[qi] = ranks[nr - 1] - ranks[0];
+}
+
+static void score_questions(const EvalData *d, const float *q, const float *c, int C, QueryScores *qs) {
+    const int nq = d->n_qs, nc = d->n_sents;
     float *S = xmalloc((size_t)EVAL_QBLOCK * (size_t)nc * sizeof(float));
     for (int q0 = 0; q0 < nq; q0 += EVAL_QBLOCK) {
         int qb = nq - q0 < EVAL_QBLOCK ? nq - q0 : EVAL_QBLOCK;
         sgemm(0, 1, qb, nc, C, 1.0f, q + (size_t)q0 * C, C, c, C, 0.0f, S, nc); // (qb, nc)
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4)
-#endif
-        for (int b = 0; b < qb; b++) {
-            const int qi = q0 + b;
-            const SquadQuestion *Q = &d->qs[qi];
-            const float *s = S + (size_t)b * nc;
-            const int *rel = d->rel + (size_t)Q->group * L;
-            int ranks[SQUAD_MAX_LANGS], nr = 0;
-            for (int l = 0; l < L; l++) {
-                cross_rr[(size_t)qi * L + l] = -1;
-                int j = rel[l];
-                if (j < 0) continue;
-                int pool = 1 + count_above(s, d->lang_first[l], d->lang_first[l + 1], j);
-                ranks[nr++] = 1 + count_above(s, 0, nc, j);
-                if (l == Q->lang) {
-                    mono_rr[qi] = 1.0 / pool;
-                    mono_hit[qi] = pool == 1;
-                } else {
-                    cross_rr[(size_t)qi * L + l] = 1.0 / pool;
-                    cross_hit[(size_t)qi * L + l] = pool == 1;
-                }
-            }
-            /* multi: AP (sorts the at most L ranks), R@10 and the spread */
-            multi[3 * qi] = eval_average_precision(ranks, nr);
-            int top10 = 0;
-            for (int k = 0; k < nr; k++) top10 += ranks[k] <= 10;
-            multi[3 * qi + 1] = (double)top10 / nr;
-            multi[3 * qi + 2] = ranks[nr - 1] - ranks[0];
-        }
+        OMP(omp parallel for schedule(dynamic, 4))
+        for (int b = 0; b < qb; b++) score_question(d, q0 + b, S + (size_t)b * nc, qs);
     }
-    /* means per language (pair), then macro-averages */
-    for (int qi = 0; qi < nq; qi++) {
-        int X = d->qs[qi].lang;
-        EvalScore *m = &r->mono_lang[X], *u = &r->multi_lang[X];
-        m->map += mono_rr[qi];
-        m->r1 += mono_hit[qi];
+    free(S);
+}
+
+/* mono: mean per language, then the macro-average over the languages with questions */
+static void mono_means(const EvalData *d, const QueryScores *qs, EvalResult *r) {
+    for (int qi = 0; qi < d->n_qs; qi++) {
+        EvalScore *m = &r->mono_lang[d->qs[qi].lang];
+        m->map += qs->mono_rr[qi];
+        m->r1 += qs->mono_hit[qi];
         m->n++;
-        u->map += multi[3 * qi];
-        u->r10 += multi[3 * qi + 1];
-        u->rd += multi[3 * qi + 2];
-        u->n++;
+    }
+    int n_lang = 0;
+    for (int X = 0; X < d->n_langs; X++) {
+        EvalScore *m = &r->mono_lang[X];
+        if (!m->n) continue;
+        m->map /= m->n;
+        m->r1 /= m->n;
+        r->mono.map += m->map;
+        r->mono.r1 += m->r1;
+        r->mono.n += m->n;
+        n_lang++;
+    }
+    if (n_lang) {
+        r->mono.map /= n_lang;
+        r->mono.r1 /= n_lang;
+    }
+}
+
+/* cross: mean per (query language, pool language) pair, then the macro-average over the pairs with questions */
+static void cross_means(const EvalData *d, const QueryScores *qs, EvalResult *r) {
+    const int L = d->n_langs;
+    for (int qi = 0; qi < d->n_qs; qi++)
         for (int Y = 0; Y < L; Y++) {
-            double rr = cross_rr[(size_t)qi * L + Y];
+            double rr = qs->cross_rr[(size_t)qi * L + Y];
             if (rr < 0) continue;
-            EvalScore *p = &r->cross_pair[X][Y];
+            EvalScore *p = &r->cross_pair[d->qs[qi].lang][Y];
             p->map += rr;
-            p->r1 += cross_hit[(size_t)qi * L + Y];
+            p->r1 += qs->cross_hit[(size_t)qi * L + Y];
             p->n++;
         }
-    }
-    int n_mono = 0, n_pairs = 0;
-    for (int X = 0; X < L; X++) {
-        EvalScore *m = &r->mono_lang[X], *u = &r->multi_lang[X];
-        if (m->n) {
-            m->map /= m->n;
-            m->r1 /= m->n;
-            u->map /= u->n;
-            u->r10 /= u->n;
-            u->rd /= u->n;
-            r->mono.map += m->map;
-            r->mono.r1 += m->r1;
-            r->multi.map += u->map;
-            r->multi.r10 += u->r10;
-            r->multi.rd += u->rd;
-            r->mono.n += m->n;
-            r->multi.n += u->n;
-            n_mono++;
-        }
+    int n_pairs = 0;
+    for (int X = 0; X < L; X++)
         for (int Y = 0; Y < L; Y++) {
             EvalScore *p = &r->cross_pair[X][Y];
             if (!p->n) continue;
@@ -165,24 +200,58 @@ int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalR
             r->cross.n += p->n;
             n_pairs++;
         }
-    }
-    if (n_mono) {
-        r->mono.map /= n_mono;
-        r->mono.r1 /= n_mono;
-        r->multi.map /= n_mono;
-        r->multi.r10 /= n_mono;
-        r->multi.rd /= n_mono;
-    }
     if (n_pairs) {
         r->cross.map /= n_pairs;
         r->cross.r1 /= n_pairs;
     }
-    free(S);
-    free(mono_rr);
-    free(multi);
-    free(cross_rr);
-    free(mono_hit);
-    free(cross_hit);
+}
+
+/* multi: mean per query language, then the macro-average over the languages with questions */
+static void multi_means(const EvalData *d, const QueryScores *qs, EvalResult *r) {
+    for (int qi = 0; qi < d->n_qs; qi++) {
+        EvalScore *u = &r->multi_lang[d->qs[qi].lang];
+        u->map += qs->multi_ap[qi];
+        u->r10 += qs->multi_r10[qi];
+        u->rd += qs->multi_rd[qi];
+        u->n++;
+    }
+    int n_lang = 0;
+    for (int X = 0; X < d->n_langs; X++) {
+        EvalScore *u = &r->multi_lang[X];
+        if (!u->n) continue;
+        u->map /= u->n;
+        u->r10 /= u->n;
+        u->rd /= u->n;
+        r->multi.map += u->map;
+        r->multi.r10 += u->r10;
+        r->multi.rd += u->rd;
+        r->multi.n += u->n;
+        n_lang++;
+    }
+    if (n_lang) {
+        r->multi.map /= n_lang;
+        r->multi.r10 /= n_lang;
+        r->multi.rd /= n_lang;
+    }
+}
+
+int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalResult *r) {
+    memset(r, 0, sizeof *r);
+    const int L = d->n_langs, nq = d->n_qs, nc = d->n_sents;
+    if (C <= 0 || L <= 0 || L > SQUAD_MAX_LANGS) return xerr("eval: bad sizes (C=%d, languages=%d)", C, L);
+    if (nq == 0 || nc == 0) return xerr("eval: no questions or no candidates");
+    double t0 = now_seconds();
+    r->n_langs = L;
+    memcpy(r->langs, d->langs, sizeof r->langs);
+    r->questions = nq;
+    r->candidates = nc;
+    QueryScores qs;
+    query_scores_build(&qs, nq, L);
+    score_questions(d, q, c, C, &qs);
+    mono_means(d, &qs, r);
+    cross_means(d, &qs, r);
+    multi_means(d, &qs, r);
+    query_scores_free(&qs);
     r->metric_seconds = now_seconds() - t0;
     return 0;
 }
@@ -251,14 +320,14 @@ int eval_run(Xlmr *m, const Tokenizer *t, const EvalData *d, const EvalOptions *
     float *qe = xmalloc((size_t)(nq > 0 ? nq : 1) * (size_t)C * sizeof(float));
     float *ce = xmalloc((size_t)(nc > 0 ? nc : 1) * (size_t)C * sizeof(float));
     char lq[256], lc[256];
-    EncodeOptions eo = {o->max_len, o->batch, o->pooling, o->query_prefix ? o->query_prefix : "Query: ", NULL};
+    EncodeOptions eo = {o->max_len, o->batch, o->pooling, o->query_prefix ? o->query_prefix : XLMR_QUERY_PREFIX, NULL};
     if (o->label) {
         snprintf(lq, sizeof lq, "%s: questions", o->label);
         eo.label = lq;
     }
     int rc = embed_unique(m, t, qt, nq, &eo, C, qe);
     if (rc == 0) {
-        eo.prefix = o->passage_prefix ? o->passage_prefix : "Passage: ";
+        eo.prefix = o->passage_prefix ? o->passage_prefix : XLMR_PASSAGE_PREFIX;
         if (o->label) {
             snprintf(lc, sizeof lc, "%s: candidates", o->label);
             eo.label = lc;
@@ -279,10 +348,10 @@ int eval_run(Xlmr *m, const Tokenizer *t, const EvalData *d, const EvalOptions *
 
 /* ---------------------------------------------------------------------------
  * Reports. */
+/* [, ]"k": v */
 static void json_kv(StrBuf *sb, const char *k, double v, int comma) {
     if (comma) sb_puts(sb, ", ");
-    sb_json_string(sb, k);
-    sb_puts(sb, ": ");
+    sb_json_key(sb, k);
     sb_json_number(sb, v);
 }
 
@@ -304,8 +373,8 @@ static void by_lang_json(StrBuf *sb, const EvalResult *r, const EvalScore *per_l
     sb_puts(sb, ", \"by_lang\": {");
     for (int l = 0; l < r->n_langs; l++) {
         if (l) sb_puts(sb, ", ");
-        sb_json_string(sb, r->langs[l]);
-        sb_puts(sb, ": {");
+        sb_json_key(sb, r->langs[l]);
+        sb_puts(sb, "{");
         score_json(sb, &per_lang[l], multi, 1);
         sb_puts(sb, "}");
     }
@@ -325,7 +394,10 @@ void eval_result_json(const EvalResult *r, StrBuf *sb) {
             if (x == y || !p->n) continue;
             if (!first) sb_puts(sb, ", ");
             first = 0;
-            sb_printf(sb, "\"%s-%s\": {", r->langs[x], r->langs[y]);
+            char pair[2 * sizeof r->langs[0] + 1];
+            snprintf(pair, sizeof pair, "%s-%s", r->langs[x], r->langs[y]);
+            sb_json_key(sb, pair);
+            sb_puts(sb, "{");
             score_json(sb, p, 0, 1);
             sb_puts(sb, "}");
         }
@@ -336,13 +408,18 @@ void eval_result_json(const EvalResult *r, StrBuf *sb) {
 }
 
 void eval_report_json(const EvalResult *r, const char *dataset, const char *model, StrBuf *sb) {
-    sb_puts(sb, "{\"dataset\": ");
+    sb_puts(sb, "{");
+    sb_json_key(sb, "dataset");
     sb_json_string(sb, dataset ? dataset : "");
-    sb_puts(sb, ", \"model\": ");
+    sb_puts(sb, ", ");
+    sb_json_key(sb, "model");
     sb_json_string(sb, model ? model : "");
-    sb_puts(sb, ", \"settings\": ");
+    sb_puts(sb, ", ");
+    sb_json_key(sb, "settings");
     eval_result_json(r, sb);
-    sb_printf(sb, ", \"questions\": %d, \"candidates\": %d}\n", r->questions, r->candidates);
+    json_kv(sb, "questions", r->questions, 1);
+    json_kv(sb, "candidates", r->candidates, 1);
+    sb_puts(sb, "}\n");
 }
 
 void eval_result_print(const EvalResult *r, FILE *f) {
@@ -378,71 +455,4 @@ void eval_result_print(const EvalResult *r, FILE *f) {
     }
     fprintf(f, "\n%d questions, %d candidates; embedding %.1f s, metrics %.2f s\n", r->questions, r->candidates,
             r->embed_seconds, r->metric_seconds);
-}
-
-/* ---------------------------------------------------------------------------
- * xlmr eval */
-int cmd_eval(int argc, char **argv) {
-    char *model = NULL, *dataset = NULL, *data = NULL, *pooling = "mean", *cand = "sentence", *langs = NULL;
-    char *split_s = "all", *json_out = NULL;
-    char *qp = "Query: ", *pp = "Passage: ";
-    int max_len = 0, batch = 32, bf16 = 0;
-    Opt opts[] = {
-        {"model", OPT_STR, &model, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model) (required)"},
-        {"dataset", OPT_STR, &dataset, "NAME", "xquad-r or mlqa-r (required)"},
-        {"data", OPT_STR, &data, "DIR", "the data set's folder, e.g. data/xquad-r (required)"},
-        {"pooling", OPT_STR, &pooling, "P", "mean (default) or cls"},
-        {"max-len", OPT_INT, &max_len, "N", "tokens per text including <s> and </s> (default: the model's limit)"},
-        {"query-prefix", OPT_STR, &qp, "S", "prepended to questions (default \"Query: \")"},
-        {"passage-prefix", OPT_STR, &pp, "S", "prepended to candidates (default \"Passage: \")"},
-        {"candidate", OPT_STR, &cand, "MODE", "sentence (default) or context: candidate = sentence + \" \" + its paragraph (LAReQA)"},
-        {"langs", OPT_STR, &langs, "L,L", "languages (default: all of the data set)"},
-        {"split", OPT_STR, &split_s, "S", "all (default), train, dev or test: by article, index k of en.json, "
-                                          "k mod 10 = 0-5 train, 6-7 dev, 8-9 test"},
-        {"json", OPT_STR, &json_out, "FILE", "also write the results as JSON (atomically)"},
-        {"batch", OPT_INT, &batch, "B", "texts per forward call (default 32)"},
-        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
-        {0}};
-    opts_parse(argc, argv, opts, "xlmr eval --model DIR --dataset NAME --data DIR",
-               "Evaluates a model on XQuAD-R / MLQA-R: mono, cross and multilingual retrieval "
-               "(mAP, R@1, R@10, rank distance), every sentence a candidate.",
-               NULL);
-    opts_require("xlmr eval", "model", model);
-    opts_require("xlmr eval", "dataset", dataset);
-    opts_require("xlmr eval", "data", data);
-    if (strcmp(dataset, "xquad-r") != 0 && strcmp(dataset, "mlqa-r") != 0)
-        die("eval: --dataset must be xquad-r or mlqa-r");
-    EvalOptions o;
-    eval_options_default(&o);
-    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0) die("eval: --pooling must be mean or cls");
-    if (!strcmp(cand, "context")) o.candidate = EVAL_CAND_CONTEXT;
-    else if (strcmp(cand, "sentence") != 0) die("eval: --candidate must be sentence or context");
-    if (batch <= 0) die("eval: --batch must be positive");
-    if (max_len < 0 || max_len == 1 || max_len == 2) die("eval: --max-len must be at least 3");
-    o.max_len = max_len;
-    o.batch = batch;
-    o.query_prefix = qp;
-    o.passage_prefix = pp;
-    o.label = "eval";
-    EvalData d;
-    if (squad_load_csv(&d, dataset, data, langs, NULL, split_s)) die_xerr();
-    Xlmr m;
-    Tokenizer *t = NULL;
-    if (xlmr_load(&m, model)) die_xerr();
-    m.use_bf16 = bf16;
-    if (tokenizer_load(&t, model)) die_xerr();
-    EvalResult r;
-    if (eval_run(&m, t, &d, &o, &r)) die_xerr();
-    printf("%s on %s (split %s)\n", model, dataset, split_s);
-    eval_result_print(&r, stdout);
-    if (json_out) {
-        StrBuf sb = {0};
-        eval_report_json(&r, dataset, model, &sb);
-        if (write_file_atomic(json_out, sb.data, sb.len)) die_xerr();
-        sb_free(&sb);
-    }
-    tokenizer_free(t);
-    xlmr_free(&m);
-    squad_free(&d);
-    return 0;
 }

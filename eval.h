@@ -10,7 +10,8 @@
  * answer_start.
  * Score = cosine (dot product of L2-normalised embeddings). The rank of
  * candidate j in a pool is 1 + the number of pool candidates k with a higher
- * score, or an equal score and k < j (ties go to the earlier candidate).
+ * score, or an equal score and k < j (ties go to the earlier candidate):
+ * eval_rank(), the one definition of the rule, which training's dev mAP uses too.
  *   mono:  queries of X vs the pool of X: mAP (= reciprocal rank) and R@1,
  *          mean over X's questions, macro-averaged over languages.
  *   cross: every ordered pair X != Y, queries of X that have a relevant
@@ -36,8 +37,8 @@ typedef struct {
     int pooling;                /* POOL_MEAN / POOL_CLS */
     int max_len;                /* tokens per text; <= 0: the model's limit */
     int batch;                  /* texts per forward call; <= 0: 32 */
-    const char *query_prefix;   /* NULL: "Query: " */
-    const char *passage_prefix; /* NULL: "Passage: " */
+    const char *query_prefix;   /* NULL: XLMR_QUERY_PREFIX */
+    const char *passage_prefix; /* NULL: XLMR_PASSAGE_PREFIX */
     int candidate;              /* EVAL_CAND_SENTENCE / EVAL_CAND_CONTEXT */
     const char *label;          /* progress line while embedding (NULL: quiet) */
 } EvalOptions;
@@ -65,10 +66,24 @@ typedef struct {
  * Pure: no model. -1 + xerr on bad arguments. */
 int eval_metrics(const EvalData *d, const float *q, const float *c, int C, EvalResult *r);
 
+/* The ranking rule. scores: one query's scores; j in [lo, hi). The 1-based rank
+ * of candidate j in the pool [lo, hi): 1 + the number of k in the pool, k != j,
+ * with scores[k] > scores[j], or scores[k] == scores[j] and k < j. Ties thus go
+ * to the earlier candidate, so ranks are distinct and do not depend on the
+ * order in which candidates are visited. A NaN score outranks nothing and is
+ * outranked by nothing. */
+int eval_rank(const float *scores, int lo, int hi, int j);
+
 /* Average precision of one query from the 1-based ranks of its n relevant
- * candidates: mean over k of (k+1) / ranks[k] after sorting ranks ascending
- * (in place). */
+ * candidates (n >= 1): mean over k of (k+1) / ranks[k] after sorting ranks
+ * ascending (in place), i.e. the mean over the relevant candidates of the
+ * precision at their rank. */
 double eval_average_precision(int *ranks, int n);
+
+/* One query's average precision over the pool [0, n) by the rule above:
+ * relevant[0..n_rel) are its relevant candidates (distinct, n_rel >= 1);
+ * ranks (n_rel ints, scratch) receives their ranks, sorted ascending. */
+double eval_query_average_precision(const float *scores, int n, const int *relevant, int n_rel, int *ranks);
 
 /* Embeds every distinct question and candidate text once, then eval_metrics. */
 int eval_run(Xlmr *m, const Tokenizer *t, const EvalData *d, const EvalOptions *o, EvalResult *r);

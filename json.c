@@ -1,4 +1,4 @@
-/* json.c: a strict RFC 8259 reader (see json.h).
+/* json.c: a strict RFC 8259 reader and the StrBuf writers (see json.h).
  * Recursive descent over the bytes; each value is built in place. Strings are
  * validated as UTF-8 while they are copied, \u escapes are decoded (surrogate
  * pairs combined; a lone surrogate is an error). Errors are reported by byte
@@ -361,6 +361,11 @@ void sb_json_string(StrBuf *sb, const char *s) {
         }
     }
     sb_append(sb, "\"", 1);
+}
+
+void sb_json_key(StrBuf *sb, const char *key) {
+    sb_json_string(sb, key);
+    sb_puts(sb, ": ");
 }
 
 void sb_json_number(StrBuf *sb, double x) {

@@ -1,7 +1,8 @@
-/* json.h: a strict JSON (RFC 8259) reader into a small DOM.
+/* json.h: JSON, read and written. The reader is strict (RFC 8259) and builds a small DOM:
  * UTF-8 only (invalid UTF-8 is an error), \u escapes with surrogate pairs,
  * no trailing commas, no comments, depth limited. Errors carry line and column.
- * Stands alone (util.h only). Writing: sb_json_string / sb_json_number append to a StrBuf. */
+ * Stands alone (util.h only). Writing: sb_json_string / sb_json_key / sb_json_number
+ * append to a StrBuf (the document's structure, braces and commas, is the caller's). */
 #ifndef XLMR_JSON_H
 #define XLMR_JSON_H
 
@@ -37,8 +38,10 @@ int json_get_int(const Json *obj, const char *key, long *out, const char *name);
 int json_get_num(const Json *obj, const char *key, double *out, const char *name);
 const char *json_get_str(const Json *obj, const char *key, const char *name); /* NULL + xerr */
 
-/* Writing: a quoted, escaped JSON string; a number exact to %.17g (null for NaN/Inf). */
+/* Writing: a quoted, escaped JSON string; an object member's key and its colon,
+ * "key": ; a number exact to %.17g (integers without a fraction, null for NaN/Inf). */
 void sb_json_string(StrBuf *sb, const char *s);
+void sb_json_key(StrBuf *sb, const char *key);
 void sb_json_number(StrBuf *sb, double x);
 
 #endif

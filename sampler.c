@@ -1,246 +1,39 @@
-/* sampler.c: see sampler.h. Also holds `xlmr batches`. */
+/* sampler.c: the batch samplers of the paper (see sampler.h): the method
+ * first, then its resumable state, then the loading of the training TSV.
+ *
+ * Every pool is a shuffled list of group indices walked front to back, so a
+ * pass sees each group once; a batch takes the next groups of the pool it
+ * draws from. Which pool, and which rows of a group serve as query and
+ * passage, is the sampling strategy: mono takes one language for the whole
+ * batch, cross two different languages per pair, hybrid one or the other per
+ * batch, mixed one language per pair. All randomness comes from one Rng, so a
+ * seed fixes the whole sequence of batches and a saved state continues it. */
 #include "sampler.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "strmap.h"
 
 /* ------------------------------------------------------------------------- */
-/* A string -> index map (open addressing), for group and language names.    */
+/* Sampling: the method                                                      */
 
-typedef struct {
-    int *slot;          /* index + 1, 0 = empty */
-    size_t cap;         /* power of two */
-    char ***names;      /* the owner's name array (grows) */
-} NameMap;
-
-static uint64_t fnv1a(const char *s, size_t n, uint64_t h) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static void namemap_grow(NameMap *m) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
-    int *slot = xcalloc(cap, sizeof(int));
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slot[i]) continue;
-        const char *s = (*m->names)[m->slot[i] - 1];
-        size_t h = (size_t)fnv1a(s, strlen(s), 0xcbf29ce484222325ull) & (cap - 1);
-        while (slot[h]) h = (h + 1) & (cap - 1);
-        slot[h] = m->slot[i];
-    }
-    free(m->slot);
-    m->slot = slot;
-    m->cap = cap;
-}
-
-/* Index of s[0..n), adding it (as name number *count) when new. */
-static int namemap_intern(NameMap *m, const char *s, size_t n, int *count) {
-    if ((size_t)(*count + 1) * 2 > m->cap) namemap_grow(m);
-    size_t h = (size_t)fnv1a(s, n, 0xcbf29ce484222325ull) & (m->cap - 1);
-    while (m->slot[h]) {
-        const char *t = (*m->names)[m->slot[h] - 1];
-        if (strlen(t) == n && !memcmp(t, s, n)) return m->slot[h] - 1;
-        h = (h + 1) & (m->cap - 1);
-    }
-    /* grow the owner's array in powers of two */
-    if ((*count & (*count - 1)) == 0)
-        *m->names = xrealloc(*m->names, (size_t)(*count ? 2 * *count : 1) * sizeof(char *));
-    (*m->names)[*count] = xstrndup(s, n);
-    m->slot[h] = ++*count;
-    return *count - 1;
-}
-
-/* ------------------------------------------------------------------------- */
-/* Loading                                                                   */
-
-typedef struct {
-    TrainRow row;
-    int file, line; /* for messages about duplicates */
-} RawRow;
-
-static int lang_ok(const char *s, size_t n) {
-    if (n < 1 || n > 15) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int cmp_raw(const void *a, const void *b) {
-    const RawRow *x = a, *y = b;
-    if (x->row.group != y->row.group) return x->row.group < y->row.group ? -1 : 1;
-    if (x->row.lang != y->row.lang) return x->row.lang < y->row.lang ? -1 : 1;
-    if (x->file != y->file) return x->file < y->file ? -1 : 1;
-    return (x->line > y->line) - (x->line < y->line);
-}
-
-static const char *field_names[5] = {"group", "lang", "query", "passage", "hard negative"};
-
-/* Parses one file's rows into raw (appending). */
-static int load_file(const char *path, int file_index, RawRow **raw, int *n_raw, int *cap_raw,
-                     NameMap *gmap, int *n_groups, NameMap *lmap, int *n_langs) {
-    char *data;
-    size_t len;
-    if (read_file(path, &data, &len)) return -1;
-    int rc = 0, line = 0;
-    char *p = data, *end = data + len;
-    while (p < end && rc == 0) {
-        line++;
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *le = nl ? nl : end;
-        char *next = nl ? nl + 1 : end;
-        if (le > p && le[-1] == '\r') le--;
-        if (le == p || *p == '#') { p = next; continue; }
-        if (memchr(p, 0, (size_t)(le - p))) { rc = xerr("%s:%d: NUL byte in the line", path, line); break; }
-        if (!utf8_valid(p, (size_t)(le - p))) { rc = xerr("%s:%d: invalid UTF-8", path, line); break; }
-        char *f[6];
-        size_t fl[6];
-        int nf = 0;
-        char *s = p;
-        for (;;) {
-            char *tab = memchr(s, '\t', (size_t)(le - s));
-            char *fe = tab ? tab : le;
-            if (nf < 6) { f[nf] = s; fl[nf] = (size_t)(fe - s); }
-            nf++;
-            if (!tab) break;
-            s = tab + 1;
-        }
-        if (nf != 4 && nf != 5) {
-            rc = xerr("%s:%d: expected 4 or 5 tab-separated columns (group, lang, query, passage[, hard negative]), found %d",
-                      path, line, nf);
-            break;
-        }
-        for (int i = 0; i < nf; i++) {
-            int blank = 1;
-            for (size_t k = 0; k < fl[i]; k++)
-                if (f[i][k] != ' ' && f[i][k] != '\r' && f[i][k] != '\v' && f[i][k] != '\f') { blank = 0; break; }
-            if (blank) { rc = xerr("%s:%d: empty %s (column %d)", path, line, field_names[i], i + 1); break; }
-        }
-        if (rc) break;
-        if (!lang_ok(f[1], fl[1])) {
-            rc = xerr("%s:%d: bad language code '%.*s' (1-15 characters of A-Z a-z 0-9 _ -)", path, line,
-                      (int)(fl[1] > 40 ? 40 : fl[1]), f[1]);
-            break;
-        }
-        if (*n_raw == *cap_raw) {
-            *cap_raw = *cap_raw ? 2 * *cap_raw : 1024;
-            *raw = xrealloc(*raw, (size_t)*cap_raw * sizeof(RawRow));
-        }
-        RawRow *r = &(*raw)[(*n_raw)++];
-        r->row.group = namemap_intern(gmap, f[0], fl[0], n_groups);
-        r->row.lang = namemap_intern(lmap, f[1], fl[1], n_langs);
-        r->row.query = xstrndup(f[2], fl[2]);
-        r->row.passage = xstrndup(f[3], fl[3]);
-        r->row.hard = nf == 5 ? xstrndup(f[4], fl[4]) : NULL;
-        r->file = file_index;
-        r->line = line;
-        p = next;
-    }
-    free(data);
-    return rc;
-}
-
-int train_data_load(TrainData *d, const char *const *files, int n_files) {
-    memset(d, 0, sizeof *d);
-    NameMap gmap = {0}, lmap = {0};
-    gmap.names = &d->groups;
-    lmap.names = &d->langs;
-    RawRow *raw = NULL;
-    int n_raw = 0, cap_raw = 0, rc = 0;
-    if (n_files < 1) rc = xerr("no training file given");
-    for (int i = 0; i < n_files && rc == 0; i++)
-        rc = load_file(files[i], i, &raw, &n_raw, &cap_raw, &gmap, &d->n_groups, &lmap, &d->n_langs);
-    if (rc == 0 && n_raw == 0) rc = xerr("%s: no training rows", files[0]);
-    free(gmap.slot);
-    free(lmap.slot);
-    if (rc == 0) {
-        /* languages sorted by code, rows renumbered accordingly */
-        char **sorted = xmalloc((size_t)d->n_langs * sizeof(char *));
-        memcpy(sorted, d->langs, (size_t)d->n_langs * sizeof(char *));
-        qsort(sorted, (size_t)d->n_langs, sizeof(char *), cmp_str);
-        int *remap = xmalloc((size_t)d->n_langs * sizeof(int));
-        for (int i = 0; i < d->n_langs; i++)
-            for (int j = 0; j < d->n_langs; j++)
-                if (sorted[j] == d->langs[i]) remap[i] = j;
-        for (int i = 0; i < n_raw; i++) raw[i].row.lang = remap[raw[i].row.lang];
-        free(d->langs);
-        d->langs = sorted;
-        free(remap);
-        qsort(raw, (size_t)n_raw, sizeof(RawRow), cmp_raw);
-        for (int i = 1; i < n_raw && rc == 0; i++)
-            if (raw[i].row.group == raw[i - 1].row.group && raw[i].row.lang == raw[i - 1].row.lang)
-                rc = xerr("%s:%d: group '%s' already has a row in language %s (%s:%d)", files[raw[i].file],
-                          raw[i].line, d->groups[raw[i].row.group], d->langs[raw[i].row.lang],
-                          files[raw[i - 1].file], raw[i - 1].line);
-    }
-    d->rows = xmalloc((size_t)(n_raw ? n_raw : 1) * sizeof(TrainRow));
-    for (int i = 0; i < n_raw; i++) d->rows[i] = raw[i].row;
-    d->n_rows = n_raw;
-    free(raw);
-    if (rc) {
-        train_data_free(d);
-        return -1;
-    }
-    d->group_start = xcalloc((size_t)d->n_groups + 1, sizeof(int));
-    for (int i = 0; i < n_raw; i++) d->group_start[d->rows[i].group + 1]++;
-    for (int g = 0; g < d->n_groups; g++) d->group_start[g + 1] += d->group_start[g];
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (int i = 0; i < n_raw; i++) {
-        const TrainRow *r = &d->rows[i];
-        const char *parts[5] = {d->groups[r->group], d->langs[r->lang], r->query, r->passage, r->hard ? r->hard : ""};
-        for (int k = 0; k < 5; k++) h = fnv1a(parts[k], strlen(parts[k]) + 1, h);
-        d->n_hard += r->hard != NULL;
-    }
-    d->fingerprint = h;
-    return 0;
-}
-
-void train_data_free(TrainData *d) {
-    for (int i = 0; i < d->n_rows; i++) {
-        free(d->rows[i].query);
-        free(d->rows[i].passage);
-        free(d->rows[i].hard);
-    }
-    for (int i = 0; i < d->n_langs; i++) free(d->langs[i]);
-    for (int i = 0; i < d->n_groups; i++) free(d->groups[i]);
-    free(d->rows);
-    free(d->langs);
-    free(d->groups);
-    free(d->group_start);
-    memset(d, 0, sizeof *d);
-}
-
-int train_data_find(const TrainData *d, int g, int lang) {
-    for (int i = d->group_start[g]; i < d->group_start[g + 1]; i++)
-        if (d->rows[i].lang == lang) return i;
-    return -1;
-}
-
-/* ------------------------------------------------------------------------- */
-/* Sampling                                                                  */
-
-static const char *sampling_names[] = {"mono", "cross", "hybrid", "mixed"};
-static const char *kind_names[] = {"mono", "cross", "mixed"};
+static const char *const sampling_names[SAMPLING_COUNT] = {
+    [SAMPLING_MONO] = "mono", [SAMPLING_CROSS] = "cross", [SAMPLING_HYBRID] = "hybrid", [SAMPLING_MIXED] = "mixed"};
+static const char *const kind_names[BATCH_KIND_COUNT] = {
+    [BATCH_MONO] = "mono", [BATCH_CROSS] = "cross", [BATCH_MIXED] = "mixed"};
 
 int sampling_parse(const char *s) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < SAMPLING_COUNT; i++)
         if (s && !strcmp(s, sampling_names[i])) return i;
     return -1;
 }
-const char *sampling_name(int sampling) { return sampling >= 0 && sampling < 4 ? sampling_names[sampling] : "?"; }
-const char *batch_kind_name(int kind) { return kind >= 0 && kind < 3 ? kind_names[kind] : "?"; }
+const char *sampling_name(int sampling) {
+    return sampling >= 0 && sampling < SAMPLING_COUNT ? sampling_names[sampling] : "?";
+}
+const char *batch_kind_name(int kind) { return kind >= 0 && kind < BATCH_KIND_COUNT ? kind_names[kind] : "?"; }
 
+/* Fisher-Yates with the sampler's own RNG: the order is a function of the seed only. */
 static void pool_shuffle(SamplerPool *p, Rng *r) {
     for (int i = p->n - 1; i > 0; i--) {
         int j = (int)rng_below(r, (uint32_t)i + 1);
@@ -282,7 +75,7 @@ static void pool_init(SamplerPool *p, int cap) {
 
 int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, int batch, uint64_t seed) {
     memset(s, 0, sizeof *s);
-    if (sampling < 0 || sampling > 3) return xerr("unknown sampling %d", sampling);
+    if (sampling < 0 || sampling >= SAMPLING_COUNT) return xerr("unknown sampling %d", sampling);
     if (batch < 1) return xerr("batch size must be at least 1, got %d", batch);
     if (!(alpha >= 0 && alpha <= 1)) return xerr("alpha must be in [0,1], got %g", alpha);
     s->d = d;
@@ -462,50 +255,225 @@ int sampler_state_read(Sampler *s, FILE *f, const char *name) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* xlmr batches                                                              */
+/* Loading: the TSV rows, validated, languages sorted, rows grouped          */
 
-int cmd_batches(int argc, char **argv) {
-    StrList train = {0};
-    char *sampling_s = "hybrid";
-    double alpha = 0.5;
-    int batch = 100, steps = 10, seed = 1;
-    Opt opts[] = {
-        {"train", OPT_STR_LIST, &train, "FILE...", "training TSV files: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
-        {"sampling", OPT_STR, &sampling_s, "S", "mono | cross | hybrid | mixed (default hybrid)"},
-        {"alpha", OPT_FLOAT, &alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
-        {"batch", OPT_INT, &batch, "B", "pairs per batch (default 100)"},
-        {"steps", OPT_INT, &steps, "N", "batches to draw (default 10)"},
-        {"seed", OPT_INT, &seed, "S", "random seed (default 1)"},
-        {0}};
-    opts_parse(argc, argv, opts, "xlmr batches",
-               "Prints the batches a sampler draws, one line each: mono|cross|mixed, then for every\n"
-               "pair a space and QLANG:PLANG:GROUP.",
-               NULL);
-    opts_require("xlmr batches", "train", train.n ? &train : NULL);
-    int sampling = sampling_parse(sampling_s);
-    if (sampling < 0) die("xlmr batches: --sampling must be mono, cross, hybrid or mixed, got '%s'", sampling_s);
-    if (steps < 0) die("xlmr batches: --steps must be >= 0, got %d", steps);
-    TrainData d;
-    Sampler s;
-    if (train_data_load(&d, (const char *const *)train.v, train.n)) die_xerr();
-    if (sampler_build(&s, &d, sampling, alpha, batch, (uint64_t)(unsigned)seed)) die_xerr();
-    SamplePair *pairs = xmalloc((size_t)batch * sizeof(SamplePair));
-    StrBuf sb = {0};
-    for (int b = 0; b < steps; b++) {
-        int kind = sampler_next(&s, pairs);
-        sb.len = 0;
-        sb_puts(&sb, batch_kind_name(kind));
-        for (int i = 0; i < batch; i++) {
-            const TrainRow *q = &d.rows[pairs[i].qrow], *p = &d.rows[pairs[i].prow];
-            sb_printf(&sb, " %s:%s:%s", d.langs[q->lang], d.langs[p->lang], d.groups[q->group]);
-        }
-        sb_puts(&sb, "\n");
-        fputs(sb.data, stdout);
+typedef struct {
+    TrainRow row;
+    int file, line; /* for messages about duplicates */
+} RawRow;
+
+/* Names seen so far (groups or languages): index by name, and the names in order. */
+typedef struct {
+    StrMap index;
+    char ***names; /* the owner's array (grows) */
+    int *count;
+} NameTable;
+
+/* Index of the name s[0..n), added as the next one when new. */
+static int name_intern(NameTable *t, const char *s, size_t n) {
+    char *key = xstrndup(s, n);
+    int found;
+    int *v = strmap_slot(&t->index, key, &found);
+    if (found) {
+        free(key);
+        return *v;
     }
-    sb_free(&sb);
-    free(pairs);
-    sampler_free(&s);
-    train_data_free(&d);
-    free(train.v);
-    return fflush(stdout) == 0 ? 0 : 1;
+    int k = *t->count;
+    if ((k & (k - 1)) == 0) /* grow in powers of two */
+        *t->names = xrealloc(*t->names, (size_t)(k ? 2 * k : 1) * sizeof(char *));
+    (*t->names)[k] = key; /* the table owns the string; the map borrows it */
+    *v = k;
+    ++*t->count;
+    return k;
+}
+
+static int lang_ok(const char *s, size_t n) {
+    if (n < 1 || n > 15) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* By (group, lang), then where it was read: equal neighbours are duplicates,
+ * and the message names the later one. */
+static int cmp_raw(const void *a, const void *b) {
+    const RawRow *x = a, *y = b;
+    if (x->row.group != y->row.group) return x->row.group < y->row.group ? -1 : 1;
+    if (x->row.lang != y->row.lang) return x->row.lang < y->row.lang ? -1 : 1;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
+static const char *field_names[5] = {"group", "lang", "query", "passage", "hard negative"};
+
+typedef struct {
+    RawRow *rows;
+    int n, cap;
+    NameTable groups, langs;
+} RawRows;
+
+/* Splits the line [p, le) at tabs: up to 6 fields into f / fl; returns the count (may exceed 6). */
+static int split_fields(char *p, char *le, char *f[6], size_t fl[6]) {
+    int nf = 0;
+    char *s = p;
+    for (;;) {
+        char *tab = memchr(s, '\t', (size_t)(le - s));
+        char *fe = tab ? tab : le;
+        if (nf < 6) { f[nf] = s; fl[nf] = (size_t)(fe - s); }
+        nf++;
+        if (!tab) return nf;
+        s = tab + 1;
+    }
+}
+
+/* One data line [p, le) of path: checked, then appended to raw. */
+static int tsv_read_row(RawRows *raw, char *p, char *le, const char *path, int file_index, int line) {
+    if (memchr(p, 0, (size_t)(le - p))) return xerr("%s:%d: NUL byte in the line", path, line);
+    if (!utf8_valid(p, (size_t)(le - p))) return xerr("%s:%d: invalid UTF-8", path, line);
+    char *f[6];
+    size_t fl[6];
+    int nf = split_fields(p, le, f, fl);
+    if (nf != 4 && nf != 5)
+        return xerr("%s:%d: expected 4 or 5 tab-separated columns (group, lang, query, passage[, hard negative]), found %d",
+                    path, line, nf);
+    for (int i = 0; i < nf; i++) {
+        int blank = 1; /* '\t' and '\n' cannot occur inside a field */
+        for (size_t k = 0; k < fl[i]; k++)
+            if (f[i][k] != ' ' && f[i][k] != '\r' && f[i][k] != '\v' && f[i][k] != '\f') { blank = 0; break; }
+        if (blank) return xerr("%s:%d: empty %s (column %d)", path, line, field_names[i], i + 1);
+    }
+    if (!lang_ok(f[1], fl[1]))
+        return xerr("%s:%d: bad language code '%.*s' (1-15 characters of A-Z a-z 0-9 _ -)", path, line,
+                    (int)(fl[1] > 40 ? 40 : fl[1]), f[1]);
+    if (raw->n == raw->cap) {
+        raw->cap = raw->cap ? 2 * raw->cap : 1024;
+        raw->rows = xrealloc(raw->rows, (size_t)raw->cap * sizeof(RawRow));
+    }
+    RawRow *r = &raw->rows[raw->n++];
+    r->row.group = name_intern(&raw->groups, f[0], fl[0]);
+    r->row.lang = name_intern(&raw->langs, f[1], fl[1]);
+    r->row.query = xstrndup(f[2], fl[2]);
+    r->row.passage = xstrndup(f[3], fl[3]);
+    r->row.hard = nf == 5 ? xstrndup(f[4], fl[4]) : NULL;
+    r->file = file_index;
+    r->line = line;
+    return 0;
+}
+
+/* Every row of one TSV file, appended to raw. */
+static int tsv_read_file(RawRows *raw, const char *path, int file_index) {
+    char *data;
+    size_t len;
+    if (read_file(path, &data, &len)) return -1;
+    int rc = 0, line = 0;
+    char *p = data, *end = data + len;
+    while (p < end && rc == 0) {
+        line++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *le = nl ? nl : end;
+        char *next = nl ? nl + 1 : end;
+        if (le > p && le[-1] == '\r') le--;
+        if (le > p && *p != '#') rc = tsv_read_row(raw, p, le, path, file_index, line);
+        p = next;
+    }
+    free(data);
+    return rc;
+}
+
+/* Languages in code order, so that their indices do not depend on which file
+ * or row named them first; the rows are renumbered to match. */
+static void sort_languages(TrainData *d, RawRows *raw) {
+    char **sorted = xmalloc((size_t)d->n_langs * sizeof(char *));
+    memcpy(sorted, d->langs, (size_t)d->n_langs * sizeof(char *));
+    qsort(sorted, (size_t)d->n_langs, sizeof(char *), cmp_str);
+    int *remap = xmalloc((size_t)d->n_langs * sizeof(int));
+    for (int i = 0; i < d->n_langs; i++)
+        for (int j = 0; j < d->n_langs; j++)
+            if (sorted[j] == d->langs[i]) remap[i] = j;
+    for (int i = 0; i < raw->n; i++) raw->rows[i].row.lang = remap[raw->rows[i].row.lang];
+    free(d->langs);
+    d->langs = sorted;
+    free(remap);
+}
+
+/* The rows sorted by (group, lang); a second row of a group in one language is an error. */
+static int group_rows(const TrainData *d, RawRows *raw, const char *const *files) {
+    RawRow *r = raw->rows;
+    qsort(r, (size_t)raw->n, sizeof(RawRow), cmp_raw);
+    for (int i = 1; i < raw->n; i++)
+        if (r[i].row.group == r[i - 1].row.group && r[i].row.lang == r[i - 1].row.lang)
+            return xerr("%s:%d: group '%s' already has a row in language %s (%s:%d)", files[r[i].file], r[i].line,
+                        d->groups[r[i].row.group], d->langs[r[i].row.lang], files[r[i - 1].file], r[i - 1].line);
+    return 0;
+}
+
+/* FNV-1a over every row's parts, each with its terminating NUL so that field
+ * boundaries count: the same files give the same value on every run. */
+static uint64_t data_fingerprint(const TrainData *d) {
+    uint64_t h = HASH_FNV1A_BASIS;
+    for (int i = 0; i < d->n_rows; i++) {
+        const TrainRow *r = &d->rows[i];
+        const char *parts[5] = {d->groups[r->group], d->langs[r->lang], r->query, r->passage, r->hard ? r->hard : ""};
+        for (int k = 0; k < 5; k++) h = hash_fnv1a(h, parts[k], strlen(parts[k]) + 1);
+    }
+    return h;
+}
+
+int train_data_load(TrainData *d, const char *const *files, int n_files) {
+    memset(d, 0, sizeof *d);
+    RawRows raw = {.groups = {.names = &d->groups, .count = &d->n_groups},
+                   .langs = {.names = &d->langs, .count = &d->n_langs}};
+    int rc = 0;
+    if (n_files < 1) rc = xerr("no training file given");
+    for (int i = 0; i < n_files && rc == 0; i++) rc = tsv_read_file(&raw, files[i], i);
+    if (rc == 0 && raw.n == 0) rc = xerr("%s: no training rows", files[0]);
+    strmap_free(&raw.groups.index);
+    strmap_free(&raw.langs.index);
+    if (rc == 0) {
+        sort_languages(d, &raw);
+        rc = group_rows(d, &raw, files);
+    }
+    /* the rows move into d (also on failure, so that train_data_free frees their texts) */
+    d->rows = xmalloc((size_t)(raw.n ? raw.n : 1) * sizeof(TrainRow));
+    for (int i = 0; i < raw.n; i++) d->rows[i] = raw.rows[i].row;
+    d->n_rows = raw.n;
+    free(raw.rows);
+    if (rc) {
+        train_data_free(d);
+        return -1;
+    }
+    d->group_start = xcalloc((size_t)d->n_groups + 1, sizeof(int));
+    for (int i = 0; i < d->n_rows; i++) d->group_start[d->rows[i].group + 1]++;
+    for (int g = 0; g < d->n_groups; g++) d->group_start[g + 1] += d->group_start[g];
+    for (int i = 0; i < d->n_rows; i++) d->n_hard += d->rows[i].hard != NULL;
+    d->fingerprint = data_fingerprint(d);
+    return 0;
+}
+
+void train_data_free(TrainData *d) {
+    for (int i = 0; i < d->n_rows; i++) {
+        free(d->rows[i].query);
+        free(d->rows[i].passage);
+        free(d->rows[i].hard);
+    }
+    for (int i = 0; i < d->n_langs; i++) free(d->langs[i]);
+    for (int i = 0; i < d->n_groups; i++) free(d->groups[i]);
+    free(d->rows);
+    free(d->langs);
+    free(d->groups);
+    free(d->group_start);
+    memset(d, 0, sizeof *d);
+}
+
+int train_data_find(const TrainData *d, int g, int lang) {
+    for (int i = d->group_start[g]; i < d->group_start[g + 1]; i++)
+        if (d->rows[i].lang == lang) return i;
+    return -1;
 }

@@ -62,7 +62,7 @@ void train_data_free(TrainData *d);
 int train_data_find(const TrainData *d, int g, int lang);
 
 enum { SAMPLING_MONO = 0, SAMPLING_CROSS = 1, SAMPLING_HYBRID = 2, SAMPLING_MIXED = 3, SAMPLING_COUNT = 4 };
-enum { BATCH_MONO = 0, BATCH_CROSS = 1, BATCH_MIXED = 2 };
+enum { BATCH_MONO = 0, BATCH_CROSS = 1, BATCH_MIXED = 2, BATCH_KIND_COUNT = 3 };
 /* "mono" | "cross" | "hybrid" | "mixed" -> SAMPLING_*, or -1. */
 int sampling_parse(const char *s);
 const char *sampling_name(int sampling);

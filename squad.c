@@ -1,11 +1,13 @@
-/* squad.c: SQuAD-format data as sentence retrieval data, and `xlmr pairs`
- * (see squad.h for the layout, the sentence rule and the split rule). */
+/* squad.c: SQuAD-format data as sentence retrieval data, and the training
+ * pairs written from it (see squad.h for the layout, the sentence rule and the
+ * split rule). A paragraph's sentences become candidates in load order and
+ * each question points at the one holding its answer; questions with one id
+ * across languages share a group, which is what makes them translations. */
 #include "squad.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "json.h"
 
 /* ---------------------------------------------------------------------------
@@ -155,18 +157,16 @@ int squad_split_sentences(const char *text, IntVec *breaks) {
 static const char *const XQUAD_LANGS[] = {"ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", 0};
 static const char *const MLQA_LANGS[] = {"ar", "de", "en", "es", "hi", "vi", "zh", 0};
 
+/* A sentence cut out of its paragraph: ASCII whitespace at the ends dropped
+ * (the spans of squad_split_sentences carry the trailing space). */
 static char *trim_dup(const char *s, size_t n) {
     while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) { s++; n--; }
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
-    /* also trim U+00A0 / U+3000 at the ends: common in the native sets */
     return xstrndup(s, n);
 }
 
-typedef struct {
-    IntVec brk; /* (start, end) pairs */
-} Scratch;
-
-/* Question ids of en.json -> article index, for the split rule. */
+/* Question ids of en.json -> article index, for the split rule. The map
+ * borrows its keys, so the strings are kept in *strs until the load ends. */
 static int load_split_ref(StrMap *m, char ***strs, int *nstr, const char *path) {
     Json j;
     if (json_parse_file(&j, path)) return -1;
@@ -207,10 +207,6 @@ static const char *first_qid(const Json *article) {
     return NULL;
 }
 
-typedef struct {
-    size_t cap_p, cap_s, cap_q;
-} Caps;
-
 /* The question id: a string, or (TQuAD) an integer, written into buf. */
 static const char *qa_id(const Json *qa, char buf[32], const char *path) {
     const Json *id = json_get(qa, "id");
@@ -234,152 +230,173 @@ static int answer_start(const Json *a, long *out, const char *path, const char *
     return 0;
 }
 
-static int load_file(SquadData *d, Caps *cp, StrMap *ids, const char *path, int lang, int split,
-                     const StrMap *ref, int strict_ids) {
+/* What the files of one squad_load share: the data being filled (with the
+ * capacities of its arrays), the question ids seen so far and the split. */
+typedef struct {
+    SquadData *d;
+    size_t cap_p, cap_s, cap_q;
+    StrMap ids;        /* question id -> group */
+    const StrMap *ref; /* en.json's question ids -> article index, or NULL */
+    int split;         /* SPLIT_* */
+    int strict_ids;    /* an id twice in one language is an error (the LAReQA sets) */
+} SquadLoader;
+
+/* The paragraph being read: where it is, for messages, and its sentences as
+ * code-point spans. */
+typedef struct {
+    const char *path;
+    size_t article, index;
+    const Json *ctx, *sentences; /* sentences: the given texts, or NULL (cut from ctx) */
+    size_t *off;                 /* byte offset of every code point of ctx, and the end */
+    int ncp;
+    IntVec brk;                  /* (start, end) code-point pairs, one per sentence */
+} SquadPara;
+
+/* The sentence spans of a paragraph: its sentence_breaks (LAReQA) checked
+ * against its length, or squad_split_sentences when it has none. */
+static int read_sentence_breaks(SquadPara *P, const Json *par) {
+    const Json *sb = json_get(par, "sentence_breaks");
+    const Json *st = json_get(par, "sentences");
+    P->brk.n = 0;
+    P->sentences = NULL;
+    if (!sb) {
+        squad_split_sentences(P->ctx->str, &P->brk);
+        return 0;
+    }
+    if (sb->type != JSON_ARRAY)
+        return xerr("%s: article %zu, paragraph %zu: sentence_breaks is not an array", P->path, P->article, P->index);
+    for (size_t s = 0; s < sb->n; s++) {
+        const Json *b = json_at(sb, s);
+        const Json *b0 = json_at(b, 0), *b1 = json_at(b, 1);
+        if (!b || b->type != JSON_ARRAY || b->n != 2 || b0->type != JSON_NUMBER || b1->type != JSON_NUMBER ||
+            b0->num < 0 || b0->num > b1->num || b1->num > P->ncp || b0->num != (int)b0->num ||
+            b1->num != (int)b1->num)
+            return xerr("%s: article %zu, paragraph %zu: bad sentence break %zu", P->path, P->article, P->index, s);
+        iv_push(&P->brk, (int)b0->num);
+        iv_push(&P->brk, (int)b1->num);
+    }
+    if (st && (st->type != JSON_ARRAY || st->n != sb->n))
+        return xerr("%s: article %zu, paragraph %zu: sentences and sentence_breaks differ in length", P->path,
+                    P->article, P->index);
+    P->sentences = st;
+    return 0;
+}
+
+/* Appends the paragraph and its sentences (candidates) to the data; returns its index. */
+static int add_paragraph(SquadLoader *L, const SquadPara *P, int lang) {
+    SquadData *d = L->d;
+    int nsent = (int)P->brk.n / 2;
+    if ((size_t)d->n_paras == L->cap_p) {
+        L->cap_p = L->cap_p ? 2 * L->cap_p : 256;
+        d->paras = xrealloc(d->paras, L->cap_p * sizeof(SquadParagraph));
+    }
+    d->paras[d->n_paras] = (SquadParagraph){.context = xstrdup(P->ctx->str),
+                                            .lang = lang,
+                                            .article = (int)P->article,
+                                            .first_sent = d->n_sents,
+                                            .n_sent = nsent};
+    for (int s = 0; s < nsent; s++) {
+        if ((size_t)d->n_sents == L->cap_s) {
+            L->cap_s = L->cap_s ? 2 * L->cap_s : 1024;
+            d->sents = xrealloc(d->sents, L->cap_s * sizeof(SquadSentence));
+        }
+        const Json *sj = P->sentences ? json_at(P->sentences, (size_t)s) : NULL;
+        char *text;
+        if (sj && sj->type == JSON_STRING) text = xstrdup(sj->str);
+        else {
+            size_t b0 = P->off[P->brk.data[2 * s]], b1 = P->off[P->brk.data[2 * s + 1]];
+            text = trim_dup(P->ctx->str + b0, b1 - b0);
+        }
+        d->sents[d->n_sents++] = (SquadSentence){.text = text, .para = d->n_paras};
+    }
+    return d->n_paras++;
+}
+
+/* Appends one question of paragraph pi; its relevant sentence is the one whose
+ * span holds answer_start. SQuAD 2.0's unanswerable questions are skipped. */
+static int add_question(SquadLoader *L, const SquadPara *P, const Json *qa, int lang, int pi) {
+    SquadData *d = L->d;
+    const Json *imp = json_get(qa, "is_impossible");
+    if (imp && imp->type == JSON_TRUE) return 0;
+    char idbuf[32];
+    const char *id = qa_id(qa, idbuf, P->path);
+    const char *qt = id ? json_get_str(qa, "question", P->path) : NULL;
+    if (!id || !qt) return -1;
+    const Json *ans = json_get(qa, "answers");
+    if (!ans || ans->type != JSON_ARRAY || ans->n == 0) return xerr("%s: question %s: no \"answers\"", P->path, id);
+    long as = 0;
+    if (answer_start(json_at(ans, 0), &as, P->path, id)) return -1;
+    int sent = -1, nsent = (int)P->brk.n / 2;
+    for (int s = 0; s < nsent; s++)
+        if (as >= P->brk.data[2 * s] && as < P->brk.data[2 * s + 1]) { sent = s; break; }
+    if (sent < 0) return xerr("%s: question %s: answer_start %ld is outside every sentence", P->path, id, as);
+    if ((size_t)d->n_qs == L->cap_q) {
+        L->cap_q = L->cap_q ? 2 * L->cap_q : 1024;
+        d->qs = xrealloc(d->qs, L->cap_q * sizeof(SquadQuestion));
+    }
+    SquadQuestion *Q = &d->qs[d->n_qs];
+    *Q = (SquadQuestion){.id = xstrdup(id),
+                         .question = xstrdup(qt),
+                         .lang = lang,
+                         .para = pi,
+                         .answer_start = (int)as,
+                         .sent = d->paras[pi].first_sent + sent};
+    int found;
+    int *g = strmap_slot(&L->ids, Q->id, &found);
+    if (!found) *g = d->n_groups++;
+    Q->group = *g;
+    d->n_qs++;
+    /* an id twice in one language would make its relevant set ambiguous */
+    if (L->strict_ids && found)
+        for (int k = d->n_qs - 2; k >= 0 && d->qs[k].lang == lang; k--)
+            if (d->qs[k].group == Q->group) return xerr("%s: question id %s appears twice", P->path, id);
+    return 0;
+}
+
+/* One paragraph: its sentences, then its questions. */
+static int read_paragraph(SquadLoader *L, SquadPara *P, const Json *par, int lang) {
+    const Json *qs = json_get(par, "qas");
+    P->ctx = json_get(par, "context");
+    if (!P->ctx || P->ctx->type != JSON_STRING || !qs || qs->type != JSON_ARRAY)
+        return xerr("%s: not SQuAD format (article %zu, paragraph %zu: no \"context\" string or \"qas\" array)",
+                    P->path, P->article, P->index);
+    free(P->off);
+    P->off = cp_offsets(P->ctx->str, P->ctx->len, &P->ncp);
+    if (read_sentence_breaks(P, par)) return -1;
+    int pi = add_paragraph(L, P, lang);
+    for (size_t q = 0; q < qs->n; q++)
+        if (add_question(L, P, json_at(qs, q), lang, pi)) return -1;
+    return 0;
+}
+
+/* Every article of one SQuAD-format file in the loader's split, as language lang. */
+static int squad_read_language_file(SquadLoader *L, const char *path, int lang) {
     Json j;
     if (json_parse_file(&j, path)) return -1;
-    int rc = -1;
-    IntVec brk = {0};
-    size_t *off = NULL;
+    int rc = 0;
+    SquadPara P = {.path = path};
     const Json *data = json_get(&j, "data");
-    if (!data || data->type != JSON_ARRAY) {
-        xerr("%s: not SQuAD format (no \"data\" array)", path);
-        goto done;
-    }
-    for (size_t a = 0; a < data->n; a++) {
+    if (!data || data->type != JSON_ARRAY) rc = xerr("%s: not SQuAD format (no \"data\" array)", path);
+    for (size_t a = 0; rc == 0 && a < data->n; a++) {
         const Json *art = json_at(data, a);
         const Json *ps = json_get(art, "paragraphs");
         if (!ps || ps->type != JSON_ARRAY) {
-            xerr("%s: not SQuAD format (article %zu has no \"paragraphs\" array)", path, a);
-            goto done;
+            rc = xerr("%s: not SQuAD format (article %zu has no \"paragraphs\" array)", path, a);
+            break;
         }
-        if (split != SPLIT_ALL) {
+        if (L->split != SPLIT_ALL) {
             const char *q0 = first_qid(art);
-            int k = q0 && ref ? strmap_get(ref, q0) : -1;
-            if (squad_split_of_article(k >= 0 ? k : (int)a) != split) continue;
+            int k = q0 && L->ref ? strmap_get(L->ref, q0) : -1;
+            if (squad_split_of_article(k >= 0 ? k : (int)a) != L->split) continue;
         }
-        for (size_t p = 0; p < ps->n; p++) {
-            const Json *par = json_at(ps, p);
-            const Json *ctx = json_get(par, "context");
-            const Json *qs = json_get(par, "qas");
-            if (!ctx || ctx->type != JSON_STRING || !qs || qs->type != JSON_ARRAY) {
-                xerr("%s: not SQuAD format (article %zu, paragraph %zu: no \"context\" string or \"qas\" array)",
-                     path, a, p);
-                goto done;
-            }
-            int ncp;
-            free(off);
-            off = cp_offsets(ctx->str, ctx->len, &ncp);
-            brk.n = 0;
-            const Json *sb = json_get(par, "sentence_breaks");
-            const Json *st = json_get(par, "sentences");
-            if (sb) {
-                if (sb->type != JSON_ARRAY) {
-                    xerr("%s: article %zu, paragraph %zu: sentence_breaks is not an array", path, a, p);
-                    goto done;
-                }
-                for (size_t s = 0; s < sb->n; s++) {
-                    const Json *b = json_at(sb, s);
-                    const Json *b0 = json_at(b, 0), *b1 = json_at(b, 1);
-                    if (!b || b->type != JSON_ARRAY || b->n != 2 || b0->type != JSON_NUMBER ||
-                        b1->type != JSON_NUMBER || b0->num < 0 || b0->num > b1->num || b1->num > ncp ||
-                        b0->num != (int)b0->num || b1->num != (int)b1->num) {
-                        xerr("%s: article %zu, paragraph %zu: bad sentence break %zu", path, a, p, s);
-                        goto done;
-                    }
-                    iv_push(&brk, (int)b0->num);
-                    iv_push(&brk, (int)b1->num);
-                }
-                if (st && (st->type != JSON_ARRAY || st->n != sb->n)) {
-                    xerr("%s: article %zu, paragraph %zu: sentences and sentence_breaks differ in length", path, a, p);
-                    goto done;
-                }
-            } else {
-                squad_split_sentences(ctx->str, &brk);
-                st = NULL;
-            }
-            int nsent = (int)brk.n / 2;
-            /* the paragraph */
-            if ((size_t)d->n_paras == cp->cap_p) {
-                cp->cap_p = cp->cap_p ? 2 * cp->cap_p : 256;
-                d->paras = xrealloc(d->paras, cp->cap_p * sizeof(SquadParagraph));
-            }
-            SquadParagraph *P = &d->paras[d->n_paras];
-            P->context = xstrdup(ctx->str);
-            P->lang = lang;
-            P->article = (int)a;
-            P->first_sent = d->n_sents;
-            P->n_sent = nsent;
-            int pi = d->n_paras++;
-            for (int s = 0; s < nsent; s++) {
-                if ((size_t)d->n_sents == cp->cap_s) {
-                    cp->cap_s = cp->cap_s ? 2 * cp->cap_s : 1024;
-                    d->sents = xrealloc(d->sents, cp->cap_s * sizeof(SquadSentence));
-                }
-                const Json *sj = st ? json_at(st, (size_t)s) : NULL;
-                char *text;
-                if (sj && sj->type == JSON_STRING) text = xstrdup(sj->str);
-                else {
-                    size_t b0 = off[brk.data[2 * s]], b1 = off[brk.data[2 * s + 1]];
-                    text = trim_dup(ctx->str + b0, b1 - b0);
-                }
-                d->sents[d->n_sents].text = text;
-                d->sents[d->n_sents].para = pi;
-                d->n_sents++;
-            }
-            for (size_t q = 0; q < qs->n; q++) {
-                const Json *qa = json_at(qs, q);
-                const Json *imp = json_get(qa, "is_impossible");
-                if (imp && imp->type == JSON_TRUE) continue; /* SQuAD 2.0 unanswerable */
-                char idbuf[32];
-                const char *id = qa_id(qa, idbuf, path);
-                const char *qt = id ? json_get_str(qa, "question", path) : NULL;
-                const Json *ans = json_get(qa, "answers");
-                long as = 0;
-                if (!id || !qt) goto done;
-                if (!ans || ans->type != JSON_ARRAY || ans->n == 0) {
-                    xerr("%s: question %s: no \"answers\"", path, id);
-                    goto done;
-                }
-                if (answer_start(json_at(ans, 0), &as, path, id)) goto done;
-                int sent = -1;
-                for (int s = 0; s < nsent; s++)
-                    if (as >= brk.data[2 * s] && as < brk.data[2 * s + 1]) { sent = s; break; }
-                if (sent < 0) {
-                    xerr("%s: question %s: answer_start %ld is outside every sentence", path, id, as);
-                    goto done;
-                }
-                if ((size_t)d->n_qs == cp->cap_q) {
-                    cp->cap_q = cp->cap_q ? 2 * cp->cap_q : 1024;
-                    d->qs = xrealloc(d->qs, cp->cap_q * sizeof(SquadQuestion));
-                }
-                SquadQuestion *Q = &d->qs[d->n_qs];
-                Q->id = xstrdup(id);
-                Q->question = xstrdup(qt);
-                Q->lang = lang;
-                Q->para = pi;
-                Q->answer_start = (int)as;
-                Q->sent = P->first_sent + sent;
-                int found;
-                int *g = strmap_slot(ids, Q->id, &found);
-                if (!found) *g = d->n_groups++;
-                Q->group = *g;
-                d->n_qs++;
-                /* an id twice in one language would make its relevant set ambiguous */
-                if (strict_ids && found) {
-                    for (int k = d->n_qs - 2; k >= 0 && d->qs[k].lang == lang; k--)
-                        if (d->qs[k].group == Q->group) {
-                            xerr("%s: question id %s appears twice", path, id);
-                            goto done;
-                        }
-                }
-            }
+        P.article = a;
+        for (size_t p = 0; rc == 0 && p < ps->n; p++) {
+            P.index = p;
+            rc = read_paragraph(L, &P, json_at(ps, p), lang);
         }
     }
-    rc = 0;
-done:
-    free(off);
-    iv_free(&brk);
+    free(P.off);
+    iv_free(&P.brk);
     json_free(&j);
     return rc;
 }
@@ -399,73 +416,85 @@ static int add_lang(SquadData *d, const char *name) {
     return d->n_langs++;
 }
 
-int squad_load(SquadData *d, const char *dataset, const char *dir, char *const *langs, int n_langs,
-               const char *lang, int split) {
-    memset(d, 0, sizeof *d);
-    Caps caps = {0};
-    StrMap ids = {0}, ref = {0};
-    char **refstr = NULL, **files = NULL;
-    int nref = 0, nfiles = 0, rc = -1;
-    int lareqa = !strcmp(dataset, "xquad-r") || !strcmp(dataset, "mlqa-r");
-    if (!lareqa && strcmp(dataset, "squad") != 0)
-        return xerr("unknown dataset '%s' (xquad-r, mlqa-r or squad)", dataset);
-    if (lareqa) {
-        const char *const *def = !strcmp(dataset, "xquad-r") ? XQUAD_LANGS : MLQA_LANGS;
-        if (n_langs > 0) {
-            for (int i = 0; i < n_langs; i++)
-                if (add_lang(d, langs[i]) < 0) goto done;
-        } else {
-            for (int i = 0; def[i]; i++) add_lang(d, def[i]);
-        }
-        if (split != SPLIT_ALL) {
-            char *en = path_join(dir, "en.json");
-            int have = path_exists(en);
-            int r = have ? load_split_ref(&ref, &refstr, &nref, en) : 0;
-            free(en);
-            if (r) goto done;
-        }
-        for (int l = 0; l < d->n_langs; l++) {
-            char name[32];
-            snprintf(name, sizeof name, "%s.json", d->langs[l]);
-            char *path = path_join(dir, name);
-            d->lang_first[l] = d->n_sents;
-            int r = load_file(d, &caps, &ids, path, l, split, nref ? &ref : NULL, 1);
-            free(path);
-            if (r) goto done;
-        }
+/* The LAReQA layout: DIR/<lang>.json per language, each language's candidates
+ * one range; for a split, en.json's articles decide (the rule in squad.h). */
+static int load_lareqa(SquadLoader *L, const char *dataset, const char *dir, char *const *langs, int n_langs) {
+    SquadData *d = L->d;
+    const char *const *def = !strcmp(dataset, "xquad-r") ? XQUAD_LANGS : MLQA_LANGS;
+    if (n_langs > 0) {
+        for (int i = 0; i < n_langs; i++)
+            if (add_lang(d, langs[i]) < 0) return -1;
     } else {
-        if (add_lang(d, lang ? lang : "en") < 0) goto done;
-        if (is_dir(dir)) {
-            files = list_files(dir, ".json", &nfiles);
-            if (!nfiles) {
-                xerr("%s: no *.json files", dir);
-                goto done;
-            }
-        } else {
-            files = xcalloc(2, sizeof(char *));
-            files[0] = xstrdup(dir);
-            nfiles = 1;
-        }
-        for (int f = 0; f < nfiles; f++)
-            if (load_file(d, &caps, &ids, files[f], 0, split, NULL, 0)) goto done;
+        for (int i = 0; def[i]; i++) add_lang(d, def[i]);
     }
-    d->lang_first[d->n_langs] = d->n_sents;
-    /* the relevant sentence of every (id, language) */
+    StrMap ref = {0};
+    char **refstr = NULL;
+    int nref = 0, rc = 0;
+    if (L->split != SPLIT_ALL) {
+        char *en = path_join(dir, "en.json");
+        if (path_exists(en)) rc = load_split_ref(&ref, &refstr, &nref, en);
+        free(en);
+    }
+    L->ref = nref ? &ref : NULL;
+    L->strict_ids = 1;
+    for (int l = 0; rc == 0 && l < d->n_langs; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.json", d->langs[l]);
+        char *path = path_join(dir, name);
+        d->lang_first[l] = d->n_sents;
+        rc = squad_read_language_file(L, path, l);
+        free(path);
+    }
+    L->ref = NULL;
+    strmap_free(&ref);
+    for (int i = 0; i < nref; i++) free(refstr[i]);
+    free(refstr);
+    return rc;
+}
+
+/* "squad": one SQuAD-format file, or every *.json of a folder, all of one language. */
+static int load_squad_files(SquadLoader *L, const char *dir, const char *lang) {
+    if (add_lang(L->d, lang ? lang : "en") < 0) return -1;
+    int nfiles = 1, rc = 0;
+    char **files;
+    if (is_dir(dir)) {
+        files = list_files(dir, ".json", &nfiles);
+        if (!nfiles) rc = xerr("%s: no *.json files", dir);
+    } else {
+        files = xcalloc(2, sizeof(char *));
+        files[0] = xstrdup(dir);
+    }
+    for (int f = 0; rc == 0 && f < nfiles; f++) rc = squad_read_language_file(L, files[f], 0);
+    free_strv(files);
+    return rc;
+}
+
+/* rel: the relevant sentence of every (id, language), the first question's when an id repeats. */
+static void relevant_sentences(SquadData *d) {
     d->rel = xmalloc((size_t)(d->n_groups > 0 ? d->n_groups : 1) * (size_t)d->n_langs * sizeof(int));
     for (size_t i = 0; i < (size_t)d->n_groups * (size_t)d->n_langs; i++) d->rel[i] = -1;
     for (int q = 0; q < d->n_qs; q++) {
         int *r = &d->rel[(size_t)d->qs[q].group * (size_t)d->n_langs + (size_t)d->qs[q].lang];
         if (*r < 0) *r = d->qs[q].sent;
     }
-    rc = 0;
-done:
-    strmap_free(&ids);
-    strmap_free(&ref);
-    for (int i = 0; i < nref; i++) free(refstr[i]);
-    free(refstr);
-    if (files) free_strv(files);
-    if (rc) squad_free(d);
-    return rc;
+}
+
+int squad_load(SquadData *d, const char *dataset, const char *dir, char *const *langs, int n_langs,
+               const char *lang, int split) {
+    memset(d, 0, sizeof *d);
+    int lareqa = !strcmp(dataset, "xquad-r") || !strcmp(dataset, "mlqa-r");
+    if (!lareqa && strcmp(dataset, "squad") != 0)
+        return xerr("unknown dataset '%s' (xquad-r, mlqa-r or squad)", dataset);
+    SquadLoader L = {.d = d, .split = split};
+    int rc = lareqa ? load_lareqa(&L, dataset, dir, langs, n_langs) : load_squad_files(&L, dir, lang);
+    strmap_free(&L.ids);
+    if (rc) {
+        squad_free(d);
+        return -1;
+    }
+    d->lang_first[d->n_langs] = d->n_sents;
+    relevant_sentences(d);
+    return 0;
 }
 
 int squad_load_csv(SquadData *d, const char *dataset, const char *dir, const char *langs, const char *lang,
@@ -495,7 +524,9 @@ void squad_free(SquadData *d) {
 }
 
 /* ---------------------------------------------------------------------------
- * xlmr pairs */
+ * Training pairs. */
+
+/* A TSV field cannot hold a tab or a line break: they become spaces. */
 static void put_field(FILE *f, const char *s) {
     for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
 }
@@ -520,48 +551,4 @@ int squad_write_pairs(const SquadData *d, FILE *f, int context, int max_groups) 
         fputc('\n', f);
     }
     return n;
-}
-
-int cmd_pairs(int argc, char **argv) {
-    char *dataset = NULL, *data = NULL, *split_s = NULL, *cand = "sentence", *out = NULL, *lang = "en";
-    char *langs_s = NULL;
-    Opt opts[] = {
-        {"dataset", OPT_STR, &dataset, "NAME", "xquad-r, mlqa-r or squad (required)"},
-        {"data", OPT_STR, &data, "DIR", "the data set's folder (data/xquad-r); for squad a SQuAD-format file or a folder of them (required)"},
-        {"split", OPT_STR, &split_s, "S", "train, dev, test or all (default: train for xquad-r/mlqa-r, all for squad). By article: "
-                                          "index k of en.json, k mod 10 = 0-5 train, 6-7 dev, 8-9 test; other languages follow "
-                                          "the en article of their first question"},
-        {"candidate", OPT_STR, &cand, "MODE", "sentence (default) or context: the passage is the answer's sentence, "
-                                             "or the sentence + \" \" + its paragraph"},
-        {"langs", OPT_STR, &langs_s, "L,L", "languages to use (xquad-r/mlqa-r; default all)"},
-        {"lang", OPT_STR, &lang, "L", "language code written for squad (default en)"},
-        {"out", OPT_STR, &out, "FILE", "output TSV, written atomically (default stdout)"},
-        {0}};
-    opts_parse(argc, argv, opts, "xlmr pairs --dataset NAME --data DIR",
-               "Writes training pairs as TSV: group<TAB>lang<TAB>query<TAB>passage (group = question id; "
-               "passage = the sentence holding the answer; no prefixes; tabs and newlines in texts become spaces; "
-               "lines starting with # are comments).",
-               NULL);
-    opts_require("xlmr pairs", "dataset", dataset);
-    opts_require("xlmr pairs", "data", data);
-    int context = 0;
-    if (!strcmp(cand, "context")) context = 1;
-    else if (strcmp(cand, "sentence") != 0) die("pairs: --candidate must be sentence or context");
-    int lareqa = strcmp(dataset, "squad") != 0;
-    SquadData d;
-    if (squad_load_csv(&d, dataset, data, langs_s, lang, split_s ? split_s : lareqa ? "train" : "all")) die_xerr();
-    AtomicFile af;
-    FILE *f = stdout;
-    if (out && !(f = atomic_open(&af, out))) die_xerr();
-    fprintf(f, "# xlmr pairs: dataset=%s split=%s candidate=%s questions=%d\n", dataset,
-            split_s ? split_s : lareqa ? "train" : "all", cand, d.n_qs);
-    fprintf(f, "# group\tlang\tquery\tpassage\n");
-    squad_write_pairs(&d, f, context, 0);
-    int rc = 0;
-    if (out) rc = atomic_commit(&af);
-    else if (fflush(stdout) != 0) rc = xerr("stdout: write error");
-    fprintf(stderr, "pairs: %d questions, %d languages, %d sentences\n", d.n_qs, d.n_langs, d.n_sents);
-    squad_free(&d);
-    if (rc) die_xerr();
-    return 0;
 }

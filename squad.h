@@ -1,8 +1,8 @@
 /* squad.h: SQuAD-format question answering data as retrieval data — the
  * XQuAD-R / MLQA-R evaluation sets (a folder of per-language files, file name =
  * language code: ar.json, de.json, ...), the SQuAD v1.1 train file and other
- * SQuAD-format files (native QA sets) — and `xlmr pairs`, which writes the
- * training TSV from them.
+ * SQuAD-format files (native QA sets) — and the training TSV written from
+ * them (squad_write_pairs, used by `xlmr pairs` in cmd_pairs.c).
  *
  * Sentences: paragraphs with `sentences` + `sentence_breaks` (LAReQA) use them
  * as given; others are split by squad_split_sentences(). Offsets (answer_start,

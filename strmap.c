@@ -6,11 +6,9 @@
 
 #include "util.h"
 
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a, then mixed */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return hash64(h);
-}
+/* The table indexes by the low bits, and those of FNV-1a never see its high
+ * bits: hash64 mixes all of them in. */
+static uint64_t str_hash(const char *s) { return hash64(hash_fnv1a(HASH_FNV1A_BASIS, s, strlen(s))); }
 
 int *strmap_slot(StrMap *m, const char *key, int *found) {
     if (2 * (m->n + 1) > m->cap) { /* keep the load under 1/2 */

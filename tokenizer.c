@@ -1,6 +1,6 @@
 /* tokenizer.c: SentencePiece unigram tokenisation in C, bit-exact with
  * spm_encode, and the XLM-R id mapping of Hugging Face's (slow, sentencepiece
- * based) XLMRobertaTokenizer. See tokenizer.h and implementation-notes.md §4.
+ * based) XLMRobertaTokenizer. See tokenizer.h.
  *
  * Pipeline for one text:
  *   normalize()  precompiled charsmap (Darts-clone trie, longest match) and
@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "util.h"
 
 enum { PT_NORMAL = 1, PT_UNKNOWN = 2, PT_CONTROL = 3, PT_USER = 4, PT_UNUSED = 5, PT_BYTE = 6 };
@@ -413,6 +412,8 @@ static int byte_piece_value(const char *s) {
     return v;
 }
 
+/* A ModelProto: field 1 the pieces (repeated), 2 trainer_spec, 3 normalizer_spec;
+ * other fields are skipped, as a newer SentencePiece may add some. */
 static int load_from(Tokenizer *t, const uint8_t *buf, size_t n) {
     if (n == 0) return xerr("%s: empty file", t->path);
     PB b = {buf, buf + n};
@@ -472,9 +473,11 @@ static int load_from(Tokenizer *t, const uint8_t *buf, size_t n) {
         }
     }
     if (t->unk_id < 0) return xerr("%s: the model defines no unknown piece", t->path);
-    for (int c = 0; c < 256; c++)
+    for (int c = 0; c < 256; c++) /* a byte without its <0xNN> piece is encoded as <unk> */
         if (t->byte_id[c] < 0) t->byte_id[c] = t->unk_id;
     if (trie_build(t)) return -1;
+    /* plain ASCII bytes are copied by the normaliser without a trie lookup:
+     * most of English text takes that fast path */
     for (int c = 0; c < 128; c++) {
         int rule = 0;
         if (t->units) { /* the root has a child labelled c */
@@ -990,135 +993,4 @@ int tokenizer_encode_batch(const Tokenizer *t, const char *const *texts, const s
         tok_scratch_free(s);
     }
     return failed >= 0 ? xerr("tokenizer: text %d is too large to encode", failed) : 0;
-}
-
-/* ---------------------------------------------------------------------------
- * CLI: xlmr tokenize. */
-
-static void put_int(StrBuf *sb, int x) {
-    char buf[16];
-    int k = 0;
-    unsigned u = x < 0 ? 0u - (unsigned)x : (unsigned)x;
-    do buf[k++] = (char)('0' + u % 10), u /= 10;
-    while (u);
-    if (x < 0) buf[k++] = '-';
-    char r[16];
-    for (int i = 0; i < k; i++) r[i] = buf[k - 1 - i];
-    sb_append(sb, r, (size_t)k);
-}
-
-static int read_stream(FILE *f, char **data, size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (size_mul(cap, 2, &cap)) die("stdin: input too large");
-            buf = xrealloc(buf, cap + 1);
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        free(buf);
-        return xerr("stdin: read error");
-    }
-    buf[n] = 0;
-    *data = buf;
-    *len = n;
-    return 0;
-}
-
-int cmd_tokenize(int argc, char **argv) {
-    char *model = NULL;
-    int spm_ids = 0, pieces = 0, max_len = 0;
-    Opt opts[] = {
-        {"model", OPT_STR, &model, "PATH", "model folder (its sentencepiece.bpe.model) or a .model file"},
-        {"spm-ids", OPT_FLAG, &spm_ids, NULL, "print SentencePiece ids, as spm_encode --output_format=id"},
-        {"pieces", OPT_FLAG, &pieces, NULL, "print pieces, as spm_encode --output_format=piece"},
-        {"max-len", OPT_INT, &max_len, "N", "XLM-R ids: truncate to N ids, keeping </s> (default 0: no limit)"},
-        {0}};
-    StrList pos = {0};
-    opts_parse(argc, argv, opts, "xlmr tokenize --model PATH [--spm-ids | --pieces] [--max-len N] [FILE]",
-               "Tokenizes each line of FILE (default stdin; lines end at \\n) and prints one line per input line:\n"
-               "by default XLM-R ids as Hugging Face's tokenizer(text)[\"input_ids\"] (<s> ... </s>).",
-               &pos);
-    opts_require("xlmr tokenize", "model", model);
-    if (spm_ids && pieces) die("xlmr tokenize: --spm-ids and --pieces exclude each other");
-    if ((spm_ids || pieces) && max_len) die("xlmr tokenize: --max-len applies to XLM-R ids only");
-    if (max_len < 0 || max_len == 1) die("xlmr tokenize: --max-len must be 0 or >= 2");
-    if (pos.n > 1) die("xlmr tokenize: at most one input file");
-    Tokenizer *t;
-    if (tokenizer_load(&t, model)) die_xerr();
-    char *data;
-    size_t len;
-    if (pos.n == 1 ? read_file(pos.v[0], &data, &len) : read_stream(stdin, &data, &len)) die_xerr();
-    /* lines, split on \n only (a \r stays part of the text, as in spm_encode) */
-    size_t nlines = 0;
-    for (size_t i = 0; i < len; i++) nlines += data[i] == '\n';
-    if (len && data[len - 1] != '\n') nlines++;
-    size_t *start = xmalloc((nlines + 1) * sizeof(size_t));
-    size_t k = 0;
-    start[0] = 0;
-    for (size_t i = 0; i < len; i++)
-        if (data[i] == '\n') start[++k] = i + 1;
-    if (k < nlines) start[++k] = len + 1; /* last line without \n */
-    const int block = 4096;
-    long failed = -1;
-    char failmsg[512] = "";
-    StrBuf *outs = xcalloc((size_t)block, sizeof(StrBuf));
-    for (size_t b0 = 0; b0 < nlines; b0 += (size_t)block) {
-        int nb = (int)(nlines - b0 < (size_t)block ? nlines - b0 : (size_t)block);
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-        {
-            TokScratch *s = tok_scratch_new();
-            IntVec ids = {0};
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 4)
-#endif
-            for (int j = 0; j < nb; j++) {
-                size_t li = b0 + (size_t)j;
-                const char *p = data + start[li];
-                size_t n = start[li + 1] - 1 - start[li];
-                StrBuf *o = &outs[j];
-                o->len = 0;
-                int rc;
-                if (pieces) {
-                    rc = tokenizer_encode_pieces_s(t, s, p, n, o);
-                } else {
-                    ids.n = 0;
-                    rc = spm_ids ? tokenizer_encode_spm_s(t, s, p, n, &ids)
-                                 : tokenizer_encode_xlmr_s(t, s, p, n, max_len, &ids);
-                    for (size_t i = 0; i < ids.n; i++) {
-                        if (i) sb_append(o, " ", 1);
-                        put_int(o, ids.data[i]);
-                    }
-                }
-                if (rc) {
-                    /* the message lives in this thread's error buffer: keep a copy */
-#ifdef _OPENMP
-#pragma omp critical(tokenize_failed)
-#endif
-                    if (failed < 0 || (long)li < failed) {
-                        failed = (long)li;
-                        snprintf(failmsg, sizeof failmsg, "%s", xerr_msg());
-                    }
-                }
-                sb_append(o, "\n", 1);
-            }
-            iv_free(&ids);
-            tok_scratch_free(s);
-        }
-        if (failed >= 0) die("line %ld: %s", failed + 1, failmsg);
-        for (int j = 0; j < nb; j++) fwrite(outs[j].data, 1, outs[j].len, stdout);
-    }
-    for (int j = 0; j < block; j++) sb_free(&outs[j]);
-    free(outs);
-    free(start);
-    free(data);
-    tokenizer_free(t);
-    if (fflush(stdout) || ferror(stdout)) die("stdout: write error");
-    return 0;
 }

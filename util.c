@@ -1,4 +1,5 @@
-/* util.c: see util.h. */
+/* util.c: see util.h. Everything here is plain libc/POSIX; the few choices
+ * that matter for the rest of the program are noted where they are made. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
@@ -20,6 +21,8 @@
 /* ------------------------------------------------------------------------- */
 /* Errors                                                                    */
 
+/* One message per thread: encoding runs in parallel, and a failing thread's
+ * message must not be overwritten by another's before the caller copies it. */
 #ifdef _OPENMP
 static char err_buf[1024];
 #pragma omp threadprivate(err_buf)
@@ -32,7 +35,8 @@ int xerr(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
-    /* one line, always */
+    /* one line, always: the CLI's contract is one stderr line per error, and a
+     * message may quote text from a file */
     for (char *p = err_buf; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     return -1;
@@ -48,7 +52,7 @@ void die(const char *fmt, ...) {
     va_end(ap);
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
-    fflush(stdout);
+    fflush(stdout); /* what was printed so far comes out before the message */
     fprintf(stderr, "xlmr: %s\n", msg);
     exit(1);
 }
@@ -58,6 +62,7 @@ void die_xerr(void) { die("%s", xerr_msg()); }
 /* ------------------------------------------------------------------------- */
 /* Allocation                                                                */
 
+/* n ? n : 1: malloc(0) may return NULL, which must not read as out of memory. */
 void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) die("out of memory (allocating %zu bytes)", n);
@@ -87,6 +92,8 @@ char *xstrndup(const char *s, size_t n) {
     return d;
 }
 
+/* Checked before multiplying, never after: an overflowed product is a small,
+ * valid-looking size, and a file could choose it. */
 int size_mul(size_t a, size_t b, size_t *out) {
     if (a && b > (size_t)-1 / a) return -1;
     *out = a * b;
@@ -102,17 +109,15 @@ int size_add(size_t a, size_t b, size_t *out) {
 /* ------------------------------------------------------------------------- */
 /* Files                                                                     */
 
-int read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return xerr("%s: cannot open: %s", path, strerror(errno));
+int read_stream(FILE *f, const char *name, char **data, size_t *len) {
+    /* doubling keeps the copies linear in the size; pipes have no size to ask for */
     size_t cap = 1 << 16, n = 0;
     char *buf = xmalloc(cap + 1);
     for (;;) {
         if (n == cap) {
             if (cap > ((size_t)-1) / 4) {
-                fclose(f);
                 free(buf);
-                return xerr("%s: file too large", path);
+                return xerr("%s: file too large", name);
             }
             cap *= 2;
             buf = xrealloc(buf, cap + 1);
@@ -121,11 +126,9 @@ int read_file(const char *path, char **data, size_t *len) {
         n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    if (ferror(f)) {
         free(buf);
-        return xerr("%s: read error", path);
+        return xerr("%s: read error", name);
     }
     buf[n] = 0;
     *data = buf;
@@ -133,6 +136,15 @@ int read_file(const char *path, char **data, size_t *len) {
     return 0;
 }
 
+int read_file(const char *path, char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return xerr("%s: cannot open: %s", path, strerror(errno));
+    int rc = read_stream(f, path, data, len);
+    fclose(f);
+    return rc;
+}
+
+/* A rename is durable only once the directory holding it is synced. */
 void fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY);
     if (fd < 0) return;
@@ -152,6 +164,8 @@ static void fsync_dir_of(const char *path) {
     free(dir);
 }
 
+/* The temporary file sits next to PATH, so the rename stays inside one file
+ * system (and is atomic); the PID keeps two processes from sharing it. */
 FILE *atomic_open(AtomicFile *af, const char *path) {
     StrBuf sb = {0};
     sb_printf(&sb, "%s.tmp.%ld", path, (long)getpid());
@@ -168,6 +182,8 @@ FILE *atomic_open(AtomicFile *af, const char *path) {
     return af->f;
 }
 
+/* Data first (fflush, fsync), then the rename: a crash leaves the old file or
+ * the complete new one, never a renamed half-written one. */
 int atomic_commit(AtomicFile *af) {
     int rc = 0;
     if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0)
@@ -205,6 +221,8 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     return atomic_commit(&af);
 }
 
+/* Each prefix in turn; EEXIST is fine (it exists, or another process made it
+ * first), but the end must be a directory. */
 int mkdir_p(const char *path) {
     char *p = xstrdup(path);
     for (char *s = p + 1; *s; s++) {
@@ -253,7 +271,7 @@ int copy_file(const char *src, const char *dst) {
 }
 
 int remove_tree(const char *path) {
-    struct stat st;
+    struct stat st; /* lstat: a symbolic link is removed, never followed */
     if (lstat(path, &st) != 0) return 0;
     if (S_ISDIR(st.st_mode)) {
         DIR *d = opendir(path);
@@ -277,6 +295,8 @@ int remove_tree(const char *path) {
 
 static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Sorted, because readdir's order depends on the file system and the callers'
+ * results (e.g. a folder of data files) must not. */
 char **list_files(const char *dir, const char *suffix, int *n) {
     size_t ls = strlen(suffix);
     char **v = xcalloc(1, sizeof(char *));
@@ -299,6 +319,8 @@ char **list_files(const char *dir, const char *suffix, int *n) {
 /* ------------------------------------------------------------------------- */
 /* Random numbers                                                            */
 
+/* splitmix64's finaliser: every input bit affects every output bit, so
+ * consecutive counters (positions, steps) give independent-looking values. */
 uint64_t hash64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -306,6 +328,7 @@ uint64_t hash64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+/* b is hashed before it meets a, so the order matters: combine(a, b) != combine(b, a). */
 uint64_t hash_combine(uint64_t a, uint64_t b) { return hash64(a ^ hash64(b)); }
 
 uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
@@ -314,8 +337,16 @@ uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
+uint64_t hash_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
 void rng_seed(Rng *r, uint64_t seed) { r->s = seed; }
 
+/* splitmix64: a Weyl sequence through the finaliser. The whole state is one
+ * word, which is what makes saving it for resume trivial. */
 uint64_t rng_u64(Rng *r) {
     r->s += 0x9E3779B97F4A7C15ull;
     uint64_t x = r->s;
@@ -334,17 +365,19 @@ uint32_t rng_below(Rng *r, uint32_t n) {
     }
 }
 
+/* The top 53 bits, exactly the precision of a double. */
 double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
 
 float rng_normal(Rng *r) {
     double u1 = rng_uniform(r), u2 = rng_uniform(r);
-    if (u1 < 1e-300) u1 = 1e-300;
+    if (u1 < 1e-300) u1 = 1e-300; /* log(0) */
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
 /* ------------------------------------------------------------------------- */
 /* Buffers                                                                   */
 
+/* Capacity doubles, so n appends cost O(total length). */
 void sb_append(StrBuf *sb, const char *s, size_t n) {
     if (sb->len + n + 1 > sb->cap) {
         size_t cap = sb->cap ? sb->cap : 64;
@@ -359,6 +392,8 @@ void sb_append(StrBuf *sb, const char *s, size_t n) {
 
 void sb_puts(StrBuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
 
+/* Most appends are short: one vsnprintf into a stack buffer, and a second,
+ * sized pass only for long ones. */
 void sb_printf(StrBuf *sb, const char *fmt, ...) {
     char small[256];
     va_list ap;
@@ -401,6 +436,9 @@ void iv_free(IntVec *v) {
 /* ------------------------------------------------------------------------- */
 /* Text                                                                      */
 
+/* The lead byte gives the length (C0, C1 and F5..FF never occur); then the
+ * decoded value must need that length (no overlong forms), lie outside the
+ * surrogates and not pass U+10FFFF: RFC 3629, the rule JSON and the tokenizer need. */
 int utf8_valid(const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -425,6 +463,7 @@ int utf8_valid(const char *str, size_t n) {
     return 1;
 }
 
+/* Empty items ("a,,b", a trailing comma) are dropped, so "--langs en," means en. */
 char **split_csv(const char *s, int *n) {
     int count = 1;
     for (const char *p = s; *p; p++) count += *p == ',';
@@ -455,6 +494,8 @@ double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Rounded to the second; absurd values (a rate not measured yet) print as "?"
+ * rather than as a huge number. */
 void fmt_duration(char *buf, size_t n, double s) {
     if (!(s >= 0) || s > 1e8) {
         snprintf(buf, n, "?");
@@ -494,6 +535,7 @@ static void opts_help(const Opt *opts, const char *usage, const char *summary) {
     printf("  %-26s %s\n", "--help", "show this help");
 }
 
+/* The whole string must be the number: "12abc" or "" is an error, not 12 or 0. */
 static int parse_int(const char *s, int *out) {
     char *end;
     errno = 0;
@@ -503,6 +545,7 @@ static int parse_int(const char *s, int *out) {
     return 0;
 }
 
+/* As parse_int; inf and nan are refused, no option wants them. */
 static int parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
@@ -512,8 +555,19 @@ static int parse_double(const char *s, double *out) {
     return 0;
 }
 
+/* The command's name from a usage string or a name: "xlmr train --model DIR"
+ * and "train" both give "train". Messages then read "xlmr: train: ...", the
+ * one prefix die() adds being the program's. */
+static void command_name(const char *usage, char *buf, size_t n) {
+    if (!strncmp(usage, "xlmr ", 5)) usage += 5;
+    size_t len = strcspn(usage, " ");
+    snprintf(buf, n, "%.*s", (int)len, usage);
+}
+
 void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
                 const char *summary, StrList *positional) {
+    char cmd[64];
+    command_name(usage, cmd, sizeof cmd);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -521,7 +575,7 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
             exit(0);
         }
         if (strncmp(a, "--", 2) != 0) {
-            if (!positional) die("%s: unexpected argument '%s' (see --help)", usage, a);
+            if (!positional) die("%s: unexpected argument '%s' (see --help)", cmd, a);
             positional->v = xrealloc(positional->v, (size_t)(positional->n + 2) * sizeof(char *));
             positional->v[positional->n++] = argv[i];
             positional->v[positional->n] = NULL;
@@ -533,12 +587,13 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
         const Opt *o = opts;
         for (; o->name; o++)
             if (strlen(o->name) == nlen && !strncmp(o->name, name, nlen)) break;
-        if (!o->name) die("%s: unknown option '%s' (see --help)", usage, a);
+        if (!o->name) die("%s: unknown option '%s' (see --help)", cmd, a);
         if (o->kind == OPT_FLAG) {
-            if (eq) die("%s: option --%s takes no value", usage, o->name);
+            if (eq) die("%s: option --%s takes no value", cmd, o->name);
             *(int *)o->dst = 1;
             continue;
         }
+        /* a list takes every following argument up to the next --option */
         if (o->kind == OPT_STR_LIST) {
             StrList *l = o->dst;
             int start = i + 1;
@@ -553,20 +608,20 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
                 l->v[l->n++] = argv[i];
                 l->v[l->n] = NULL;
             }
-            if (!eq && i + 1 == start) die("%s: option --%s needs at least one value", usage, o->name);
+            if (!eq && i + 1 == start) die("%s: option --%s needs at least one value", cmd, o->name);
             continue;
         }
         const char *val;
         if (eq) val = eq + 1;
         else if (i + 1 < argc) val = argv[++i];
-        else die("%s: option --%s needs a value (%s)", usage, o->name, o->metavar ? o->metavar : "X");
+        else die("%s: option --%s needs a value (%s)", cmd, o->name, o->metavar ? o->metavar : "X");
         switch (o->kind) {
         case OPT_STR: *(const char **)o->dst = val; break;
         case OPT_INT:
-            if (parse_int(val, (int *)o->dst)) die("%s: --%s expects an integer, got '%s'", usage, o->name, val);
+            if (parse_int(val, (int *)o->dst)) die("%s: --%s expects an integer, got '%s'", cmd, o->name, val);
             break;
         case OPT_FLOAT:
-            if (parse_double(val, (double *)o->dst)) die("%s: --%s expects a number, got '%s'", usage, o->name, val);
+            if (parse_double(val, (double *)o->dst)) die("%s: --%s expects a number, got '%s'", cmd, o->name, val);
             break;
         default: break;
         }
@@ -574,5 +629,7 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
 }
 
 void opts_require(const char *cmd, const char *name, const void *value_set) {
-    if (!value_set) die("%s: --%s is required (see --help)", cmd, name);
+    char c[64];
+    command_name(cmd, c, sizeof c);
+    if (!value_set) die("%s: --%s is required (see --help)", c, name);
 }

@@ -56,6 +56,8 @@ int size_add(size_t a, size_t b, size_t *out);
 /* Reads a whole file; adds a NUL after the data (not counted in *len).
  * On failure: -1 and xerr("PATH: reason"). */
 int read_file(const char *path, char **data, size_t *len);
+/* The same for an open stream (stdin, a pipe) up to its end; NAME names it in messages. */
+int read_stream(FILE *f, const char *name, char **data, size_t *len);
 /* Writes PATH atomically: PATH.tmp.PID, fwrite, fflush, fsync, rename, fsync
  * of the directory. A reader sees the old file or the new one, never half. */
 int write_file_atomic(const char *path, const void *data, size_t len);
@@ -98,6 +100,11 @@ uint64_t hash64(uint64_t x);            /* splitmix64 finaliser */
 uint64_t hash_combine(uint64_t a, uint64_t b);
 /* hash_combine over the bytes of p[0..n), starting from h (content fingerprints). */
 uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
+/* FNV-1a over the bytes of p[0..n), continuing from h (HASH_FNV1A_BASIS to
+ * start): one multiply a byte, for hash tables and for the training data's
+ * fingerprint, whose value is kept in checkpoints and must not change. */
+#define HASH_FNV1A_BASIS 0xcbf29ce484222325ull
+uint64_t hash_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* ---------------------------------------------------------------------------
  * Growable buffers. */
@@ -143,9 +150,11 @@ size_t peak_rss_bytes(void);
  *     {"batch", OPT_INT, &batch, "B", "sequences per batch (default 32)"},
  *     {0}};
  *   opts_parse(argc, argv, opts, "xlmr embed", "Embeds lines of stdin.");
- * Prints help and exits 0 on --help; dies with "xlmr CMD: ..." on an unknown
- * option, a missing value or a malformed number. Positional arguments are
- * collected in order into *positional (may be NULL when none are allowed). */
+ * Prints help ("usage: xlmr embed ...") and exits 0 on --help; dies with
+ * "xlmr: embed: ..." on an unknown option, a missing value or a malformed
+ * number (the command's name is the usage string's first word after "xlmr").
+ * Positional arguments are collected in order into *positional (may be NULL
+ * when none are allowed). */
 typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG, OPT_STR_LIST } OptKind;
 typedef struct {
     const char *name;   /* without the leading "--" */
@@ -160,7 +169,8 @@ typedef struct {
 } StrList; /* OPT_STR_LIST: every value up to the next --option */
 void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
                 const char *summary, StrList *positional);
-/* Dies unless *s is set: "xlmr CMD: --NAME is required". */
+/* Dies unless value_set is non-NULL: "xlmr: CMD: --NAME is required". cmd is
+ * the command's name ("embed"; "xlmr embed" is read the same). */
 void opts_require(const char *cmd, const char *name, const void *value_set);
 
 #endif

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # fuzz/run.sh: builds the libFuzzer targets and runs each one for SECONDS.
 #   fuzz/run.sh [SECONDS] [TARGET...]      (default 60 s, every target)
-# Build: clang; the library objects (every top-level *.c but main.c) go to
-# build-fuzz/ with -fsanitize=fuzzer-no-link,address,undefined, the targets
+# Build: clang; the library objects (every top-level *.c but main.c and the
+# commands cmd_*.c) go to build-fuzz/ with
+# -fsanitize=fuzzer-no-link,address,undefined, the targets
 # fuzz/fuzz_*.c are linked with -fsanitize=fuzzer. Objects are rebuilt when a
 # source or header is newer.
 # Run: each target starts from a scratch copy of fuzz/seeds/<target>/ plus
@@ -33,7 +34,7 @@ newest_h=$(ls -t ./*.h fuzz/*.h 2>/dev/null | head -1)
 build_fail=0
 objs=()
 for src in *.c; do
-    [ "$src" = main.c ] && continue
+    case $src in main.c | cmd_*.c) continue ;; esac
     obj=$B/${src%.c}.o
     objs+=("$obj")
     if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$newest_h" -nt "$obj" ]; then

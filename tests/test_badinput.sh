@@ -273,7 +273,7 @@ fi
 DEV=$TRAINFIX/dev.tsv
 args_battery() { # CMD NUMERIC_OPTION VALUE_OPTION REQUIRED_ARGS...: unknown option, missing value, non-numeric number
     local cmd=$1 numopt=$2 valopt=$3; shift 3
-    expect_error "$cmd: unknown option" "unknown option '--bogus'" "$XLMR" "$cmd" "$@" --bogus </dev/null
+    expect_error "$cmd: unknown option" "^xlmr: $cmd: unknown option '--bogus'" "$XLMR" "$cmd" "$@" --bogus </dev/null
     expect_error "$cmd: missing value ($valopt at the end)" "$valopt needs a value" "$XLMR" "$cmd" "$@" "$valopt" </dev/null
     [ "$numopt" = - ] && return
     expect_error "$cmd: missing value ($numopt at the end)" "$numopt needs a value" "$XLMR" "$cmd" "$@" "$numopt" </dev/null
@@ -298,6 +298,8 @@ expect_error "embed: --model required" 'model' "$XLMR" embed </dev/null
 expect_error "pairs: --dataset required" 'dataset' "$XLMR" pairs --data "$EVALFIX"
 expect_error "pairs: --data required" 'data' "$XLMR" pairs --dataset xquad-r
 expect_error "batches: --train required" 'train' "$XLMR" batches
+expect_error "one prefix: a required option" "^xlmr: eval: --model is required" "$XLMR" eval --dataset xquad-r --data "$EVALFIX"
+expect_error "one prefix: a command's own check" "^xlmr: tokenize: --spm-ids and --pieces exclude each other" "$XLMR" tokenize --model "$SPM" --spm-ids --pieces </dev/null
 expect_error "train: --model required" 'model' "$XLMR" train --train "$DEV" --out "$TMP/a2"
 expect_error "train: --train required" 'train' "$XLMR" train --model "$M" --out "$TMP/a2"
 expect_error "train: --out required" 'out' "$XLMR" train --model "$M" --train "$DEV"

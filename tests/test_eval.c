@@ -280,9 +280,40 @@ static void test_average_precision(void) {
     CHECK(eval_average_precision(one, 1) == 0.25, "one relevant at rank 4: AP 1/4");
 }
 
+/* The ranking rule: higher scores first, ties to the earlier candidate;
+ * checked by hand and against the rule written as a plain count. */
+static void test_rank_rule(void) {
+    const float s[5] = {0.5f, 0.9f, 0.5f, 0.1f, 0.9f};
+    CHECK(eval_rank(s, 0, 5, 1) == 1 && eval_rank(s, 0, 5, 4) == 2 && eval_rank(s, 0, 5, 0) == 3 &&
+              eval_rank(s, 0, 5, 2) == 4 && eval_rank(s, 0, 5, 3) == 5,
+          "ranks of {0.5, 0.9, 0.5, 0.1, 0.9}: 3 1 4 5 2");
+    CHECK(eval_rank(s, 2, 5, 2) == 2 && eval_rank(s, 2, 5, 4) == 1, "ranks within the pool [2, 5)");
+    int rel[2] = {2, 0}, ranks[2];
+    double ap = eval_query_average_precision(s, 5, rel, 2, ranks);
+    CHECK(ranks[0] == 3 && ranks[1] == 4 && fabs(ap - (1.0 / 3 + 2.0 / 4) / 2) < 1e-12,
+          "query AP from ranks 3 and 4: %.6f", ap);
+    /* few distinct values, so ties are common; pools of every length up to 40 (the 8-lane counts and their tails) */
+    Rng r;
+    rng_seed(&r, 7);
+    float v[40];
+    int bad = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        int n = 1 + (int)rng_below(&r, 40);
+        for (int k = 0; k < n; k++) v[k] = (float)rng_below(&r, 4) * 0.25f;
+        int lo = (int)rng_below(&r, (uint32_t)n), hi = lo + 1 + (int)rng_below(&r, (uint32_t)(n - lo));
+        for (int j = lo; j < hi; j++) {
+            int want = 1;
+            for (int k = lo; k < hi; k++) want += v[k] > v[j] || (v[k] == v[j] && k < j);
+            bad += eval_rank(v, lo, hi, j) != want;
+        }
+    }
+    CHECK(bad == 0, "eval_rank agrees with the plain count (%d mismatches)", bad);
+}
+
 int main(void) {
     test_sentences();
     test_average_precision();
+    test_rank_rule();
     test_hand();
     test_synth("gauss");
     test_synth("int");

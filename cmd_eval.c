@@ -1,0 +1,76 @@
+/* cmd_eval.c: `xlmr eval` — a model folder on XQuAD-R / MLQA-R (eval.h does the work). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "encode.h"
+#include "eval.h"
+#include "squad.h"
+#include "tokenizer.h"
+#include "util.h"
+#include "xlmr.h"
+
+int cmd_eval(int argc, char **argv) {
+    char *model = NULL, *dataset = NULL, *data = NULL, *pooling = "mean", *cand = "sentence", *langs = NULL;
+    char *split_s = "all", *json_out = NULL;
+    char *qp = XLMR_QUERY_PREFIX, *pp = XLMR_PASSAGE_PREFIX;
+    int max_len = 0, batch = 32, bf16 = 0;
+    Opt opts[] = {
+        {"model", OPT_STR, &model, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model) (required)"},
+        {"dataset", OPT_STR, &dataset, "NAME", "xquad-r or mlqa-r (required)"},
+        {"data", OPT_STR, &data, "DIR", "the data set's folder, e.g. data/xquad-r (required)"},
+        {"pooling", OPT_STR, &pooling, "P", "mean (default) or cls"},
+        {"max-len", OPT_INT, &max_len, "N", "tokens per text including <s> and </s> (default: the model's limit)"},
+        {"query-prefix", OPT_STR, &qp, "S", "prepended to questions (default \"" XLMR_QUERY_PREFIX "\")"},
+        {"passage-prefix", OPT_STR, &pp, "S", "prepended to candidates (default \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"candidate", OPT_STR, &cand, "MODE", "sentence (default) or context: candidate = sentence + \" \" + its paragraph (LAReQA)"},
+        {"langs", OPT_STR, &langs, "L,L", "languages (default: all of the data set)"},
+        {"split", OPT_STR, &split_s, "S", "all (default), train, dev or test: by article, index k of en.json, "
+                                          "k mod 10 = 0-5 train, 6-7 dev, 8-9 test"},
+        {"json", OPT_STR, &json_out, "FILE", "also write the results as JSON (atomically)"},
+        {"batch", OPT_INT, &batch, "B", "texts per forward call (default 32)"},
+        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr eval --model DIR --dataset NAME --data DIR",
+               "Evaluates a model on XQuAD-R / MLQA-R: mono, cross and multilingual retrieval "
+               "(mAP, R@1, R@10, rank distance), every sentence a candidate.",
+               NULL);
+    opts_require("eval", "model", model);
+    opts_require("eval", "dataset", dataset);
+    opts_require("eval", "data", data);
+    if (strcmp(dataset, "xquad-r") != 0 && strcmp(dataset, "mlqa-r") != 0)
+        die("eval: --dataset must be xquad-r or mlqa-r");
+    EvalOptions o;
+    eval_options_default(&o);
+    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0) die("eval: --pooling must be mean or cls");
+    if (!strcmp(cand, "context")) o.candidate = EVAL_CAND_CONTEXT;
+    else if (strcmp(cand, "sentence") != 0) die("eval: --candidate must be sentence or context");
+    if (batch <= 0) die("eval: --batch must be positive");
+    if (max_len < 0 || max_len == 1 || max_len == 2) die("eval: --max-len must be at least 3");
+    o.max_len = max_len;
+    o.batch = batch;
+    o.query_prefix = qp;
+    o.passage_prefix = pp;
+    o.label = "eval";
+    EvalData d;
+    if (squad_load_csv(&d, dataset, data, langs, NULL, split_s)) die_xerr();
+    Xlmr m;
+    Tokenizer *t = NULL;
+    if (xlmr_load(&m, model)) die_xerr();
+    m.use_bf16 = bf16;
+    if (tokenizer_load(&t, model)) die_xerr();
+    EvalResult r;
+    if (eval_run(&m, t, &d, &o, &r)) die_xerr();
+    printf("%s on %s (split %s)\n", model, dataset, split_s);
+    eval_result_print(&r, stdout);
+    if (json_out) {
+        StrBuf sb = {0};
+        eval_report_json(&r, dataset, model, &sb);
+        if (write_file_atomic(json_out, sb.data, sb.len)) die_xerr();
+        sb_free(&sb);
+    }
+    tokenizer_free(t);
+    xlmr_free(&m);
+    squad_free(&d);
+    return 0;
+}
