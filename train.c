@@ -156,14 +156,10 @@ double pairs_map(const TrainData *d, const float *q, const float *p, int C) {
         for (int i = 0; i < nq; i++) {
             const float *row = s + (size_t)i * n;
             int g = d->rows[q0 + i].group, r0 = d->group_start[g], r1 = d->group_start[g + 1];
-            int ranks[64], R = r1 - r0 < 64 ? r1 - r0 : 64; /* groups beyond 64 languages: first 64 count */
-            for (int k = 0; k < R; k++) {
-                int j = r0 + k, rank = 1;
-                float sj = row[j];
-                for (int c = 0; c < n; c++) rank += row[c] > sj || (row[c] == sj && c < j);
-                ranks[k] = rank;
-            }
-            block += eval_average_precision(ranks, R);
+            /* the group's passages are its relevant candidates, ranked by eval's rule */
+            int rel[64], ranks[64], R = r1 - r0 < 64 ? r1 - r0 : 64; /* groups beyond 64 languages: first 64 count */
+            for (int k = 0; k < R; k++) rel[k] = r0 + k;
+            block += eval_query_average_precision(row, n, rel, R, ranks);
         }
         total += block;
     }

@@ -38,7 +38,7 @@ fi
 
 expect_error "no benchmark named" '^xlmr: bench: which benchmark' "$XLMR" bench
 expect_error "unknown benchmark" "^xlmr: bench: unknown benchmark 'fast'" "$XLMR" bench fast
-expect_error "unknown option" '^xlmr: xlmr bench: unknown option' "$XLMR" bench gemm --fast
+expect_error "unknown option" '^xlmr: bench: unknown option' "$XLMR" bench gemm --fast
 expect_error "bad size preset" '^xlmr: bench: --size must be small, base or large' "$XLMR" bench gemm --size huge
 expect_error "memory: passage too long" '^xlmr: bench memory: --seq-query and --seq-passage must be within' "$XLMR" bench memory $mem --seq-passage 600
 expect_error "memory: negative chunk" '^xlmr: bench: sizes must be positive' "$XLMR" bench memory $mem --chunk -1
