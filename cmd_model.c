@@ -1,5 +1,6 @@
 /* cmd_model.c: `xlmr init` (a randomly initialised model folder) and
  * `xlmr embed` (stdin lines to L2-normalised embeddings). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,11 @@ int cmd_init(int argc, char **argv) {
         {"preset", OPT_STR, &preset, "NAME",
          "layers/hidden/heads/ffn: nano 1/32/1/128, micro 2/64/2/256 (tests), tiny 2/128/2/512, mini 4/256/4/1024, "
          "small 6/384/6/1536 (CPU training), base 12/768/12/3072, large 24/1024/16/4096 (default base)"},
-        {"layers", OPT_INT, &layers, "L", "override the preset's number of layers"},
-        {"hidden", OPT_INT, &hidden, "H", "override the preset's hidden size"},
-        {"heads", OPT_INT, &heads, "A", "override the preset's attention heads (must divide hidden)"},
-        {"ffn", OPT_INT, &ffn, "F", "override the preset's intermediate (FFN) size"},
-        {"max-pos", OPT_INT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
+        {"layers", OPT_COUNT, &layers, "L", "override the preset's number of layers"},
+        {"hidden", OPT_COUNT, &hidden, "H", "override the preset's hidden size"},
+        {"heads", OPT_COUNT, &heads, "A", "override the preset's attention heads (must divide hidden)"},
+        {"ffn", OPT_COUNT, &ffn, "F", "override the preset's intermediate (FFN) size"},
+        {"max-pos", OPT_COUNT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
         {"seed", OPT_INT, &seed, "S", "initialisation seed (default 0)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr init --tokenizer SPM_MODEL --out DIR [options]",
@@ -97,9 +98,9 @@ int cmd_embed(int argc, char **argv) {
     Opt opts[] = {
         {"model", OPT_STR, &dir, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model)"},
         {"pooling", OPT_STR, &pooling, "mean|cls", "mean over non-pad tokens (default) or the state of <s>"},
-        {"max-len", OPT_INT, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
+        {"max-len", OPT_LEN, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
                                             "the first N-2 and </s> (default: the model's limit)"},
-        {"batch", OPT_INT, &batch, "B", "inputs per forward pass (default 32)"},
+        {"batch", OPT_COUNT, &batch, "B", "inputs per forward pass (default 32)"},
         {"ids", OPT_FLAG, &ids_mode, NULL, "lines are space-separated XLM-R ids (with <s>=0 and </s>=2), not text"},
         {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
         {0}};
@@ -116,7 +117,7 @@ int cmd_embed(int argc, char **argv) {
     m.use_bf16 = bf16;
     int limit = xlmr_max_len(&m.cfg);
     if (max_len == 0) max_len = limit;
-    if (max_len < 2 || max_len > limit) die("embed: --max-len %d outside [2, %d] (the model's limit)", max_len, limit);
+    if (max_len < 3 || max_len > limit) die("embed: --max-len %d outside [3, %d] (the model's limit)", max_len, limit);
     Tokenizer *t = NULL;
     if (!ids_mode && tokenizer_load(&t, dir) != 0) die_xerr();
 
@@ -129,7 +130,8 @@ int cmd_embed(int argc, char **argv) {
     ssize_t got;
     StrBuf fixed = {0};
     while ((got = getline(&line, &llen, stdin)) >= 0) {
-        size_t len = (size_t)got;
+        size_t len = (size_t)got, bom = n == 0 ? utf8_bom_len(line, len) : 0;
+        if (bom) memmove(line, line + bom, (len -= bom) + 1);
         if (len && line[len - 1] == '\n') len--;
         if (n == cap) {
             cap = cap ? 2 * cap : 1024;
@@ -155,6 +157,7 @@ int cmd_embed(int argc, char **argv) {
             tlens[n - 1] = len;
         }
     }
+    if (ferror(stdin)) die("stdin: read error: %s", strerror(errno)); /* a directory, a closed descriptor */
     free(line);
     sb_free(&fixed);
     if (!ids_mode && tokenizer_encode_batch(t, (const char *const *)texts, tlens, (int)n, TOK_XLMR, max_len, seqs) != 0)
@@ -180,7 +183,7 @@ int cmd_embed(int argc, char **argv) {
         fwrite(sb.data, 1, sb.len, stdout);
     }
     sb_free(&sb);
-    if (fflush(stdout) != 0 || ferror(stdout)) die("embed: writing stdout failed");
+    if (stream_flush_checked(stdout, "stdout")) die_xerr();
     for (size_t i = 0; i < n; i++) iv_free(&seqs[i]);
     free(seqs);
     free(rows);

@@ -749,6 +749,7 @@ int experiment_run(const ExperimentOptions *o) {
     PlannedRun *plan = NULL;
     int n_runs = 0, n_todo = 0;
     char *runs_dir = path_join(o->out_dir, "runs");
+    DirLock lock = {-1}; /* one experiment per --out for its whole life (util.h) */
     int rc = grid_settings(&g, o) || grid_sizes(&g, o) || grid_strategies(&g, o) || grid_data(&g, o) ||
              load_eval_sets(&g, &rep);
     if (!rc) {
@@ -756,7 +757,8 @@ int experiment_run(const ExperimentOptions *o) {
         rep.preamble = pre.data;
         rep.start = g.start;
         rep.train_data = g.train_data;
-        rc = mkdir_p(runs_dir) || check_runs_dir(&g, runs_dir) || plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
+        rc = mkdir_p(runs_dir) || dir_lock(o->out_dir, &lock) || check_runs_dir(&g, runs_dir) ||
+             plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
     }
     Progress pr = {.g = &g, .n_runs = n_runs, .tty = isatty(2), .t_grid = now_seconds()};
     if (!rc) {
@@ -771,6 +773,7 @@ int experiment_run(const ExperimentOptions *o) {
         fmt_duration(el, sizeof el, now_seconds() - pr.t_grid);
         fprintf(stderr, "experiment: %d runs done in %s; report: %s/report.md\n", n_runs, el, g.out);
     }
+    dir_unlock(&lock);
     plan_free(plan, n_runs);
     free(runs_dir);
     report_free(&rep);
