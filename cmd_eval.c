@@ -61,6 +61,10 @@ int cmd_eval(int argc, char **argv) {
     if (tokenizer_load(&t, model)) die_xerr();
     EvalResult r;
     if (eval_run(&m, t, &d, &o, &r)) die_xerr();
+    for (int x = 0; x < r.n_langs; x++)
+        if (!r.mono_lang[x].n)
+            fprintf(stderr, "eval: %s has no questions (split %s): reported as n/a, left out of the averages\n",
+                    r.langs[x], split_s);
     printf("%s on %s (split %s)\n", model, dataset, split_s);
     eval_result_print(&r, stdout);
     if (json_out) {

@@ -1,6 +1,7 @@
 /* cmd_model.c: `xlmr init` (a randomly initialised model folder) and
  * `xlmr embed` (stdin lines to L2-normalised embeddings). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,9 @@ int cmd_embed(int argc, char **argv) {
     int C = m.cfg.hidden;
     float *out = xmalloc((n ? n : 1) * (size_t)C * sizeof(float));
     if (xlmr_embed_ragged(&m, out, rows, lens, (int)n, batch, pool, NULL) != 0) die_xerr();
+    /* finite weights can still overflow (a huge but finite value): never print NaN as an embedding */
+    for (size_t i = 0; i < n * (size_t)C; i++)
+        if (!isfinite(out[i])) die("embed: line %zu: the model gives a non-finite embedding (%s)", i / C + 1, dir);
     StrBuf sb = {0};
     for (size_t i = 0; i < n; i++) {
         sb.len = 0;

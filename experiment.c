@@ -268,7 +268,7 @@ static char *work_dir(const Grid *g, const char *name) {
     sb_printf(&sb, "%s/work/%s", g->out, name);
     char *keyf = path_join(sb.data, "grid_key.txt"), *old = NULL;
     size_t olen;
-    if (read_file(keyf, &old, &olen) == 0 && strcmp(old, g->key) != 0) remove_tree(sb.data);
+    if (read_file_max(keyf, READ_LIMIT_SMALL, &old, &olen) == 0 && strcmp(old, g->key) != 0) remove_tree(sb.data);
     free(old);
     int rc = mkdir_p(sb.data) || write_file_atomic(keyf, g->key, strlen(g->key));
     free(keyf);

@@ -502,7 +502,7 @@ int tokenizer_load(Tokenizer **out, const char *path) {
     char *file = tokenizer_model_path(path);
     char *buf;
     size_t n;
-    if (read_file(file, &buf, &n)) {
+    if (read_file_max(file, READ_LIMIT_MODEL, &buf, &n)) {
         free(file);
         return -1;
     }
