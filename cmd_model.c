@@ -13,7 +13,7 @@
 
 int cmd_init(int argc, char **argv) {
     char *tok = NULL, *out = NULL, *preset = "base";
-    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0;
+    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0, force = 0;
     Opt opts[] = {
         {"tokenizer", OPT_STR, &tok, "SPM_MODEL", "SentencePiece .model (or a folder holding sentencepiece.bpe.model); "
                                                   "vocab_size = its pieces + 2"},
@@ -27,6 +27,7 @@ int cmd_init(int argc, char **argv) {
         {"ffn", OPT_COUNT, &ffn, "F", "override the preset's intermediate (FFN) size"},
         {"max-pos", OPT_COUNT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
         {"seed", OPT_INT, &seed, "S", "initialisation seed (default 0)"},
+        {"force", OPT_FLAG, &force, NULL, "overwrite --out when it holds a model folder already"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr init --tokenizer SPM_MODEL --out DIR [options]",
                "Writes a randomly initialised XLM-R model folder (HF initialisation: weights N(0, 0.02), "
@@ -34,6 +35,14 @@ int cmd_init(int argc, char **argv) {
                NULL);
     opts_require("xlmr init", "tokenizer", tok);
     opts_require("xlmr init", "out", out);
+    /* a trained model is hours of work: never replaced by random weights by accident */
+    const char *kept[] = {"config.json", "model.safetensors"};
+    for (int k = 0; k < 2 && !force; k++) {
+        char *p = path_join(out, kept[k]);
+        int there = path_exists(p);
+        free(p);
+        if (there) die("init: %s holds a model folder already (%s): pass --force to overwrite it", out, kept[k]);
+    }
     XlmrConfig c;
     if (xlmr_preset(&c, preset)) die("init: %s", xerr_msg());
     Tokenizer *t;

@@ -331,7 +331,7 @@ expect_error "eval: a language twice" 'en' "$XLMR" eval --model "$M" --dataset x
 expect_error "pairs: a path as language code" 'language code' "$XLMR" pairs --dataset xquad-r --data "$EVALFIX" --langs ../../etc/passwd
 expect_error "init: too many parameters" 'parameters' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --layers 100000 --hidden 65536
 expect_error "init: hidden past any sane size" 'hidden' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --hidden 2147483647
-expect_error "init: negative ffn" 'positive' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --ffn -4
+expect_error "init: negative ffn" 'ffn' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --ffn -4
 
 # ---- arbitrary bytes as text: processed, one line out per line in ----
 { printf 'plain line\n'; printf 'bad \377\376 utf8 \300\257 \355\240\200 \364\220\200\200\n'; printf 'nul \000 inside \000\000\n'
