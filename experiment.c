@@ -750,15 +750,14 @@ int experiment_run(const ExperimentOptions *o) {
     int n_runs = 0, n_todo = 0;
     char *runs_dir = path_join(o->out_dir, "runs");
     DirLock lock = {-1}; /* one experiment per --out for its whole life (util.h) */
-    int rc = grid_settings(&g, o) || grid_sizes(&g, o) || grid_strategies(&g, o) || grid_data(&g, o) ||
-             load_eval_sets(&g, &rep);
+    int rc = grid_settings(&g, o) || mkdir_p(o->out_dir) || dir_lock(o->out_dir, &lock) || grid_sizes(&g, o) ||
+             grid_strategies(&g, o) || grid_data(&g, o) || load_eval_sets(&g, &rep);
     if (!rc) {
         make_preamble(&g, g.pairs_summary, &g.ev, &pre, g.quick);
         rep.preamble = pre.data;
         rep.start = g.start;
         rep.train_data = g.train_data;
-        rc = mkdir_p(runs_dir) || dir_lock(o->out_dir, &lock) || check_runs_dir(&g, runs_dir) ||
-             plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
+        rc = mkdir_p(runs_dir) || check_runs_dir(&g, runs_dir) || plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
     }
     Progress pr = {.g = &g, .n_runs = n_runs, .tty = isatty(2), .t_grid = now_seconds()};
     if (!rc) {

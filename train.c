@@ -957,6 +957,7 @@ static int train_loop(Trainer *tr) {
         if (train_step(tr, &st)) return -1;
         tr->train_seconds = pg.train_before + (st.end - pg.t0);
         log_step(tr, &st);
+        if (tr->log && stream_flush_checked(tr->log, o->log_file)) return -1; /* a full disk stops the run */
         if (o->on_step) o->on_step(o->user, st.step, tr->total, ema_value(tr), st.lr);
         if (!o->quiet) progress_line(tr, &pg, &st);
         int at_end = st.step == tr->total;
@@ -986,6 +987,10 @@ int train_run(const TrainOptions *o, TrainReport *r) {
     if (rc == 0 && tr.have_dev && tr.step == 0) rc = run_eval(&tr);
     if (rc == 0) rc = train_loop(&tr);
     if (rc == 0) rc = train_finish(&tr);
+    if (rc == 0 && tr.log) { /* the log's last lines (the final evaluation) must have reached the disk */
+        rc = stream_close_checked(tr.log, o->log_file);
+        tr.log = NULL;
+    }
     if (rc == 0) {
         r->steps = tr.step;
         r->train_seconds = now_seconds() - t_start;
