@@ -291,8 +291,7 @@ int json_parse_file_max(Json *out, const char *path, size_t limit) {
     size_t len;
     memset(out, 0, sizeof *out);
     if (read_file_max(path, limit, &data, &len)) return -1;
-    size_t bom = utf8_bom_len(data, len); /* RFC 8259 lets parsers ignore one; Windows editors write it */
-    int rc = json_parse(out, data + bom, len - bom, path);
+    int rc = json_parse(out, data, len, path);
     free(data);
     return rc;
 }

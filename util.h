@@ -94,8 +94,9 @@ int is_dir(const char *path);
  * an experiment writing into it): a POSIX record lock (fcntl F_SETLK) on
  * DIR/.lock, released by dir_unlock or when the process ends, however it
  * ends (a SIGKILL leaves no stale lock). A second process gets -1 and
- * "DIR: another xlmr run holds this folder (pid N)". Locks are per process:
- * the same process may lock the same folder again. On NFS the lock goes to
+ * "DIR: another xlmr run holds this folder (pid N)". Locks are per process
+ * (POSIX record locks): the same process may lock a folder again, but the
+ * first dir_unlock then releases both, so lock each folder once. On NFS the lock goes to
  * the server's lock manager (NLM or NFSv4 locks), so it holds across
  * machines when that service runs; where the file system refuses locks
  * (ENOLCK, EOPNOTSUPP) the run goes on unlocked after a warning on stderr. */
