@@ -28,7 +28,6 @@ int cmd_batches(int argc, char **argv) {
     opts_require("batches", "train", train.n ? &train : NULL);
     int sampling = sampling_parse(sampling_s);
     if (sampling < 0) die("batches: --sampling must be mono, cross, hybrid or mixed, got '%s'", sampling_s);
-    if (steps < 0) die("batches: --steps must be >= 0, got %d", steps);
     TrainData d;
     Sampler s;
     if (train_data_load(&d, (const char *const *)train.v, train.n)) die_xerr();

@@ -46,7 +46,6 @@ int cmd_eval(int argc, char **argv) {
     if (!strcmp(cand, "context")) o.candidate = EVAL_CAND_CONTEXT;
     else if (strcmp(cand, "sentence") != 0) die("eval: --candidate must be sentence or context");
     if (batch <= 0) die("eval: --batch must be positive");
-    if (max_len < 0 || max_len == 1 || max_len == 2) die("eval: --max-len must be at least 3");
     o.max_len = max_len;
     o.batch = batch;
     o.query_prefix = qp;

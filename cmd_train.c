@@ -77,7 +77,6 @@ int cmd_train(int argc, char **argv) {
     if ((o.pooling = xlmr_pooling_parse(pooling)) < 0)
         die("train: --pooling must be mean or cls, got '%s'", pooling);
     if (steps && epochs) die("train: give --steps or --epochs, not both");
-    if (steps < 0) die("train: --steps must be >= 1, got %d", steps);
     o.steps = steps;
     if (epochs) o.epochs = epochs;
     o.train_files = (const char *const *)train.v;
