@@ -16,9 +16,9 @@ int cmd_batches(int argc, char **argv) {
     Opt opts[] = {
         {"train", OPT_STR_LIST, &train, "FILE...", "training TSV files: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
         {"sampling", OPT_STR, &sampling_s, "S", "mono | cross | hybrid | mixed (default hybrid)"},
-        {"alpha", OPT_FLOAT, &alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
-        {"batch", OPT_INT, &batch, "B", "pairs per batch (default 100)"},
-        {"steps", OPT_INT, &steps, "N", "batches to draw (default 10)"},
+        {"alpha", OPT_PROB, &alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
+        {"batch", OPT_COUNT, &batch, "B", "pairs per batch (default 100)"},
+        {"steps", OPT_COUNT, &steps, "N", "batches to draw (default 10)"},
         {"seed", OPT_INT, &seed, "S", "random seed (default 1)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr batches",
@@ -28,7 +28,6 @@ int cmd_batches(int argc, char **argv) {
     opts_require("batches", "train", train.n ? &train : NULL);
     int sampling = sampling_parse(sampling_s);
     if (sampling < 0) die("batches: --sampling must be mono, cross, hybrid or mixed, got '%s'", sampling_s);
-    if (steps < 0) die("batches: --steps must be >= 0, got %d", steps);
     TrainData d;
     Sampler s;
     if (train_data_load(&d, (const char *const *)train.v, train.n)) die_xerr();
@@ -51,5 +50,5 @@ int cmd_batches(int argc, char **argv) {
     sampler_free(&s);
     train_data_free(&d);
     free(train.v);
-    return fflush(stdout) == 0 ? 0 : 1;
+    return 0; /* main() checks stdout */
 }

@@ -20,15 +20,15 @@ int cmd_eval(int argc, char **argv) {
         {"dataset", OPT_STR, &dataset, "NAME", "xquad-r or mlqa-r (required)"},
         {"data", OPT_STR, &data, "DIR", "the data set's folder, e.g. data/xquad-r (required)"},
         {"pooling", OPT_STR, &pooling, "P", "mean (default) or cls"},
-        {"max-len", OPT_INT, &max_len, "N", "tokens per text including <s> and </s> (default: the model's limit)"},
-        {"query-prefix", OPT_STR, &qp, "S", "prepended to questions (default \"" XLMR_QUERY_PREFIX "\")"},
-        {"passage-prefix", OPT_STR, &pp, "S", "prepended to candidates (default \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"max-len", OPT_LEN, &max_len, "N", "tokens per text including <s> and </s> (default: the model's limit)"},
+        {"query-prefix", OPT_TEXT, &qp, "S", "prepended to questions (default \"" XLMR_QUERY_PREFIX "\")"},
+        {"passage-prefix", OPT_TEXT, &pp, "S", "prepended to candidates (default \"" XLMR_PASSAGE_PREFIX "\")"},
         {"candidate", OPT_STR, &cand, "MODE", "sentence (default) or context: candidate = sentence + \" \" + its paragraph (LAReQA)"},
         {"langs", OPT_STR, &langs, "L,L", "languages (default: all of the data set)"},
         {"split", OPT_STR, &split_s, "S", "all (default), train, dev or test: by article, index k of en.json, "
                                           "k mod 10 = 0-5 train, 6-7 dev, 8-9 test"},
         {"json", OPT_STR, &json_out, "FILE", "also write the results as JSON (atomically)"},
-        {"batch", OPT_INT, &batch, "B", "texts per forward call (default 32)"},
+        {"batch", OPT_COUNT, &batch, "B", "texts per forward call (default 32)"},
         {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr eval --model DIR --dataset NAME --data DIR",
@@ -46,7 +46,6 @@ int cmd_eval(int argc, char **argv) {
     if (!strcmp(cand, "context")) o.candidate = EVAL_CAND_CONTEXT;
     else if (strcmp(cand, "sentence") != 0) die("eval: --candidate must be sentence or context");
     if (batch <= 0) die("eval: --batch must be positive");
-    if (max_len < 0 || max_len == 1 || max_len == 2) die("eval: --max-len must be at least 3");
     o.max_len = max_len;
     o.batch = batch;
     o.query_prefix = qp;
@@ -61,6 +60,10 @@ int cmd_eval(int argc, char **argv) {
     if (tokenizer_load(&t, model)) die_xerr();
     EvalResult r;
     if (eval_run(&m, t, &d, &o, &r)) die_xerr();
+    for (int x = 0; x < r.n_langs; x++)
+        if (!r.mono_lang[x].n)
+            fprintf(stderr, "eval: %s has no questions (split %s): reported as n/a, left out of the averages\n",
+                    r.langs[x], split_s);
     printf("%s on %s (split %s)\n", model, dataset, split_s);
     eval_result_print(&r, stdout);
     if (json_out) {

@@ -51,12 +51,12 @@ int cmd_experiment(int argc, char **argv) {
     Opt opts[] = {
         {"sizes", OPT_STR, &o.sizes, "S,S", sizes_help},
         {"sampling", OPT_STR, &o.sampling, "S,S", sampling_help},
-        {"seeds", OPT_INT, &o.seeds, "N", "seeds per cell (default 3; --quick 1)"},
-        {"steps", OPT_INT, &o.steps, "N", "training steps per run (default 150; --quick 6; --full 600)"},
-        {"batch", OPT_INT, &o.batch, "B", "pairs per batch (default 32; --quick 8)"},
-        {"lr", OPT_FLOAT, &o.lr, "LR", "peak learning rate (default 5e-4 from random init, 3e-5 with --model-dirs)"},
-        {"max-len-query", OPT_INT, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 32; 64 with --model-dirs)"},
-        {"max-len-passage", OPT_INT, &o.max_len_passage, "N", "passage tokens (default 64; 256 with --model-dirs)"},
+        {"seeds", OPT_COUNT, &o.seeds, "N", "seeds per cell (default 3; --quick 1)"},
+        {"steps", OPT_COUNT, &o.steps, "N", "training steps per run (default 150; --quick 6; --full 600)"},
+        {"batch", OPT_COUNT, &o.batch, "B", "pairs per batch (default 32; --quick 8)"},
+        {"lr", OPT_POS, &o.lr, "LR", "peak learning rate (default 5e-4 from random init, 3e-5 with --model-dirs)"},
+        {"max-len-query", OPT_LEN, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 32; 64 with --model-dirs)"},
+        {"max-len-passage", OPT_LEN, &o.max_len_passage, "N", "passage tokens (default 64; 256 with --model-dirs)"},
         {"quick", OPT_FLAG, &o.quick, NULL,
          "a reduced grid for tests (2 sizes x mono/cross/hybrid, 1 seed, few steps, no dev selection; 3 languages, "
          "test splits only)"},

@@ -1,5 +1,7 @@
 /* cmd_model.c: `xlmr init` (a randomly initialised model folder) and
  * `xlmr embed` (stdin lines to L2-normalised embeddings). */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,7 @@
 
 int cmd_init(int argc, char **argv) {
     char *tok = NULL, *out = NULL, *preset = "base";
-    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0;
+    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0, force = 0;
     Opt opts[] = {
         {"tokenizer", OPT_STR, &tok, "SPM_MODEL", "SentencePiece .model (or a folder holding sentencepiece.bpe.model); "
                                                   "vocab_size = its pieces + 2"},
@@ -19,12 +21,13 @@ int cmd_init(int argc, char **argv) {
         {"preset", OPT_STR, &preset, "NAME",
          "layers/hidden/heads/ffn: nano 1/32/1/128, micro 2/64/2/256 (tests), tiny 2/128/2/512, mini 4/256/4/1024, "
          "small 6/384/6/1536 (CPU training), base 12/768/12/3072, large 24/1024/16/4096 (default base)"},
-        {"layers", OPT_INT, &layers, "L", "override the preset's number of layers"},
-        {"hidden", OPT_INT, &hidden, "H", "override the preset's hidden size"},
-        {"heads", OPT_INT, &heads, "A", "override the preset's attention heads (must divide hidden)"},
-        {"ffn", OPT_INT, &ffn, "F", "override the preset's intermediate (FFN) size"},
-        {"max-pos", OPT_INT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
+        {"layers", OPT_COUNT, &layers, "L", "override the preset's number of layers"},
+        {"hidden", OPT_COUNT, &hidden, "H", "override the preset's hidden size"},
+        {"heads", OPT_COUNT, &heads, "A", "override the preset's attention heads (must divide hidden)"},
+        {"ffn", OPT_COUNT, &ffn, "F", "override the preset's intermediate (FFN) size"},
+        {"max-pos", OPT_COUNT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
         {"seed", OPT_INT, &seed, "S", "initialisation seed (default 0)"},
+        {"force", OPT_FLAG, &force, NULL, "overwrite --out when it holds a model folder already"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr init --tokenizer SPM_MODEL --out DIR [options]",
                "Writes a randomly initialised XLM-R model folder (HF initialisation: weights N(0, 0.02), "
@@ -32,6 +35,14 @@ int cmd_init(int argc, char **argv) {
                NULL);
     opts_require("xlmr init", "tokenizer", tok);
     opts_require("xlmr init", "out", out);
+    /* a trained model is hours of work: never replaced by random weights by accident */
+    const char *kept[] = {"config.json", "model.safetensors"};
+    for (int k = 0; k < 2 && !force; k++) {
+        char *p = path_join(out, kept[k]);
+        int there = path_exists(p);
+        free(p);
+        if (there) die("init: %s holds a model folder already (%s): pass --force to overwrite it", out, kept[k]);
+    }
     XlmrConfig c;
     if (xlmr_preset(&c, preset)) die("init: %s", xerr_msg());
     Tokenizer *t;
@@ -97,9 +108,9 @@ int cmd_embed(int argc, char **argv) {
     Opt opts[] = {
         {"model", OPT_STR, &dir, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model)"},
         {"pooling", OPT_STR, &pooling, "mean|cls", "mean over non-pad tokens (default) or the state of <s>"},
-        {"max-len", OPT_INT, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
+        {"max-len", OPT_LEN, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
                                             "the first N-2 and </s> (default: the model's limit)"},
-        {"batch", OPT_INT, &batch, "B", "inputs per forward pass (default 32)"},
+        {"batch", OPT_COUNT, &batch, "B", "inputs per forward pass (default 32)"},
         {"ids", OPT_FLAG, &ids_mode, NULL, "lines are space-separated XLM-R ids (with <s>=0 and </s>=2), not text"},
         {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
         {0}};
@@ -116,7 +127,7 @@ int cmd_embed(int argc, char **argv) {
     m.use_bf16 = bf16;
     int limit = xlmr_max_len(&m.cfg);
     if (max_len == 0) max_len = limit;
-    if (max_len < 2 || max_len > limit) die("embed: --max-len %d outside [2, %d] (the model's limit)", max_len, limit);
+    if (max_len < 3 || max_len > limit) die("embed: --max-len %d outside [3, %d] (the model's limit)", max_len, limit);
     Tokenizer *t = NULL;
     if (!ids_mode && tokenizer_load(&t, dir) != 0) die_xerr();
 
@@ -129,7 +140,8 @@ int cmd_embed(int argc, char **argv) {
     ssize_t got;
     StrBuf fixed = {0};
     while ((got = getline(&line, &llen, stdin)) >= 0) {
-        size_t len = (size_t)got;
+        size_t len = (size_t)got, bom = n == 0 ? utf8_bom_len(line, len) : 0;
+        if (bom) memmove(line, line + bom, (len -= bom) + 1);
         if (len && line[len - 1] == '\n') len--;
         if (n == cap) {
             cap = cap ? 2 * cap : 1024;
@@ -155,6 +167,7 @@ int cmd_embed(int argc, char **argv) {
             tlens[n - 1] = len;
         }
     }
+    if (ferror(stdin)) die("stdin: read error: %s", strerror(errno)); /* a directory, a closed descriptor */
     free(line);
     sb_free(&fixed);
     if (!ids_mode && tokenizer_encode_batch(t, (const char *const *)texts, tlens, (int)n, TOK_XLMR, max_len, seqs) != 0)
@@ -172,6 +185,9 @@ int cmd_embed(int argc, char **argv) {
     int C = m.cfg.hidden;
     float *out = xmalloc((n ? n : 1) * (size_t)C * sizeof(float));
     if (xlmr_embed_ragged(&m, out, rows, lens, (int)n, batch, pool, NULL) != 0) die_xerr();
+    /* finite weights can still overflow (a huge but finite value): never print NaN as an embedding */
+    for (size_t i = 0; i < n * (size_t)C; i++)
+        if (!isfinite(out[i])) die("embed: line %zu: the model gives a non-finite embedding (%s)", i / C + 1, dir);
     StrBuf sb = {0};
     for (size_t i = 0; i < n; i++) {
         sb.len = 0;
@@ -180,7 +196,7 @@ int cmd_embed(int argc, char **argv) {
         fwrite(sb.data, 1, sb.len, stdout);
     }
     sb_free(&sb);
-    if (fflush(stdout) != 0 || ferror(stdout)) die("embed: writing stdout failed");
+    if (stream_flush_checked(stdout, "stdout")) die_xerr();
     for (size_t i = 0; i < n; i++) iv_free(&seqs[i]);
     free(seqs);
     free(rows);

@@ -108,6 +108,8 @@ int cmd_tokenize(int argc, char **argv) {
     char *data;
     size_t len, nlines;
     if (pos.n == 1 ? read_file(pos.v[0], &data, &len) : read_stream(stdin, "stdin", &data, &len)) die_xerr();
+    size_t bom = utf8_bom_len(data, len); /* a text's first bytes, not a character of its first line */
+    if (bom) memmove(data, data + bom, (len -= bom) + 1);
     size_t *start = line_starts(data, len, &nlines);
     /* blocks bound the memory held by outputs; each is written in input order */
     const int block = 4096;
@@ -125,6 +127,6 @@ int cmd_tokenize(int argc, char **argv) {
     free(data);
     free(pos.v);
     tokenizer_free(t);
-    if (fflush(stdout) || ferror(stdout)) die("stdout: write error");
+    if (stream_flush_checked(stdout, "stdout")) die_xerr();
     return 0;
 }

@@ -35,28 +35,28 @@ int cmd_train(int argc, char **argv) {
         {"train", OPT_STR_LIST, &train, "FILE...", "training TSV: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
         {"out", OPT_STR, &o.out_dir, "DIR", "output folder: checkpoint-STEP/, final/, best/"},
         {"sampling", OPT_STR, &sampling, "S", sampling_help},
-        {"alpha", OPT_FLOAT, &o.alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
-        {"batch", OPT_INT, &o.batch, "B", "pairs per batch (default 100)"},
-        {"steps", OPT_INT, &steps, "N", "optimizer steps (default: from --epochs)"},
-        {"epochs", OPT_FLOAT, &epochs, "E", "passes over the groups: steps = ceil(E*groups/B) (default 1)"},
-        {"lr", OPT_FLOAT, &o.lr, "LR", "peak learning rate (default 3e-5)"},
+        {"alpha", OPT_PROB, &o.alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
+        {"batch", OPT_COUNT, &o.batch, "B", "pairs per batch (default 100)"},
+        {"steps", OPT_COUNT, &steps, "N", "optimizer steps (default: from --epochs)"},
+        {"epochs", OPT_POS, &epochs, "E", "passes over the groups: steps = ceil(E*groups/B) (default 1)"},
+        {"lr", OPT_POS, &o.lr, "LR", "peak learning rate (default 3e-5)"},
         {"warmup", OPT_FLOAT, &o.warmup, "W", "linear warmup: < 1 a fraction of the steps, >= 1 steps (default 0.1)"},
         {"weight-decay", OPT_FLOAT, &o.weight_decay, "WD", "AdamW decoupled weight decay, not on biases/LayerNorm (default 0.01)"},
-        {"temperature", OPT_FLOAT, &o.temperature, "T", "InfoNCE temperature on cosine scores (default 0.05)"},
+        {"temperature", OPT_POS, &o.temperature, "T", "InfoNCE temperature on cosine scores (default 0.05)"},
         {"pooling", OPT_STR, &pooling, "P", "mean | cls (default mean)"},
-        {"max-len-query", OPT_INT, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 64)"},
-        {"max-len-passage", OPT_INT, &o.max_len_passage, "N", "passage tokens incl. <s> </s> (default 256)"},
-        {"chunk", OPT_INT, &o.chunk, "C", "sequences per forward/backward chunk, bounds memory (default 16)"},
+        {"max-len-query", OPT_LEN, &o.max_len_query, "N", "query tokens incl. <s> </s> (default 64)"},
+        {"max-len-passage", OPT_LEN, &o.max_len_passage, "N", "passage tokens incl. <s> </s> (default 256)"},
+        {"chunk", OPT_COUNT, &o.chunk, "C", "sequences per forward/backward chunk, bounds memory (default 16)"},
         {"dev", OPT_STR, &o.dev_file, "FILE", "dev TSV: dev loss + dev mAP, best model by dev mAP in OUT/best"},
-        {"eval-every", OPT_INT, &o.eval_every, "K", "steps between dev evaluations (default: at start and end only)"},
-        {"save-every", OPT_INT, &o.save_every, "K", "steps between checkpoints, 0: only at the end (default 200)"},
-        {"keep", OPT_INT, &o.keep, "K", "checkpoints kept (default 2)"},
+        {"eval-every", OPT_COUNT0, &o.eval_every, "K", "steps between dev evaluations (default: at start and end only)"},
+        {"save-every", OPT_COUNT0, &o.save_every, "K", "steps between checkpoints, 0: only at the end (default 200)"},
+        {"keep", OPT_COUNT, &o.keep, "K", "checkpoints kept (default 2)"},
         {"resume", OPT_FLAG, &resume, NULL, "continue from the last checkpoint in --out (same options)"},
         {"freeze-embeddings", OPT_FLAG, &freeze, NULL, "do not update the word-embedding table"},
         {"seed", OPT_INT, &seed, "S", "seed of the sampler and dropout (default 1)"},
         {"log", OPT_STR, &o.log_file, "FILE", "JSONL log: one object per step and per evaluation"},
-        {"query-prefix", OPT_STR, &o.query_prefix, "S", "prepended to queries (default \"" XLMR_QUERY_PREFIX "\")"},
-        {"passage-prefix", OPT_STR, &o.passage_prefix, "S", "prepended to passages (default \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"query-prefix", OPT_TEXT, &o.query_prefix, "S", "prepended to queries (default \"" XLMR_QUERY_PREFIX "\")"},
+        {"passage-prefix", OPT_TEXT, &o.passage_prefix, "S", "prepended to passages (default \"" XLMR_PASSAGE_PREFIX "\")"},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress line"},
         {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 master weights, gradients and accumulation)"},
         {0}};
@@ -77,7 +77,6 @@ int cmd_train(int argc, char **argv) {
     if ((o.pooling = xlmr_pooling_parse(pooling)) < 0)
         die("train: --pooling must be mean or cls, got '%s'", pooling);
     if (steps && epochs) die("train: give --steps or --epochs, not both");
-    if (steps < 0) die("train: --steps must be >= 1, got %d", steps);
     o.steps = steps;
     if (epochs) o.epochs = epochs;
     o.train_files = (const char *const *)train.v;

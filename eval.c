@@ -294,6 +294,16 @@ static int embed_unique(Xlmr *m, const Tokenizer *t, char *const *texts, int n, 
     return rc;
 }
 
+/* The first row of e (n, C) with a NaN or infinite value, or -1. A NaN score
+ * compares false with every other, so it would rank first everywhere: a
+ * damaged model must be an error, never a perfect score. */
+static int first_nonfinite_row(const float *e, int n, int C) {
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+            if (!isfinite(e[(size_t)i * C + c])) return i;
+    return -1;
+}
+
 int eval_run(Xlmr *m, const Tokenizer *t, const EvalData *d, const EvalOptions *o, EvalResult *r) {
     EvalOptions def;
     if (!o) {
@@ -335,6 +345,13 @@ int eval_run(Xlmr *m, const Tokenizer *t, const EvalData *d, const EvalOptions *
         rc = embed_unique(m, t, ct, nc, &eo, C, ce);
     }
     double t1 = now_seconds();
+    int bad_q = rc == 0 ? first_nonfinite_row(qe, nq, C) : -1, bad_c = rc == 0 ? first_nonfinite_row(ce, nc, C) : -1;
+    if (bad_q >= 0)
+        rc = xerr("eval: the model gives a non-finite embedding for question %s (%s): \"%.60s\"", d->qs[bad_q].id,
+                  d->langs[d->qs[bad_q].lang], d->qs[bad_q].question);
+    else if (bad_c >= 0)
+        rc = xerr("eval: the model gives a non-finite embedding for candidate %d (%s): \"%.60s\"", bad_c,
+                  d->langs[d->paras[d->sents[bad_c].para].lang], d->sents[bad_c].text);
     if (rc == 0) rc = eval_metrics(d, qe, ce, C, r);
     if (rc == 0) r->embed_seconds = t1 - t0;
     if (o->candidate == EVAL_CAND_CONTEXT)
@@ -374,6 +391,10 @@ static void by_lang_json(StrBuf *sb, const EvalResult *r, const EvalScore *per_l
     for (int l = 0; l < r->n_langs; l++) {
         if (l) sb_puts(sb, ", ");
         sb_json_key(sb, r->langs[l]);
+        if (!per_lang[l].n) { /* a language without questions has no score, not a score of 0 */
+            sb_puts(sb, "null");
+            continue;
+        }
         sb_puts(sb, "{");
         score_json(sb, &per_lang[l], multi, 1);
         sb_puts(sb, "}");
@@ -435,6 +456,10 @@ void eval_result_print(const EvalResult *r, FILE *f) {
                 cr += r->cross_pair[x][y].r1;
                 np++;
             }
+        if (!r->mono_lang[x].n) { /* no questions in this language: nothing to report */
+            fprintf(f, "%-6s %8s %8s %9s %8s %9s %9s %8s\n", r->langs[x], "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a");
+            continue;
+        }
         fprintf(f, "%-6s %8.4f %8.4f %9.4f %8.4f %9.4f %9.4f %8.2f\n", r->langs[x], r->mono_lang[x].map,
                 r->mono_lang[x].r1, np ? cm / np : 0, np ? cr / np : 0, r->multi_lang[x].map, r->multi_lang[x].r10,
                 r->multi_lang[x].rd);

@@ -268,7 +268,7 @@ static char *work_dir(const Grid *g, const char *name) {
     sb_printf(&sb, "%s/work/%s", g->out, name);
     char *keyf = path_join(sb.data, "grid_key.txt"), *old = NULL;
     size_t olen;
-    if (read_file(keyf, &old, &olen) == 0 && strcmp(old, g->key) != 0) remove_tree(sb.data);
+    if (read_file_max(keyf, READ_LIMIT_SMALL, &old, &olen) == 0 && strcmp(old, g->key) != 0) remove_tree(sb.data);
     free(old);
     int rc = mkdir_p(sb.data) || write_file_atomic(keyf, g->key, strlen(g->key));
     free(keyf);
@@ -749,8 +749,9 @@ int experiment_run(const ExperimentOptions *o) {
     PlannedRun *plan = NULL;
     int n_runs = 0, n_todo = 0;
     char *runs_dir = path_join(o->out_dir, "runs");
-    int rc = grid_settings(&g, o) || grid_sizes(&g, o) || grid_strategies(&g, o) || grid_data(&g, o) ||
-             load_eval_sets(&g, &rep);
+    DirLock lock = {-1}; /* one experiment per --out for its whole life (util.h) */
+    int rc = grid_settings(&g, o) || mkdir_p(o->out_dir) || dir_lock(o->out_dir, &lock) || grid_sizes(&g, o) ||
+             grid_strategies(&g, o) || grid_data(&g, o) || load_eval_sets(&g, &rep);
     if (!rc) {
         make_preamble(&g, g.pairs_summary, &g.ev, &pre, g.quick);
         rep.preamble = pre.data;
@@ -771,6 +772,7 @@ int experiment_run(const ExperimentOptions *o) {
         fmt_duration(el, sizeof el, now_seconds() - pr.t_grid);
         fprintf(stderr, "experiment: %d runs done in %s; report: %s/report.md\n", n_runs, el, g.out);
     }
+    dir_unlock(&lock);
     plan_free(plan, n_runs);
     free(runs_dir);
     report_free(&rep);

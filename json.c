@@ -284,11 +284,13 @@ int json_parse(Json *out, const char *text, size_t len, const char *name) {
     return 0;
 }
 
-int json_parse_file(Json *out, const char *path) {
+int json_parse_file(Json *out, const char *path) { return json_parse_file_max(out, path, READ_LIMIT_DATA); }
+
+int json_parse_file_max(Json *out, const char *path, size_t limit) {
     char *data;
     size_t len;
     memset(out, 0, sizeof *out);
-    if (read_file(path, &data, &len)) return -1;
+    if (read_file_max(path, limit, &data, &len)) return -1;
     int rc = json_parse(out, data, len, path);
     free(data);
     return rc;

@@ -28,6 +28,9 @@ struct Json {
 int json_parse(Json *out, const char *text, size_t len, const char *name);
 /* Reads and parses a file (errors name the file). */
 int json_parse_file(Json *out, const char *path);
+/* The same, refusing a file over limit bytes (util.h: READ_LIMIT_*) before
+ * reading more of it; json_parse_file's limit is READ_LIMIT_DATA. */
+int json_parse_file_max(Json *out, const char *path, size_t limit);
 void json_free(Json *j);
 
 /* Lookups: NULL when absent or when j is not an object/array. Last duplicate key wins. */

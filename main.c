@@ -1,4 +1,5 @@
 /* main.c: the xlmr command — dispatches to the subcommands in cli.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,16 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            /* the one check of stdout for every command: output lost to a full
+             * disk or a closed pipe is a failure, never a silent success */
+            if (stream_flush_checked(stdout, "stdout")) die_xerr();
+            if (fclose(stdout) != 0) {
+                fprintf(stderr, "xlmr: stdout: write error: %s\n", strerror(errno));
+                return 1;
+            }
+            return rc;
+        }
     die("unknown command '%s' (xlmr --help lists them)", argv[1]);
 }

@@ -126,7 +126,7 @@ int run_record_read(RunRecord *r, const char *path) {
     char *text;
     size_t len;
     memset(r, 0, sizeof *r);
-    if (read_file(path, &text, &len)) return -1;
+    if (read_file_max(path, READ_LIMIT_SMALL, &text, &len)) return -1;
     int rc = run_record_parse(r, text, len, path);
     free(text);
     return rc;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "strmap.h"
 #include "util.h"
 
 /* The format's own cap (safetensors refuses larger headers too). */
@@ -125,6 +126,45 @@ static int parse_entry(SafeTensors *st, StTensor *t, const char *key, const Json
     return 0;
 }
 
+static int cmp_extent(const void *a, const void *b) {
+    const StTensor *x = *(const StTensor *const *)a, *y = *(const StTensor *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* The format's own rules (as the safetensors library validates): names are
+ * unique, and the extents, in order, tile the byte buffer exactly: no
+ * overlap (two tensors sharing bytes), no gap, no tail that no tensor
+ * indexes. Anything else is a damaged or hand-made file, and silently
+ * picking one duplicate, or ignoring gigabytes, would hide it. */
+static int check_layout(const SafeTensors *st) {
+    StrMap names = {0};
+    int rc = 0;
+    for (int i = 0; i < st->n && rc == 0; i++) {
+        int found;
+        strmap_slot(&names, st->t[i].name, &found);
+        if (found) rc = xerr("%s: tensor %s appears twice in the header", st->path, st->t[i].name);
+    }
+    strmap_free(&names);
+    if (rc) return rc;
+    const StTensor **by = xmalloc((size_t)(st->n ? st->n : 1) * sizeof *by);
+    for (int i = 0; i < st->n; i++) by[i] = &st->t[i];
+    qsort(by, (size_t)st->n, sizeof *by, cmp_extent);
+    size_t at = 0;
+    for (int i = 0; i < st->n && rc == 0; i++) {
+        if (by[i]->begin < at)
+            rc = xerr("%s: tensor %s: data_offsets [%zu, %zu] overlap tensor %s", st->path, by[i]->name, by[i]->begin,
+                      by[i]->end, by[i - 1]->name);
+        else if (by[i]->begin > at)
+            rc = xerr("%s: bytes %zu to %zu of the data belong to no tensor", st->path, at, by[i]->begin);
+        at = by[i]->end;
+    }
+    if (rc == 0 && at != st->data_len)
+        rc = xerr("%s: %zu bytes after the last tensor belong to no tensor", st->path, st->data_len - at);
+    free(by);
+    return rc;
+}
+
 int st_open(SafeTensors *st, const char *path) {
     memset(st, 0, sizeof *st);
     st->path = xstrdup(path);
@@ -165,6 +205,7 @@ int st_open(SafeTensors *st, const char *path) {
         st->n++;
     }
     json_free(&h);
+    if (check_layout(st) != 0) goto fail;
     return 0;
 fail:;
     char *msg = xstrdup(xerr_msg());
@@ -175,7 +216,7 @@ fail:;
 }
 
 const StTensor *st_find(const SafeTensors *st, const char *name) {
-    for (int i = st->n - 1; i >= 0; i--) /* last duplicate wins, as in json_get */
+    for (int i = st->n - 1; i >= 0; i--) /* names are unique (check_layout) */
         if (!strcmp(st->t[i].name, name)) return &st->t[i];
     return NULL;
 }

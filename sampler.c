@@ -371,9 +371,9 @@ static int tsv_read_row(RawRows *raw, char *p, char *le, const char *path, int f
 static int tsv_read_file(RawRows *raw, const char *path, int file_index) {
     char *data;
     size_t len;
-    if (read_file(path, &data, &len)) return -1;
+    if (read_file_max(path, READ_LIMIT_DATA, &data, &len)) return -1;
     int rc = 0, line = 0;
-    char *p = data, *end = data + len;
+    char *p = data + utf8_bom_len(data, len), *end = data + len; /* a BOM is no part of the first group id */
     while (p < end && rc == 0) {
         line++;
         char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -13,6 +13,7 @@
  * a TokScratch, so threads share one Tokenizer. */
 #include "tokenizer.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,10 @@ static int parse_piece(Tokenizer *t, const uint8_t *d, size_t n, int idx) {
         } else if (f == 2 && wt == 5) {
             uint32_t bits = (uint32_t)v;
             memcpy(&t->score[idx], &bits, 4);
+            /* Viterbi sums scores: a NaN or Inf would silently decide every path it touches */
+            if (!isfinite(t->score[idx]))
+                return xerr("%s: piece %d has a non-finite score (%s)", t->path, idx,
+                            isnan(t->score[idx]) ? "nan" : "inf");
         } else if (f == 3 && wt == 0) {
             if (v < 1 || v > 6) return xerr("%s: piece %d has unknown type %llu", t->path, idx, (unsigned long long)v);
             t->type[idx] = (unsigned char)v;
@@ -502,7 +507,7 @@ int tokenizer_load(Tokenizer **out, const char *path) {
     char *file = tokenizer_model_path(path);
     char *buf;
     size_t n;
-    if (read_file(file, &buf, &n)) {
+    if (read_file_max(file, READ_LIMIT_MODEL, &buf, &n)) {
         free(file);
         return -1;
     }

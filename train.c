@@ -179,17 +179,21 @@ typedef struct {
  * gradient or update (and the schedule, through the total and warmup steps),
  * a hash of the prompts (they change every token sequence), the training
  * data's fingerprint (rows and order decide the batches) and the parameter
- * count (another model). Not in it: --chunk and threads (only float rounding),
+ * count (another model), and --bf16: its matrix products round to 8-bit
+ * mantissas (about 1e-2 off fp32, not float-rounding noise), so a run that
+ * switched would follow neither the fp32 nor the BF16 trajectory, and resume
+ * promises the one never stopped. Not in it: --chunk and threads (only float rounding),
  * the dev set, logging and checkpoint cadence, which do not change the
  * trajectory. Stored in trainer_state.bin as raw fixed-width fields. */
 typedef struct {
     int32_t sampling, batch, total_steps, warmup, pooling, max_len_query, max_len_passage, freeze;
+    int32_t bf16, unused; /* unused (0): the doubles stay 8-byte aligned, no padding bytes reach the file */
     double alpha, lr, weight_decay, max_grad_norm, temperature;
     uint64_t seed, prefixes, data, n_params;
 } ResumeKey;
 
 #define STATE_MAGIC 0x54535458u /* "XTST" */
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 2: --bf16 in the resume key */
 typedef struct {
     uint32_t magic, version;
     int32_t step, best_step;
@@ -541,14 +545,7 @@ static int checkpoint_save(Trainer *tr) {
         if (rename(tmp, dst) != 0) rc = xerr("%s: cannot rename into place: %s", dst, strerror(errno));
         else fsync_dir(out);
     }
-    if (rc == 0) {
-        /* the tokenizer file to copy from now on: the newest checkpoint's, which
-         * pruning never removes (the one we started from may go) */
-        free(tr->spm);
-        tr->spm = path_join(dst, "sentencepiece.bpe.model");
-    } else {
-        remove_tree(tmp);
-    }
+    if (rc != 0) remove_tree(tmp);
     free(dst);
     free(tmp);
     if (rc) return -1;
@@ -567,7 +564,7 @@ static int check_key(const ResumeKey *a, const ResumeKey *b, const char *name) {
     KEY(freeze, "--freeze-embeddings") KEY(alpha, "--alpha") KEY(lr, "--lr") KEY(weight_decay, "--weight-decay")
     KEY(max_grad_norm, "max grad norm") KEY(temperature, "--temperature") KEY(seed, "--seed")
     KEY(prefixes, "--query-prefix/--passage-prefix") KEY(data, "training data")
-    KEY(n_params, "model size")
+    KEY(n_params, "model size") KEY(bf16, "--bf16 setting")
 #undef KEY
     return 0;
 }
@@ -579,6 +576,9 @@ static int read_state(Trainer *tr, const char *dir) {
     TrainerState st;
     if (!f) rc = xerr("%s: cannot open", p);
     else if (fread(&st, sizeof st, 1, f) != 1) rc = xerr("%s: truncated trainer state", p);
+    else if (st.magic == STATE_MAGIC && st.version == 1)
+        rc = xerr("%s: written by an older xlmr (state version 1, before --bf16 joined the resume key): "
+                  "continue it with that version or start the run again", p);
     else if (st.magic != STATE_MAGIC || st.version != STATE_VERSION) rc = xerr("%s: not a trainer state (magic/version)", p);
     else if (st.step < 0 || st.step > tr->total) rc = xerr("%s: step %d outside [0, %d]", p, (int)st.step, tr->total);
     else if (check_key(&st.key, &tr->key, dir)) rc = -1;
@@ -647,7 +647,8 @@ static int check_options(const TrainOptions *o) {
     if (!(o->alpha >= 0 && o->alpha <= 1)) return xerr("train: --alpha must be in [0,1], got %g", o->alpha);
     if (o->batch < 1) return xerr("train: --batch must be >= 1, got %d", o->batch);
     if (o->steps < 0) return xerr("train: --steps must be >= 0, got %d", o->steps);
-    if (o->steps == 0 && !(o->epochs > 0 && o->epochs < 1e6)) return xerr("train: --epochs must be > 0, got %g", o->epochs);
+    if (o->steps == 0 && !(o->epochs > 0 && o->epochs <= 1e6))
+        return xerr("train: --epochs must be in (0, 1e6], got %g", o->epochs);
     if (!(o->lr > 0 && o->lr < 1)) return xerr("train: --lr must be in (0,1), got %g", o->lr);
     if (!(o->warmup >= 0)) return xerr("train: --warmup must be >= 0, got %g", o->warmup);
     if (!(o->weight_decay >= 0 && o->weight_decay < 1)) return xerr("train: --weight-decay must be in [0,1), got %g", o->weight_decay);
@@ -661,6 +662,10 @@ static int check_options(const TrainOptions *o) {
     if (o->eval_every > 0 && !o->dev_file) return xerr("train: --eval-every needs --dev");
     if (o->stop_after < 0) return xerr("train: stop_after must be >= 0");
     if (!o->query_prefix || !o->passage_prefix) return xerr("train: prefixes must not be NULL");
+    /* they are written into train_options.json, which must stay valid UTF-8 JSON */
+    if (!utf8_valid(o->query_prefix, strlen(o->query_prefix)) ||
+        !utf8_valid(o->passage_prefix, strlen(o->passage_prefix)))
+        return xerr("train: --query-prefix and --passage-prefix must be valid UTF-8 text");
     return 0;
 }
 
@@ -744,6 +749,7 @@ static ResumeKey resume_key(const Trainer *tr) {
         .max_len_query = o->max_len_query,
         .max_len_passage = o->max_len_passage,
         .freeze = o->freeze_embeddings,
+        .bf16 = o->use_bf16 != 0,
         .alpha = o->alpha,
         .lr = o->lr,
         .weight_decay = o->weight_decay,
@@ -787,7 +793,14 @@ static int load_start(Trainer *tr, int from_checkpoint) {
     if (xlmr_load(&tr->m, tr->src_dir)) return -1;
     tr->m.use_bf16 = o->use_bf16;
     if (tokenizer_load(&tr->tok, tr->src_dir)) return -1;
-    tr->spm = path_join(tr->src_dir, "sentencepiece.bpe.model");
+    /* the tokenizer file every saved folder gets a copy of: one the run owns,
+     * copied once into OUT, since the user may delete the folder we started
+     * from or any checkpoint (to free disk) while the run goes on */
+    char *spm_src = tokenizer_model_path(tr->src_dir);
+    tr->spm = path_join(o->out_dir, ".sentencepiece.bpe.model");
+    int copied = copy_file(spm_src, tr->spm);
+    free(spm_src);
+    if (copied) return -1;
     int limit = xlmr_max_len(&tr->m.cfg);
     if (o->max_len_query > limit || o->max_len_passage > limit)
         return xerr("%s: --max-len-query %d / --max-len-passage %d exceed the model's limit of %d tokens", tr->src_dir,
@@ -806,6 +819,10 @@ static int load_start(Trainer *tr, int from_checkpoint) {
     return rc || read_state(tr, tr->src_dir) ? -1 : 0;
 }
 
+/* --chunk capped at the largest side of a step (passages and hard negatives:
+ * 2B sequences): a larger chunk changes nothing but the activation memory. */
+static int chunk_size(const TrainOptions *o) { return o->chunk / 2 < o->batch ? o->chunk : 2 * o->batch; }
+
 /* Everything a run needs before its first step: data, sampler, dev set, start
  * point, tokenized rows, activations, batch buffers and the log. */
 static int trainer_open(Trainer *tr, const TrainOptions *o) {
@@ -815,7 +832,9 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     tr->best_map = tr->best_loss = NAN;
     if (train_data_load(&tr->data, o->train_files, o->n_train_files)) return -1;
     if (sampler_build(&tr->sampler, &tr->data, o->sampling, o->alpha, o->batch, o->seed)) return -1;
-    tr->total = o->steps ? o->steps : (int)ceil(o->epochs * tr->data.n_groups / o->batch);
+    double total = o->steps ? o->steps : ceil(o->epochs * tr->data.n_groups / o->batch);
+    if (total > 1e9) return xerr("train: --epochs %g gives %.0f steps, more than 1e9", o->epochs, total);
+    tr->total = (int)total;
     if (tr->total < 1) tr->total = 1;
     tr->warmup = warmup_steps(o->warmup, tr->total);
     if (o->dev_file && setup_dev(tr)) return -1;
@@ -825,7 +844,7 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     if (tokenize_rows(tr, &tr->data, &tr->ids)) return -1;
     if (tr->have_dev && tokenize_rows(tr, &tr->dev, &tr->dev_ids)) return -1;
     int Tmax = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage;
-    tr->acts = xlmr_acts_build(&tr->m, o->chunk, Tmax);
+    tr->acts = xlmr_acts_build(&tr->m, chunk_size(o), Tmax);
     tr->pairs = xmalloc((size_t)o->batch * sizeof(SamplePair));
     tr->seq = xmalloc((size_t)3 * o->batch * sizeof(int *));
     tr->lens = xmalloc((size_t)3 * o->batch * sizeof(int));
@@ -872,7 +891,7 @@ static int train_step(Trainer *tr, StepStats *st) {
     for (int i = 0; i < N; i++) toks += tr->lens[i];
     xlmr_zero_grad(&tr->m);
     XlmrDropout dr = {.train = 1, .seed = hash_combine(o->seed, (uint64_t)s), .seq_base = 0};
-    double loss = train_batch_step(&tr->m, tr->acts, (const int *const *)tr->seq, tr->lens, B, N, o->chunk,
+    double loss = train_batch_step(&tr->m, tr->acts, (const int *const *)tr->seq, tr->lens, B, N, chunk_size(o),
                                    o->pooling, (float)o->temperature, &dr);
     double norm = xlmr_grad_norm(&tr->m, o->freeze_embeddings);
     if (!isfinite(loss) || !isfinite(norm)) return nonfinite_error(tr, s, loss, norm);
@@ -938,6 +957,7 @@ static int train_loop(Trainer *tr) {
         if (train_step(tr, &st)) return -1;
         tr->train_seconds = pg.train_before + (st.end - pg.t0);
         log_step(tr, &st);
+        if (tr->log && stream_flush_checked(tr->log, o->log_file)) return -1; /* a full disk stops the run */
         if (o->on_step) o->on_step(o->user, st.step, tr->total, ema_value(tr), st.lr);
         if (!o->quiet) progress_line(tr, &pg, &st);
         int at_end = st.step == tr->total;
@@ -958,12 +978,19 @@ static int train_finish(Trainer *tr) {
 int train_run(const TrainOptions *o, TrainReport *r) {
     *r = (TrainReport){.final_loss = NAN, .best_dev_map = NAN, .best_dev_loss = NAN, .best_step = -1};
     if (check_options(o)) return -1;
+    /* one run per output folder, for the whole run (util.h: dir_lock) */
+    DirLock lock;
+    if (mkdir_p(o->out_dir) || dir_lock(o->out_dir, &lock)) return -1;
     double t_start = now_seconds();
     Trainer tr;
     int rc = trainer_open(&tr, o);
     if (rc == 0 && tr.have_dev && tr.step == 0) rc = run_eval(&tr);
     if (rc == 0) rc = train_loop(&tr);
     if (rc == 0) rc = train_finish(&tr);
+    if (rc == 0 && tr.log) { /* the log's last lines (the final evaluation) must have reached the disk */
+        rc = stream_close_checked(tr.log, o->log_file);
+        tr.log = NULL;
+    }
     if (rc == 0) {
         r->steps = tr.step;
         r->train_seconds = now_seconds() - t_start;
@@ -975,5 +1002,6 @@ int train_run(const TrainOptions *o, TrainReport *r) {
         r->best_dir = tr.have_dev ? path_join(o->out_dir, "best") : NULL;
     }
     trainer_free(&tr);
+    dir_unlock(&lock);
     return rc ? -1 : 0;
 }

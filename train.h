@@ -26,11 +26,16 @@
  *                         written as checkpoint-STEP.tmp and renamed, the last `keep` kept
  *   OUT/final/            the model after the last step
  *   OUT/best/             the model with the highest dev mAP (with --dev)
+ * OUT is locked for the run's life (util.h: dir_lock): a second run on the same
+ * OUT fails at once. The tokenizer every saved folder gets is copied once into
+ * OUT/.sentencepiece.bpe.model, so deleting any checkpoint mid-run is safe.
  * A folder is never half written: checkpoints are renamed into place, final/ and
  * best/ are swapped in (NAME.tmp -> NAME, the old one kept as NAME.old until
  * then), and a run killed at any moment resumes from its last checkpoint.
  * --resume checks that the options that shape the run (sampling, batch, steps,
- * lr, warmup, seed, ...) and the training data are those of the checkpoint; the
+ * lr, warmup, seed, --bf16, ...) and the training data are those of the checkpoint
+ * (--bf16 is in: BF16 products are ~1e-2 off fp32, so switching mid-run would
+ * give a run that is neither the fp32 one nor the BF16 one); the
  * continued run equals one never stopped (bit for bit with the same --chunk and
  * thread count). The --log file is cut back to the checkpoint's step and
  * appended to.

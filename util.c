@@ -109,11 +109,15 @@ int size_add(size_t a, size_t b, size_t *out) {
 /* ------------------------------------------------------------------------- */
 /* Files                                                                     */
 
-int read_stream(FILE *f, const char *name, char **data, size_t *len) {
+int read_stream_max(FILE *f, const char *name, size_t limit, char **data, size_t *len) {
     /* doubling keeps the copies linear in the size; pipes have no size to ask for */
     size_t cap = 1 << 16, n = 0;
     char *buf = xmalloc(cap + 1);
     for (;;) {
+        if (n > limit) {
+            free(buf);
+            return xerr("%s: larger than %zu MB, the limit for this file", name, limit >> 20);
+        }
         if (n == cap) {
             if (cap > ((size_t)-1) / 4) {
                 free(buf);
@@ -122,13 +126,16 @@ int read_stream(FILE *f, const char *name, char **data, size_t *len) {
             cap *= 2;
             buf = xrealloc(buf, cap + 1);
         }
-        size_t got = fread(buf + n, 1, cap - n, f);
+        /* never more than limit + 1 bytes: enough to tell "over the limit" */
+        size_t want = cap - n, room = limit - n + 1;
+        size_t got = fread(buf + n, 1, want < room ? want : room, f);
         n += got;
         if (got == 0) break;
     }
     if (ferror(f)) {
+        int e = errno;
         free(buf);
-        return xerr("%s: read error", name);
+        return xerr("%s: read error: %s", name, strerror(e));
     }
     buf[n] = 0;
     *data = buf;
@@ -136,11 +143,32 @@ int read_stream(FILE *f, const char *name, char **data, size_t *len) {
     return 0;
 }
 
-int read_file(const char *path, char **data, size_t *len) {
+int read_stream(FILE *f, const char *name, char **data, size_t *len) {
+    return read_stream_max(f, name, (size_t)-1 - 1, data, len);
+}
+
+int read_file_max(const char *path, size_t limit, char **data, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return xerr("%s: cannot open: %s", path, strerror(errno));
-    int rc = read_stream(f, path, data, len);
+    int rc = read_stream_max(f, path, limit, data, len);
     fclose(f);
+    return rc;
+}
+
+int read_file(const char *path, char **data, size_t *len) { return read_file_max(path, (size_t)-1 - 1, data, len); }
+
+int stream_flush_checked(FILE *f, const char *name) {
+    errno = 0;
+    if (fflush(f) != 0 || ferror(f)) {
+        /* errno is the flush's; a write that failed earlier may have left none */
+        return xerr("%s: write error: %s", name, errno ? strerror(errno) : "an earlier write failed");
+    }
+    return 0;
+}
+
+int stream_close_checked(FILE *f, const char *name) {
+    int rc = stream_flush_checked(f, name);
+    if (fclose(f) != 0 && rc == 0) rc = xerr("%s: write error: %s", name, strerror(errno));
     return rc;
 }
 
@@ -242,6 +270,45 @@ int mkdir_p(const char *path) {
         rc = xerr("%s: exists and is not a directory", p);
     free(p);
     return rc;
+}
+
+int dir_lock(const char *dir, DirLock *l) {
+    char *path = path_join(dir, ".lock");
+    l->fd = open(path, O_RDWR | O_CREAT, 0666);
+    if (l->fd < 0) {
+        xerr("%s: cannot create the lock file: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET; /* l_start = l_len = 0: the whole file */
+    int rc = 0;
+    if (fcntl(l->fd, F_SETLK, &fl) != 0) {
+        int e = errno;
+        if (e == EACCES || e == EAGAIN) {
+            struct flock who = fl;
+            long pid = fcntl(l->fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+            if (pid > 0) rc = xerr("%s: another xlmr run holds this folder (pid %ld)", dir, pid);
+            else rc = xerr("%s: another xlmr run holds this folder", dir);
+        } else if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+            fflush(stdout);
+            fprintf(stderr, "xlmr: warning: %s: the file system refuses locks (%s): nothing stops a second run "
+                            "from writing into this folder\n", path, strerror(e));
+        } else {
+            rc = xerr("%s: cannot lock: %s", path, strerror(e));
+        }
+        close(l->fd);
+        l->fd = -1;
+    }
+    free(path);
+    return rc;
+}
+
+void dir_unlock(DirLock *l) {
+    if (l->fd >= 0) close(l->fd); /* closing releases the lock */
+    l->fd = -1;
 }
 
 int path_exists(const char *path) {
@@ -463,6 +530,10 @@ int utf8_valid(const char *str, size_t n) {
     return 1;
 }
 
+size_t utf8_bom_len(const char *s, size_t n) {
+    return n >= 3 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF ? 3 : 0;
+}
+
 /* Empty items ("a,,b", a trailing comma) are dropped, so "--langs en," means en. */
 char **split_csv(const char *s, int *n) {
     int count = 1;
@@ -564,6 +635,43 @@ static void command_name(const char *usage, char *buf, size_t n) {
     snprintf(buf, n, "%.*s", (int)len, usage);
 }
 
+/* One value of option o, checked against the rule of its kind (util.h). */
+static void opt_set(const char *cmd, const Opt *o, const char *val) {
+    static const struct {
+        OptKind kind;
+        double lo, hi;
+        const char *rule;
+    } rules[] = {
+        {OPT_COUNT, 1, 2147483647.0, "an integer >= 1"},
+        {OPT_COUNT0, 0, 2147483647.0, "an integer >= 0"},
+        {OPT_LEN, 3, 2147483647.0, "an integer >= 3 (<s>, a token, </s>)"},
+        {OPT_POS, 0, HUGE_VAL, "a number > 0"},
+        {OPT_PROB, 0, 1, "a number in [0, 1]"},
+    };
+    int iv;
+    double dv;
+    switch (o->kind) {
+    case OPT_STR: *(const char **)o->dst = val; return;
+    case OPT_TEXT:
+        if (!utf8_valid(val, strlen(val))) die("%s: --%s must be valid UTF-8 text", cmd, o->name);
+        *(const char **)o->dst = val;
+        return;
+    case OPT_INT: case OPT_COUNT: case OPT_COUNT0: case OPT_LEN:
+        if (parse_int(val, &iv)) die("%s: --%s expects an integer, got '%s'", cmd, o->name, val);
+        dv = iv;
+        *(int *)o->dst = iv;
+        break;
+    case OPT_FLOAT: case OPT_POS: case OPT_PROB:
+        if (parse_double(val, &dv)) die("%s: --%s expects a number, got '%s'", cmd, o->name, val);
+        *(double *)o->dst = dv;
+        break;
+    default: return;
+    }
+    for (size_t k = 0; k < sizeof rules / sizeof rules[0]; k++)
+        if (rules[k].kind == o->kind && !(dv >= rules[k].lo && dv <= rules[k].hi && (o->kind != OPT_POS || dv > 0)))
+            die("%s: --%s must be %s, got '%s'", cmd, o->name, rules[k].rule, val);
+}
+
 void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
                 const char *summary, StrList *positional) {
     char cmd[64];
@@ -615,16 +723,7 @@ void opts_parse(int argc, char **argv, const Opt *opts, const char *usage,
         if (eq) val = eq + 1;
         else if (i + 1 < argc) val = argv[++i];
         else die("%s: option --%s needs a value (%s)", cmd, o->name, o->metavar ? o->metavar : "X");
-        switch (o->kind) {
-        case OPT_STR: *(const char **)o->dst = val; break;
-        case OPT_INT:
-            if (parse_int(val, (int *)o->dst)) die("%s: --%s expects an integer, got '%s'", cmd, o->name, val);
-            break;
-        case OPT_FLOAT:
-            if (parse_double(val, (double *)o->dst)) die("%s: --%s expects a number, got '%s'", cmd, o->name, val);
-            break;
-        default: break;
-        }
+        opt_set(cmd, o, val);
     }
 }
 

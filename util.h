@@ -58,6 +58,21 @@ int size_add(size_t a, size_t b, size_t *out);
 int read_file(const char *path, char **data, size_t *len);
 /* The same for an open stream (stdin, a pipe) up to its end; NAME names it in messages. */
 int read_stream(FILE *f, const char *name, char **data, size_t *len);
+/* read_file / read_stream that stop after LIMIT bytes: a larger input (or an
+ * endless one such as /dev/zero) is "PATH: larger than N MB, the limit for
+ * this file", found without reading more than LIMIT + 1 bytes. Each reader
+ * picks the limit of its purpose: */
+#define READ_LIMIT_SMALL ((size_t)16 << 20) /* config.json, options, metadata: a few KB in practice */
+#define READ_LIMIT_MODEL ((size_t)1 << 30)  /* a SentencePiece model (XLM-R's: 5 MB) */
+#define READ_LIMIT_DATA ((size_t)2047 << 20) /* JSON data sets, training TSV (2 GB) */
+int read_file_max(const char *path, size_t limit, char **data, size_t *len);
+int read_stream_max(FILE *f, const char *name, size_t limit, char **data, size_t *len);
+/* Flushes and closes f, which was written: 0, or -1 + xerr("NAME: write
+ * error: REASON") when any write to it failed (ferror), the flush failed
+ * (ENOSPC on /dev/full, EIO) or the close did (NFS reports errors there). */
+int stream_close_checked(FILE *f, const char *name);
+/* The same without closing (stdout before exit, a log kept open). */
+int stream_flush_checked(FILE *f, const char *name);
 /* Writes PATH atomically: PATH.tmp.PID, fwrite, fflush, fsync, rename, fsync
  * of the directory. A reader sees the old file or the new one, never half. */
 int write_file_atomic(const char *path, const void *data, size_t len);
@@ -75,6 +90,21 @@ void fsync_dir(const char *dir);
 int mkdir_p(const char *path);
 int path_exists(const char *path);
 int is_dir(const char *path);
+/* An advisory lock on the folder DIR for the life of a run (a training or
+ * an experiment writing into it): a POSIX record lock (fcntl F_SETLK) on
+ * DIR/.lock, released by dir_unlock or when the process ends, however it
+ * ends (a SIGKILL leaves no stale lock). A second process gets -1 and
+ * "DIR: another xlmr run holds this folder (pid N)". Locks are per process
+ * (POSIX record locks): the same process may lock a folder again, but the
+ * first dir_unlock then releases both, so lock each folder once. On NFS the lock goes to
+ * the server's lock manager (NLM or NFSv4 locks), so it holds across
+ * machines when that service runs; where the file system refuses locks
+ * (ENOLCK, EOPNOTSUPP) the run goes on unlocked after a warning on stderr. */
+typedef struct {
+    int fd; /* -1: not locked */
+} DirLock;
+int dir_lock(const char *dir, DirLock *l);
+void dir_unlock(DirLock *l);
 /* Joins a and b with '/' into a new string. */
 char *path_join(const char *a, const char *b);
 int copy_file(const char *src, const char *dst); /* atomic at dst */
@@ -132,6 +162,9 @@ void iv_free(IntVec *v);
  * Text. */
 /* 1 when [s, s+n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int utf8_valid(const char *s, size_t n);
+/* 3 when s starts with the UTF-8 byte order mark EF BB BF (which editors on
+ * Windows write), else 0: text readers skip that many bytes. */
+size_t utf8_bom_len(const char *s, size_t n);
 /* Splits "a,b,c" into a NULL-terminated array of new strings; *n gets the count. */
 char **split_csv(const char *s, int *n);
 void free_strv(char **v);
@@ -155,11 +188,26 @@ size_t peak_rss_bytes(void);
  * number (the command's name is the usage string's first word after "xlmr").
  * Positional arguments are collected in order into *positional (may be NULL
  * when none are allowed). */
-typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG, OPT_STR_LIST } OptKind;
+/* One rule per kind of value, the same in every command; a value given on
+ * the command line that breaks it is refused at parse time, naming the rule
+ * ("xlmr: train: --steps must be an integer >= 1, got '0'"). Defaults are not
+ * checked (0 may mean "derived" or "the model's limit"). Rules that depend on
+ * other options or on the model (--max-len against the model's limit) are
+ * the command's. */
+typedef enum {
+    OPT_STR, OPT_INT, OPT_FLOAT, OPT_FLAG, OPT_STR_LIST,
+    OPT_COUNT,  /* int >= 1: steps, batch, chunk, keep, sizes */
+    OPT_COUNT0, /* int >= 0: cadences where 0 means "never" */
+    OPT_LEN,    /* int >= 3: tokens per sequence including <s> and </s> */
+    OPT_POS,    /* number > 0: learning rate, temperature, epochs */
+    OPT_PROB,   /* number in [0, 1] */
+    OPT_TEXT    /* string of valid UTF-8 (prompts that end up in JSON files) */
+} OptKind;
 typedef struct {
     const char *name;   /* without the leading "--" */
     OptKind kind;
-    void *dst;          /* char**, int*, double*, int* (flag: set to 1), StrList* */
+    void *dst;          /* char** (STR, TEXT), int* (INT, COUNT, COUNT0, LEN; FLAG: set to 1),
+                           double* (FLOAT, POS, PROB), StrList* */
     const char *metavar;
     const char *help;
 } Opt;

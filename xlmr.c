@@ -738,9 +738,17 @@ static void attn_drop(const Drop *d, uint64_t key, int h, int T, float *out, con
  * (exp(finfo.min - max) underflows to 0 in HF). A row with no key is all 0. */
 static void softmax_row(float *row, const unsigned char *keep, int T) {
     float mx = -INFINITY, sum = 0;
+    int nan = 0;
     for (int j = 0; j < T; j++) {
         float v = keep[j] ? row[j] : -INFINITY;
         mx = v > mx ? v : mx;
+        nan |= v != v;
+    }
+    /* a NaN or +Inf score stays visible as NaN probabilities (exp_approx
+     * clamps NaN to a finite value, which would hide the damage) */
+    if (nan || mx == INFINITY) {
+        for (int j = 0; j < T; j++) row[j] = NAN;
+        return;
     }
     OMP(omp simd simdlen(16) reduction(+ : sum))
     for (int j = 0; j < T; j++) {

@@ -1,6 +1,7 @@
 /* xlmr_io.c: the Hugging Face model folder of xlmr.h: config.json,
  * model.safetensors (through safetensors.h) and sentencepiece.bpe.model.
  * Tensor names and shapes come from the model's tensor table (xlmr_tensor_*). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ static int get_prob(const Json *o, const char *key, float *out, const char *path
 int xlmr_config_read(XlmrConfig *c, const char *path) {
     Json j;
     memset(c, 0, sizeof *c);
-    if (json_parse_file(&j, path) != 0) return -1;
+    if (json_parse_file_max(&j, path, READ_LIMIT_SMALL) != 0) return -1;
     int rc = -1;
     const char *act;
     double eps;
@@ -53,6 +54,16 @@ int xlmr_config_read(XlmrConfig *c, const char *path) {
     if (strcmp(act, "gelu") != 0) {
         xerr("%s: hidden_act \"%s\" not supported (only \"gelu\", the exact erf form)", path, act);
         goto done;
+    }
+    /* absent means "absolute" (the class default, and all XLM-R releases); the
+     * relative kinds change attention and are not implemented */
+    if (json_get(&j, "position_embedding_type")) {
+        const char *pe = json_get_str(&j, "position_embedding_type", path);
+        if (!pe) goto done;
+        if (strcmp(pe, "absolute") != 0) {
+            xerr("%s: position_embedding_type \"%s\" not supported (only \"absolute\")", path, pe);
+            goto done;
+        }
     }
     if (!(eps > 0 && eps < 1)) {
         xerr("%s: layer_norm_eps = %g out of range (0, 1)", path, eps);
@@ -95,6 +106,17 @@ static int write_config(const XlmrConfig *c, const char *path) {
     int rc = write_file_atomic(path, sb.data, sb.len);
     sb_free(&sb);
     return rc;
+}
+
+/* One NaN or Inf weight makes every embedding NaN (or, in one embedding row,
+ * plausible-looking garbage), and NaN compares false with everything: refused
+ * at load, in one pass over memory just written. */
+static int check_finite(const float *x, size_t n, const char *spath, const char *name) {
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return xerr("%s: tensor %s has a non-finite value (%s) at index %zu", spath, name,
+                        isnan(x[k]) ? "nan" : x[k] > 0 ? "inf" : "-inf", k);
+    return 0;
 }
 
 int xlmr_load(Xlmr *m, const char *dir) {
@@ -147,7 +169,8 @@ int xlmr_load(Xlmr *m, const char *dir) {
                 sb_free(&got);
                 goto done;
             }
-            if (st_read_f32(&st, t, m->params_memory + m->offsets[i] + (size_t)l * per) != 0) goto done;
+            float *dst = m->params_memory + m->offsets[i] + (size_t)l * per;
+            if (st_read_f32(&st, t, dst) != 0 || check_finite(dst, t->numel, spath, t->name) != 0) goto done;
         }
     }
     rc = 0;

@@ -331,7 +331,126 @@ expect_error "eval: a language twice" 'en' "$XLMR" eval --model "$M" --dataset x
 expect_error "pairs: a path as language code" 'language code' "$XLMR" pairs --dataset xquad-r --data "$EVALFIX" --langs ../../etc/passwd
 expect_error "init: too many parameters" 'parameters' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --layers 100000 --hidden 65536
 expect_error "init: hidden past any sane size" 'hidden' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --hidden 2147483647
-expect_error "init: negative ffn" 'positive' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --ffn -4
+expect_error "init: negative ffn" 'ffn' "$XLMR" init --tokenizer "$SPM" --out "$TMP/a5" --preset tiny --ffn -4
+
+# ---- hardening round 2 (issue 16) ----
+# 1. non-finite weights: refused at load with the tensor and index; an overflow
+#    to NaN at run time is an error naming the text, never a rank or a printed NaN
+toff() { head -c $((8 + HLEN)) "$ST" | tail -c +9 | grep -ao "\"$1\":{[^}]*}" | sed 's/.*data_offsets":\[\([0-9]*\),.*/\1/'; }
+poke() { printf "$3" | dd of="$B/model.safetensors" bs=1 seek=$((8 + HLEN + $2)) conv=notrunc 2>/dev/null; }
+fresh; poke x $(($(toff encoder.layer.0.output.dense.weight) + 4 * 123)) '\000\000\200\177'
+expect_error "weights: +Inf in layer 0 output.dense" 'model\.safetensors: tensor encoder\.layer\.0\.output\.dense\.weight has a non-finite value \(inf\) at index 123' emb
+fresh; poke x $(($(toff embeddings.word_embeddings.weight) + 4 * 700)) '\000\000\300\177'
+expect_error "weights: one NaN in a word-embedding row" 'tensor embeddings\.word_embeddings\.weight has a non-finite value \(nan\) at index 700' emb
+fresh; bsub "$B/model.safetensors" '"dtype":"F32"' '"dtype":"F32"'
+for i in 0 1 2 3 4 5 6 7; do poke x $(($(toff embeddings.LayerNorm.weight) + 4 * i)) '\377\377\177\177'; done # FLT_MAX: finite, overflows
+expect_error "embed: an embedding overflowing to NaN is an error, not -nan" 'embed: line 1: the model gives a non-finite embedding' emb
+eval_nan_rc() { "$XLMR" eval --model "$B" --dataset xquad-r --data "$EVALFIX" --langs en,de >"$TMP/ev.out" 2>"$TMP/ev.err"; echo $?; }
+rc=$(eval_nan_rc)
+if [ "$rc" = 1 ] && ! grep -q 'mono' "$TMP/ev.out" && tail -1 "$TMP/ev.err" | grep -q '^xlmr: eval: the model gives a non-finite embedding for question a (en)'; then
+    pass "eval: NaN embeddings: exit 1 naming the question, no table"; else fail "eval: NaN embeddings (exit $rc: $(tail -1 "$TMP/ev.err"))"; fi
+
+# 2. output that cannot be written is an error naming it
+expect_error "eval >/dev/full" 'stdout: write error: No space left' sh -c "\"$XLMR\" eval --model \"$M\" --dataset xquad-r --data \"$EVALFIX\" --langs en,de >/dev/full 2>\"$TMP/e.err\"; rc=\$?; grep '^xlmr' \"$TMP/e.err\" >&2; exit \$rc"
+expect_error "batches >/dev/full" 'stdout: write error' sh -c "\"$XLMR\" batches --train \"$TRAINFIX/dev.tsv\" --batch 2 --steps 3 >/dev/full"
+expect_error "train >/dev/full (its JSON summary)" 'stdout: write error' sh -c "\"$XLMR\" train --model \"$M\" --train \"$TRAINFIX/dev.tsv\" --out \"$TMP/full\" --batch 1 --steps 1 --quiet >/dev/full"
+expect_error "pairs >/dev/full" 'stdout: write error' sh -c "\"$XLMR\" pairs --dataset xquad-r --data \"$EVALFIX\" --langs en,de >/dev/full 2>\"$TMP/p.err\"; rc=\$?; grep xlmr \"$TMP/p.err\" >&2; exit \$rc"
+expect_error "tokenize >/dev/full" 'stdout: write error' sh -c "echo hello | \"$XLMR\" tokenize --model \"$SPM\" >/dev/full"
+expect_error "embed >/dev/full" 'stdout: write error' sh -c "echo hello | \"$XLMR\" embed --model \"$M\" >/dev/full"
+expect_error "embed: a directory as stdin" 'stdin: read error: Is a directory' sh -c "\"$XLMR\" embed --model \"$M\" <\"$TMP\""
+expect_error "embed: stdin closed" 'stdin: read error: Bad file descriptor' sh -c "\"$XLMR\" embed --model \"$M\" <&-"
+expect_error "tokenize: a directory as stdin" 'stdin: read error: Is a directory' sh -c "\"$XLMR\" tokenize --model \"$SPM\" <\"$TMP\""
+expect_error "train --log on a full disk" 'full.*write error' "$XLMR" train --model "$M" --train "$TRAINFIX/dev.tsv" --out "$TMP/full2" --batch 1 --steps 2 --quiet --log /dev/full
+
+# 3. one run per output folder: a second run on a locked --out refuses at once,
+#    the first is untouched. The first blocks reading its --train FIFO, which it
+#    opens after taking the lock: once our writer's open returns, it holds it.
+rm -f "$TMP/fifo.tsv"; mkfifo "$TMP/fifo.tsv"
+"$XLMR" train --model "$M" --train "$TMP/fifo.tsv" --out "$TMP/locked" --batch 1 --steps 2 --quiet >"$TMP/first.out" 2>"$TMP/first.err" &
+FIRST=$!
+exec 3>"$TMP/fifo.tsv"
+expect_error "train: a second run on the same --out refuses" "locked: another xlmr run holds this folder \\(pid $FIRST\\)" \
+    "$XLMR" train --model "$M" --train "$TRAINFIX/dev.tsv" --out "$TMP/locked" --batch 1 --steps 2 --quiet
+expect_error "experiment: --out held by a training run refuses" "locked: another xlmr run holds this folder \\(pid $FIRST\\)" \
+    "$XLMR" experiment --quick --out "$TMP/locked" --data "$TMP/nodata"
+cat "$TRAINFIX/dev.tsv" >&3; exec 3>&-
+wait $FIRST; rc=$?
+if [ "$rc" -eq 0 ] && [ -d "$TMP/locked/final" ] && grep -q '"steps": 2' "$TMP/first.out"; then pass "train: the first run is untouched by the refused one"
+else fail "train: the first run (exit $rc: $(head -c 300 "$TMP/first.err"))"; fi
+check "train: the lock is released at the end (a resume takes it)" "$XLMR" train --model "$M" --train "$TRAINFIX/dev.tsv" --out "$TMP/locked" --batch 1 --steps 2 --quiet --resume
+
+# 5. a UTF-8 byte order mark is no part of the text
+{ printf '\357\273\277# pairs with a BOM\n'; grep -v '^#' "$TRAINFIX/dev.tsv"; } >"$TMP/bom_comment.tsv"
+{ printf '\357\273\277'; grep -v '^#' "$TRAINFIX/dev.tsv"; } >"$TMP/bom.tsv"
+grep -v '^#' "$TRAINFIX/dev.tsv" >"$TMP/nobom.tsv"
+check "TSV: a BOM before a # comment" "$XLMR" batches --train "$TMP/bom_comment.tsv" --batch 2 --steps 2
+same_batches() { cmp -s <("$XLMR" batches --train "$TMP/bom.tsv" --sampling mono --batch 4 --steps 20) <("$XLMR" batches --train "$TMP/nobom.tsv" --sampling mono --batch 4 --steps 20); }
+check "TSV: a BOM is not part of the first group id (mono batches as without it)" same_batches
+fresh; { printf '\357\273\277'; cat "$M/config.json"; } >"$B/config.json"
+check "config.json with a BOM loads (json_parse skips it)" emb
+mkdir -p "$TMP/bomdata"; cp "$EVALFIX"/*.json "$TMP/bomdata/"; { printf '\357\273\277'; cat "$EVALFIX/en.json"; } >"$TMP/bomdata/en.json"
+same_eval() { cmp -s <("$XLMR" eval --model "$M" --dataset xquad-r --data "$TMP/bomdata" --langs en,de 2>/dev/null | grep -v embedding) \
+                    <("$XLMR" eval --model "$M" --dataset xquad-r --data "$EVALFIX" --langs en,de 2>/dev/null | grep -v embedding | sed "s#$EVALFIX#$TMP/bomdata#"); }
+check "eval: a JSON data file with a BOM reads as without it" same_eval
+same_embed() { cmp -s <(printf '\357\273\277hello\nworld\n' | "$XLMR" embed --model "$M") <(printf 'hello\nworld\n' | "$XLMR" embed --model "$M"); }
+check "embed: a BOM on stdin is not part of the first line" same_embed
+same_tok() { cmp -s <(printf '\357\273\277hello\n' | "$XLMR" tokenize --model "$SPM") <(printf 'hello\n' | "$XLMR" tokenize --model "$SPM"); }
+check "tokenize: a BOM on stdin is not part of the first line" same_tok
+
+# 6. a language without questions is missing, not 0
+mkdir -p "$TMP/nodedata"; cp "$EVALFIX/en.json" "$TMP/nodedata/"; echo '{"data": []}' >"$TMP/nodedata/de.json"
+"$XLMR" eval --model "$M" --dataset xquad-r --data "$TMP/nodedata" --langs en,de --json "$TMP/node.json" >"$TMP/node.out" 2>"$TMP/node.err"; rc=$?
+if [ "$rc" -eq 0 ] && grep -qE '^de +n/a +n/a' "$TMP/node.out" && grep -q '"de": null' "$TMP/node.json" && grep -q 'de has no questions' "$TMP/node.err"; then
+    pass "eval: a language without questions is n/a (JSON null), with a note"; else fail "eval: a language without questions (exit $rc)"; fi
+
+# 7. small files have a size limit; an endless one stops there
+fresh; rm "$B/config.json"; ln -s /dev/zero "$B/config.json"
+expect_error "config.json -> /dev/zero stops at the limit" 'config\.json: larger than 16 MB' emb
+fresh; truncate -s 20M "$B/config.json"
+expect_error "config.json of 20 MB" 'config\.json: larger than 16 MB' emb
+expect_error "tokenizer model -> /dev/zero stops at the limit" 'larger than 1024 MB' "$XLMR" tokenize --model /dev/zero
+
+# 8. one rule per kind of option
+expect_error "train: --steps 0" 'train: --steps must be an integer >= 1' "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a6" --steps 0
+expect_error "train: --epochs 0" 'train: --epochs must be a number > 0' "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a6" --epochs 0
+expect_error "train: --epochs 1e9" 'train: --epochs must be in \(0, 1e6\], got 1e\+09' "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a6" --epochs 1e9
+expect_error "batches: --steps 0" 'batches: --steps must be an integer >= 1' "$XLMR" batches --train "$DEV" --steps 0
+expect_error "batches: --alpha 2" 'batches: --alpha must be a number in \[0, 1\]' "$XLMR" batches --train "$DEV" --alpha 2
+expect_error "embed: --max-len 2" 'embed: --max-len must be an integer >= 3' "$XLMR" embed --model "$M" --max-len 2
+expect_error "eval: --max-len 2" 'eval: --max-len must be an integer >= 3' "$XLMR" eval --model "$M" --dataset xquad-r --data "$EVALFIX" --max-len 2
+expect_error "experiment: --batch 0" 'experiment: --batch must be an integer >= 1' "$XLMR" experiment --batch 0
+check "train: --chunk 1000000000 is capped at the batch" "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a7" --batch 1 --steps 1 --chunk 1000000000 --quiet
+expect_error "train: non-UTF-8 --query-prefix" 'train: --query-prefix must be valid UTF-8' "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a6" --query-prefix $'Q\377: '
+expect_error "eval: non-UTF-8 --passage-prefix" 'eval: --passage-prefix must be valid UTF-8' "$XLMR" eval --model "$M" --dataset xquad-r --data "$EVALFIX" --passage-prefix $'\300\257'
+
+# 9. parser laxness
+mkst '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}' 12 "$TMP/overlap.safetensors"
+fresh; cp "$TMP/overlap.safetensors" "$B/model.safetensors"
+expect_error "safetensors: overlapping data_offsets" 'model\.safetensors: tensor b: data_offsets \[4, 12\] overlap tensor a' emb
+fresh; mkst '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}' 8 "$B/model.safetensors"
+expect_error "safetensors: a tensor name twice" 'model\.safetensors: tensor a appears twice' emb
+fresh; mkst '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}' 12 "$B/model.safetensors"
+expect_error "safetensors: bytes between tensors" 'model\.safetensors: bytes 4 to 8 of the data belong to no tensor' emb
+fresh; head -c 4096 /dev/zero >>"$B/model.safetensors"
+expect_error "safetensors: an unindexed tail" 'model\.safetensors: 4096 bytes after the last tensor belong to no tensor' emb
+fresh; cfg '"position_embedding_type": "absolute"' '"position_embedding_type": "relative_key"'
+expect_error "config: position_embedding_type relative_key" 'config\.json: position_embedding_type "relative_key" not supported' emb
+fresh; cfg '"position_embedding_type": "absolute"' '"position_embedding_type": 3'
+expect_error "config: position_embedding_type not a string" 'config\.json.*position_embedding_type' emb
+fresh; sed -i '/position_embedding_type/d' "$B/config.json"
+check "config: position_embedding_type absent means absolute" emb
+cp "$SPM" "$TMP/nanscore.model"; printf '\000\000\300\177' | dd of="$TMP/nanscore.model" bs=1 seek=53 conv=notrunc 2>/dev/null
+expect_error "spm: a NaN piece score" 'nanscore\.model: piece 3 has a non-finite score \(nan\)' tokz "$TMP/nanscore.model"
+cp "$SPM" "$TMP/infscore.model"; printf '\000\000\200\377' | dd of="$TMP/infscore.model" bs=1 seek=53 conv=notrunc 2>/dev/null
+expect_error "spm: a -Inf piece score" 'infscore\.model: piece 3 has a non-finite score \(inf\)' tokz "$TMP/infscore.model"
+fresh; cp "$B/model.safetensors" "$TMP/kept.safetensors"
+expect_error "init --out an existing model folder" 'init: .*holds a model folder already \(config\.json\): pass --force' "$XLMR" init --tokenizer "$SPM" --out "$B" --preset nano
+check "init --out an existing model folder: left as it was" cmp -s "$B/model.safetensors" "$TMP/kept.safetensors"
+check "init --force overwrites it" "$XLMR" init --tokenizer "$SPM" --out "$B" --preset nano --force
+if [ -d "$TMP/ck0/checkpoint-2" ]; then
+    ck
+    expect_error "resume: --bf16 is part of the resume key" 'checkpoint was made with another --bf16' "$XLMR" train "${CKARGS[@]}" --out "$TMP/ck" --resume --bf16
+fi
 
 # ---- arbitrary bytes as text: processed, one line out per line in ----
 { printf 'plain line\n'; printf 'bad \377\376 utf8 \300\257 \355\240\200 \364\220\200\200\n'; printf 'nul \000 inside \000\000\n'

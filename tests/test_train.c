@@ -327,7 +327,10 @@ static int make_model(const char *dir, uint64_t seed, int poison) {
     Xlmr m;
     if (xlmr_build(&m, &c)) return -1;
     xlmr_init_random(&m, seed);
-    if (poison) m.params.ln2_w[0] = NAN;
+    /* poison 1: a NaN weight (refused at load); 2: finite weights so large
+     * (FLT_MAX) that the forward pass overflows to NaN */
+    if (poison == 1) m.params.ln2_w[0] = NAN;
+    for (int k = 0; k < 8 && poison == 2; k++) m.params.emb_ln_w[k] = 3.4028234e38f;
     int rc = mkdir_p(dir) || xlmr_save(&m, dir, SPM);
     xlmr_free(&m);
     return rc;
@@ -509,6 +512,45 @@ static void test_resume(const char *model) {
     free(b);
 }
 
+/* Issue 16: the user deletes the newest checkpoint (to free disk) while the
+ * run goes on; the next save must not need it (the tokenizer is the run's own). */
+typedef struct {
+    const char *out;
+    int removed;
+} DeleteCk;
+
+static void delete_newest(void *user, int step, int total, double loss, double lr) {
+    DeleteCk *d = user;
+    if (step != 3) return;
+    char *ck = path_join(d->out, "checkpoint-2");
+    d->removed = is_dir(ck) && remove_tree(ck) == 0;
+    free(ck);
+}
+
+static void test_delete_checkpoint(const char *model) {
+    char *train = subset("del.tsv", 8), *out = tmp_path("del");
+    const char *files[1] = {train};
+    TrainOptions o;
+    TrainReport r;
+    run_options(&o, model, files, out);
+    o.batch = 4;
+    o.steps = 4;
+    o.save_every = 2;
+    o.keep = 1;
+    DeleteCk d = {out, 0};
+    o.on_step = delete_newest;
+    o.user = &d;
+    int rc = train_run(&o, &r);
+    CHECK(d.removed, "checkpoint-2 deleted during step 3");
+    CHECK(rc == 0 && r.final_dir, "the newest checkpoint deleted mid-run: the run still saves: %s", rc ? xerr_msg() : "");
+    char *tok = path_join(out, "checkpoint-4/sentencepiece.bpe.model");
+    CHECK(files_equal(tok, SPM), "the next checkpoint has the tokenizer");
+    if (rc == 0) train_report_free(&r);
+    free(tok);
+    free(train);
+    free(out);
+}
+
 static void test_errors(const char *model) {
     char *bad = tmp_path("bad.tsv"), *out = tmp_path("err");
     FILE *f = fopen(bad, "w");
@@ -525,6 +567,10 @@ static void test_errors(const char *model) {
     CHECK(make_model(poisoned, 3, 1) == 0, "poisoned model");
     o.model_dir = poisoned;
     o.batch = 4;
+    CHECK(train_run(&o, &r) == -1 && strstr(xerr_msg(), "tensor encoder.layer.0.output.LayerNorm.weight has a non-finite value (nan) at index 0"),
+          "a NaN weight is refused at load: %s", xerr_msg());
+    remove_tree(out);
+    CHECK(make_model(poisoned, 3, 2) == 0, "overflowing model");
     CHECK(train_run(&o, &r) == -1 && strstr(xerr_msg(), "step 1: the loss is NaN") && strstr(xerr_msg(), "none"),
           "NaN loss stops the run: %s", xerr_msg());
     char *ck = path_join(out, "checkpoint-1");
@@ -559,6 +605,7 @@ int main(void) {
         test_learns(model);
         test_resume(model);
         test_errors(model);
+        test_delete_checkpoint(model);
     }
     free(model);
     remove_tree(tmpdir);
