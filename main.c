@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "util.h"
 
 static const struct {
@@ -30,11 +31,16 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    dist_init(&argc, &argv); /* xlmr-mpi under mpirun: one rank of the job (dist.h) */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            dist_finalize();
+            return rc;
+        }
     die("unknown command '%s' (xlmr --help lists them)", argv[1]);
 }
