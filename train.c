@@ -950,6 +950,14 @@ static void progress_line(const Trainer *tr, Progress *pg, const StepStats *st) 
     pg->last_print = st->end;
 }
 
+/* Data parallel: every rank applies the same update to the same weights, so
+ * they stay equal; checked (a hash) before each checkpoint, as an MPI sum that
+ * differed between ranks would make them drift apart. */
+static int ranks_agree(const Trainer *tr) {
+    if (dist_size() == 1 || dist_agree(xlmr_params_hash(&tr->m))) return 0;
+    return xerr("step %d: the ranks' weights differ; training stopped before the checkpoint", tr->step);
+}
+
 /* Steps until the end, or until o->stop_after steps of this call; dev
  * evaluations and checkpoints on their cadence (those of the last step are
  * train_finish's). */
@@ -968,7 +976,7 @@ static int train_loop(Trainer *tr) {
         int at_end = st.step == tr->total;
         if (tr->have_dev && o->eval_every > 0 && st.step % o->eval_every == 0 && !at_end) rc = run_eval(tr);
         if (rc == 0 && o->save_every > 0 && st.step % o->save_every == 0 && !at_end)
-            rc = dist_rank() == 0 ? checkpoint_save(tr) : 0; /* rank 0 alone writes */
+            rc = ranks_agree(tr) || (dist_rank() == 0 && checkpoint_save(tr)) ? -1 : 0; /* rank 0 alone writes */
     }
     return rc;
 }
@@ -977,6 +985,7 @@ static int train_loop(Trainer *tr) {
  * Stopped early (stop_after): a checkpoint to resume from. */
 static int train_finish(Trainer *tr) {
     int writer = dist_rank() == 0; /* rank 0 alone writes */
+    if (ranks_agree(tr)) return -1;
     if (tr->step < tr->total) return writer ? checkpoint_save(tr) : 0;
     if (tr->have_dev && tr->best_step != tr->total && run_eval(tr)) return -1;
     return writer && (checkpoint_save(tr) || save_model_dir(tr, "final")) ? -1 : 0;
