@@ -42,8 +42,6 @@ static size_t pack_rows(float *x, float *buf, int C, const int *rows, const int 
 /* MPI counts are int: long buffers go in pieces. */
 #define PIECE ((size_t)1 << 27)
 
-int dist_is_mpi(void) { return 1; }
-
 void dist_init(int *argc, char ***argv) {
     int provided;
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
@@ -77,7 +75,6 @@ static void allreduce(void *x, size_t n, size_t elem, MPI_Datatype t, MPI_Op op)
 void dist_allreduce_sum_f(float *x, size_t n) { allreduce(x, n, sizeof *x, MPI_FLOAT, MPI_SUM); }
 void dist_allreduce_sum_d(double *x, size_t n) { allreduce(x, n, sizeof *x, MPI_DOUBLE, MPI_SUM); }
 void dist_allreduce_max_i(int *x, size_t n) { allreduce(x, n, sizeof *x, MPI_INT, MPI_MAX); }
-void dist_allreduce_min_i(int *x, size_t n) { allreduce(x, n, sizeof *x, MPI_INT, MPI_MIN); }
 
 void dist_bcast(void *buf, size_t bytes, int root) {
     if (alone()) return;
@@ -116,14 +113,12 @@ int dist_agree(uint64_t v) {
 
 #else /* one process */
 
-int dist_is_mpi(void) { return 0; }
 void dist_init(int *argc, char ***argv) {}
 void dist_finalize(void) {}
 void dist_barrier(void) {}
 void dist_allreduce_sum_f(float *x, size_t n) {}
 void dist_allreduce_sum_d(double *x, size_t n) {}
 void dist_allreduce_max_i(int *x, size_t n) {}
-void dist_allreduce_min_i(int *x, size_t n) {}
 void dist_bcast(void *buf, size_t bytes, int root) {}
 void dist_allgatherv_f(float *out, const float *mine, const int *counts) {
     memmove(out, mine, (size_t)counts[0] * sizeof(float));

@@ -29,15 +29,13 @@ int dist_world_rank(void);
 int dist_world_size(void);
 /* 1: act alone (see above); 0: back to the job. */
 void dist_solo(int on);
-/* 1 when the program was built with MPI (xlmr-mpi). */
-int dist_is_mpi(void);
 
 void dist_barrier(void);
-/* x[0..n) = the sum over the ranks of x[0..n), the same on every rank. */
+/* x[0..n) = the sum over the ranks of x[0..n), the same on every rank (MPI_Allreduce;
+ * train relies on that and checks it before each checkpoint). */
 void dist_allreduce_sum_f(float *x, size_t n);
 void dist_allreduce_sum_d(double *x, size_t n);
-void dist_allreduce_max_i(int *x, size_t n);
-void dist_allreduce_min_i(int *x, size_t n);
+void dist_allreduce_max_i(int *x, size_t n); /* element-wise max */
 /* The root's buf[0..bytes) on every rank. */
 void dist_bcast(void *buf, size_t bytes, int root);
 /* out = the ranks' mine[0..counts[r]) one after another, rank 0 first; counts
