@@ -733,6 +733,7 @@ static void plan_spread(PlannedRun *plan, int n, int P) {
             if (load[k] < load[r]) r = k;
         plan[i].rank = r;
         load[r] += plan[i].size->cost;
+        if (r != dist_world_rank()) plan[i].size->n_left--; /* the grid ETA: this rank's runs */
     }
     free(load);
 }
