@@ -135,7 +135,7 @@ void dist_share_rows(float *x, int C, const int *rows, const int *owner, int n) 
     const int P = dist_size();
     int *counts = xcalloc((size_t)P, sizeof(int));
     for (int i = 0; i < n; i++) counts[owner[i]] += C;
-    float *mine = xmalloc((size_t)counts[dist_rank()] * sizeof(float) + 1);
+    float *mine = xmalloc((size_t)counts[dist_rank()] * sizeof(float));
     float *all = xmalloc((size_t)n * C * sizeof(float));
     pack_rows(x, mine, C, rows, owner, n, dist_rank(), 0);
     dist_allgatherv_f(all, mine, counts);

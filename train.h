@@ -19,6 +19,10 @@
  *      linear decay towards 0 (optim.h; word-embedding rows updated lazily:
  *      only the rows in the batch, see optim.h). Dropout masks of step s are
  *      seeded by hash(seed, s).
+ * Under mpirun (xlmr-mpi, dist.h) the step is data parallel over this global
+ * batch: the chunks of 2 and 4 are dealt out to the ranks, the embeddings
+ * shared before 3, the gradients summed (xlmr_dist.h) before 5, which every
+ * rank applies alike; rank 0 alone writes the output folder and the log.
  *
  * Output folder OUT:
  *   OUT/checkpoint-STEP/  model (HF layout, loadable by transformers) + optimizer.bin

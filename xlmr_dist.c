@@ -22,7 +22,7 @@ static void word_rows_allreduce(Xlmr *m) {
     dist_allreduce_max_i(counts, (size_t)P);
     int total = 0;
     for (int r = 0; r < P; r++) total += counts[r];
-    int *all = xmalloc((size_t)total * sizeof(int) + 1);
+    int *all = xmalloc((size_t)total * sizeof(int));
     dist_allgatherv_i(all, m->touched_rows, counts);
     for (int i = 0; i < total; i++)
         if (!m->row_touched[all[i]]) {
@@ -31,7 +31,7 @@ static void word_rows_allreduce(Xlmr *m) {
         }
     qsort(m->touched_rows, (size_t)m->n_touched, sizeof(int), by_int);
     size_t row = (size_t)C * sizeof(float);
-    float *buf = xmalloc((size_t)m->n_touched * row + 1), *g = m->grads.word_emb;
+    float *buf = xmalloc((size_t)m->n_touched * row), *g = m->grads.word_emb;
     for (int k = 0; k < m->n_touched; k++) memcpy(buf + (size_t)k * C, g + (size_t)m->touched_rows[k] * C, row);
     dist_allreduce_sum_f(buf, (size_t)m->n_touched * C);
     for (int k = 0; k < m->n_touched; k++) memcpy(g + (size_t)m->touched_rows[k] * C, buf + (size_t)k * C, row);
