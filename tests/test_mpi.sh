@@ -12,7 +12,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=${OMP_NUM_THR
 export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 XMPI=${XLMR_MPI:-$ROOT/xlmr-mpi}
 SPM=$ROOT/tokenizer/xlmrc.model
-if [ "$XLMR" != "$ROOT/xlmr" ]; then # the sanitizer and aarch64 suites: ./xlmr-mpi is the native build
+if ! [ "$XLMR" -ef "$ROOT/xlmr" ]; then # the sanitizer and aarch64 suites: ./xlmr-mpi is the native build
     echo "note: XLMR=$XLMR is not ./xlmr, the build xlmr-mpi is compared with: the MPI tests are skipped"
     summary mpi
     exit $?
