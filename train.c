@@ -840,9 +840,12 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     int rc = find_start(tr, &last);
     if (dist_rank() == 0) dist_barrier();
     if (rc) return -1;
-    if (!dist_agree((uint64_t)(last + 1)))
-        return xerr("%s: the ranks see different checkpoints (rank %d: %d): --out must be a folder all ranks share",
-                    o->out_dir, dist_rank(), last);
+    if (!dist_agree((uint64_t)(last + 1))) {
+        char seen[32] = "none";
+        if (last >= 0) snprintf(seen, sizeof seen, "checkpoint-%d", last);
+        return xerr("%s: the ranks see different checkpoints (rank %d: %s): --out must be a folder all ranks share",
+                    o->out_dir, dist_rank(), seen);
+    }
     if (load_start(tr, last >= 0)) return -1;
     if (dist_size() > 1 && !dist_agree(xlmr_params_hash(&tr->m)))
         return xerr("%s: the ranks loaded different weights: every rank must read the same folder", tr->src_dir);

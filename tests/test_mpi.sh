@@ -106,6 +106,23 @@ ls -d "$TMP"/k/checkpoint-* >/dev/null 2>&1 && ! ls -d "$TMP"/k/*.tmp >/dev/null
 check "the killed run resumes" mpi 2 train "${KARGS[@]}" --out "$TMP/k" --resume
 [ -d "$TMP/k/final" ] && pass "resumed run finishes" || fail "resumed run finishes"
 
+# ---- ranks that do not read the same folders: a clear error before any step ----
+# (MPMD: each rank its own arguments, as machines without a shared folder would see)
+SARGS=(train --model "$TMP/m" --train "$FIX/hard.tsv" --batch 4 --max-len-query 24 --max-len-passage 48 --quiet)
+"$XLMR" "${SARGS[@]}" --steps 2 --out "$TMP/sa" >/dev/null 2>&1
+"${MPIRUN[@]}" 1 "$XMPI" "${SARGS[@]}" --steps 2 --out "$TMP/sa" --resume : -np 1 "$XMPI" "${SARGS[@]}" --steps 2 \
+    --out "$TMP/sb" --resume >/dev/null 2>"$TMP/s.err"
+rc=$?
+[ $rc -ne 0 ] && grep -q 'the ranks see different checkpoints (rank 1: none): --out must be a folder all ranks share' \
+    "$TMP/s.err" && pass "ranks with different --out folders: error" || fail "different --out folders (exit $rc)"
+"$ROOT/xlmr" init --tokenizer "$SPM" --out "$TMP/m2" --preset tiny --hidden 64 --heads 2 --ffn 128 --max-pos 130 \
+    --seed 4 >/dev/null 2>&1
+"${MPIRUN[@]}" 1 "$XMPI" "${SARGS[@]}" --steps 2 --out "$TMP/sc" : -np 1 "$XMPI" "${SARGS[@]}" --steps 2 \
+    --model "$TMP/m2" --out "$TMP/sc" >/dev/null 2>"$TMP/s.err"
+rc=$?
+[ $rc -ne 0 ] && grep -q 'the ranks loaded different weights' "$TMP/s.err" && [ ! -d "$TMP/sc/final" ] &&
+    pass "ranks with different models: error" || fail "different models (exit $rc)"
+
 # ---- eval and embed: the same figures, the same vectors ----
 EV=(eval --model "$TMP/p1/final" --dataset xquad-r --data "$ROOT/tests/fixtures/eval/synth" --langs ar,de,en,es --batch 3)
 "$XLMR" "${EV[@]}" --json "$TMP/e1.json" >"$TMP/e1.txt" 2>/dev/null
