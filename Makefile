@@ -5,6 +5,7 @@
 #   make run             builds, fetches data/ and runs the default experiment grid
 #   make sanitize        ./xlmr-san with AddressSanitizer + UBSan (clang)
 #   make test-sanitize   the whole suite against the sanitizer build
+#   make mpi             ./xlmr-mpi with mpicc (-DXLMR_MPI, dist.h): mpirun -np P ./xlmr-mpi train|eval|...
 CC      ?= gcc
 NATIVE  ?= 1
 OMP     ?= 1
@@ -37,7 +38,7 @@ CMD_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd_*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-.PHONY: all test test-bins run data sanitize test-sanitize fuzz clean check-scalar aarch64 test-aarch64
+.PHONY: all test test-bins run data sanitize test-sanitize fuzz clean check-scalar aarch64 test-aarch64 mpi
 
 all: $(BIN)
 
@@ -61,13 +62,19 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libxlmr.a
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-test: test-bins
+# with mpicc on the machine, `make test` builds ./xlmr-mpi too, for tests/test_mpi.sh
+MPICC := $(shell command -v mpicc 2>/dev/null)
+test: test-bins $(if $(and $(MPICC),$(filter build,$(BUILD))),mpi)
 	XLMR=$(CURDIR)/$(BIN) tests/run.sh $(BUILD)
 
 test-bins: $(BIN) $(TEST_BIN)
 
 sanitize:
 	$(MAKE) CC=clang SAN=1 BUILD=build-san BIN=xlmr-san xlmr-san
+
+# The same program on MPI (Debian: openmpi-bin libopenmpi-dev), in its own build folder.
+mpi:
+	$(MAKE) CC=mpicc BUILD=build-mpi BIN=xlmr-mpi EXTRA_CFLAGS=-DXLMR_MPI xlmr-mpi
 
 test-sanitize:
 	$(MAKE) CC=clang SAN=1 BUILD=build-san BIN=xlmr-san test
@@ -105,6 +112,6 @@ run: $(BIN) data
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./$(BIN) experiment
 
 clean:
-	rm -rf build build-san build-scalar build-aarch64 build-fuzz build-ci xlmr xlmr-san xlmr-scalar xlmr-aarch64
+	rm -rf build build-san build-scalar build-aarch64 build-fuzz build-ci build-mpi xlmr xlmr-san xlmr-scalar xlmr-aarch64 xlmr-mpi
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)

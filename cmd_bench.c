@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "loss.h"
 #include "optim.h"
 #include "tensor.h"
@@ -16,6 +17,7 @@
 #include "train.h"
 #include "util.h"
 #include "xlmr.h"
+#include "xlmr_dist.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -66,9 +68,9 @@ static int apply_size(BenchOpts *o, const char *kind) {
     if (o->seq_query <= 0) o->seq_query = 64;
     if (o->seq_passage <= 0) o->seq_passage = 256;
     if (o->vocab < 8) return xerr("bench: --vocab must be at least 8");
-    if (!strcmp(kind, "memory")) { /* the model's positions must cover the longest sequence */
+    if (!strcmp(kind, "memory") || !strcmp(kind, "dist")) { /* the model's positions must cover the longest sequence */
         if (o->seq_query < 2 || o->seq_passage < 2 || o->seq_query > 512 || o->seq_passage > 512)
-            return xerr("bench memory: --seq-query and --seq-passage must be within [2, 512]");
+            return xerr("bench %s: --seq-query and --seq-passage must be within [2, 512]", kind);
         o->seq = o->seq_query > o->seq_passage ? o->seq_query : o->seq_passage;
     }
     return 0;
@@ -378,6 +380,17 @@ static double gb(size_t bytes) { return bytes / 1e9; }
  * memory until a batch uses them; --dense touches every page first (a long run
  * that has seen the whole vocabulary). The activations depend on chunk and the
  * longest sequence, not on B; only the (2B, C) embedding caches grow with B. */
+/* ids[0..B) queries of seq_query tokens, ids[B..2B) passages of seq_passage:
+ * <s> random pieces </s>, no padding (allocated here). */
+static void rand_pairs(Rng *r, const BenchOpts *o, int **ids, int *lens) {
+    for (int i = 0; i < 2 * o->batch; i++) {
+        lens[i] = i < o->batch ? o->seq_query : o->seq_passage;
+        ids[i] = xmalloc((size_t)lens[i] * sizeof(int));
+        for (int t = 0; t < lens[i]; t++)
+            ids[i][t] = t == 0 ? 0 : t == lens[i] - 1 ? 2 : 3 + (int)rng_below(r, (uint32_t)(o->vocab - 3));
+    }
+}
+
 static int bench_memory(const BenchOpts *o) {
     Xlmr m;
     if (build_model(&m, o) != 0) return -1;
@@ -406,12 +419,7 @@ static int bench_memory(const BenchOpts *o) {
     Rng r;
     rng_seed(&r, 5);
     int **ids = xmalloc((size_t)N * sizeof(int *)), *lens = xmalloc((size_t)N * sizeof(int));
-    for (int i = 0; i < N; i++) { /* <s> random pieces </s>, no padding */
-        lens[i] = i < B ? Tq : Tp;
-        ids[i] = xmalloc((size_t)lens[i] * sizeof(int));
-        for (int t = 0; t < lens[i]; t++)
-            ids[i][t] = t == 0 ? 0 : t == lens[i] - 1 ? 2 : 3 + (int)rng_below(&r, (uint32_t)(o->vocab - 3));
-    }
+    rand_pairs(&r, o, ids, lens);
     XlmrDropout drop = {1, 7, 0};
     double t0 = now_seconds();
     double loss = train_batch_step(&m, acts, (const int *const *)ids, lens, B, N, o->chunk, POOL_MEAN, 0.05f, &drop);
@@ -427,6 +435,59 @@ static int bench_memory(const BenchOpts *o) {
     if (!isfinite(loss) || !isfinite(gnorm)) return xerr("bench memory: loss or gradient norm is not finite");
     printf("step: loss %.4f, gradient norm %.3g, %.1f s\n", loss, gnorm, t);
     printf("memory: %.3f GB peak RSS\n", gb(peak_rss_bytes()));
+    return 0;
+}
+
+/* The data-parallel step of `xlmr train` over the ranks of the job (xlmr-mpi
+ * under mpirun -np P; one process otherwise): gradient caching with the chunks
+ * spread over the ranks (train_batch_step), the gradient exchange
+ * (xlmr_grads_allreduce), clipping and AdamW, on batch pairs of random tokens
+ * (the same on every rank, new each step). Rank 0 prints the job's tokens/s. */
+static int bench_dist(const BenchOpts *o) {
+    Xlmr m;
+    if (build_model(&m, o) != 0 || xlmr_grads_alloc(&m) != 0) return -1;
+    int B = o->batch, N = 2 * B, P = dist_size(), me = dist_rank();
+    if (me == 0) print_model("dist", &m, o);
+    XlmrActs *acts = xlmr_acts_build(&m, o->chunk, o->seq);
+    AdamW opt;
+    AdamWConfig oc;
+    adamw_config_default(&oc);
+    adamw_build(&opt, m.n_params);
+    Rng r;
+    rng_seed(&r, 5);
+    int **ids = xmalloc((size_t)N * sizeof(int *)), *lens = xmalloc((size_t)N * sizeof(int));
+    double best = 1e300, tc = 0, tx = 0, loss = 0;
+    for (int i = 0; i <= o->steps && isfinite(loss); i++) {
+        rand_pairs(&r, o, ids, lens);
+        XlmrDropout drop = {1, (uint64_t)i + 1, 0};
+        dist_barrier();
+        double t0 = now_seconds();
+        xlmr_zero_grad(&m);
+        loss = train_batch_step(&m, acts, (const int *const *)ids, lens, B, N, o->chunk, POOL_MEAN, 0.05f, &drop);
+        double t1 = now_seconds();
+        xlmr_grads_allreduce(&m, 1);
+        double t2 = now_seconds();
+        xlmr_adamw_step(&m, &opt, &oc, 1e-5f, clip_scale(xlmr_grad_norm(&m, 0), 1.0), 0);
+        double t = now_seconds() - t0;
+        dist_allreduce_sum_d(&t, 1); /* the job's step: the mean over the ranks */
+        t /= P;
+        if (i > 0 && t < best) {
+            best = t;
+            tc = t1 - t0;
+            tx = t2 - t1;
+        }
+        for (int k = 0; k < N; k++) free(ids[k]);
+    }
+    free(ids);
+    free(lens);
+    xlmr_acts_free(acts);
+    adamw_free(&opt);
+    xlmr_free(&m);
+    if (!isfinite(loss)) return xerr("bench dist: loss is not finite");
+    double tokens = (double)B * (o->seq_query + o->seq_passage);
+    if (me == 0)
+        printf("dist: %d ranks x %d threads: %.1f ms per step (rank 0: embed+backward %.1f, exchange %.1f), "
+               "%.0f tokens/s\n", P, num_threads(), best * 1e3, tc * 1e3, tx * 1e3, tokens / best);
     return 0;
 }
 
@@ -527,13 +588,16 @@ int cmd_bench(int argc, char **argv) {
                "  train     forward + InfoNCE + backward + AdamW on batch pairs, tokens/s\n"
                "  tokenize  --model PATH FILE: SentencePiece encoding of FILE's lines, MB/s\n"
                "  memory    peak RSS of one training step with gradient caching (batch pairs,\n"
-               "            default 100) + clipping + AdamW, GB",
+               "            default 100) + clipping + AdamW, GB\n"
+               "  dist      the training step of xlmr train over the ranks of mpirun -np P (xlmr-mpi),\n"
+               "            gradient caching + gradient exchange + AdamW, tokens/s of the job",
                &pos);
-    if (pos.n < 1) die("bench: which benchmark? gemm, forward, train, tokenize or memory (see --help)");
+    if (pos.n < 1) die("bench: which benchmark? gemm, forward, train, tokenize, memory or dist (see --help)");
     const char *kind = pos.v[0];
     int is_tok = !strcmp(kind, "tokenize");
-    if (strcmp(kind, "gemm") && strcmp(kind, "forward") && strcmp(kind, "train") && strcmp(kind, "memory") && !is_tok)
-        die("bench: unknown benchmark '%s' (gemm, forward, train, tokenize, memory)", kind);
+    if (strcmp(kind, "gemm") && strcmp(kind, "forward") && strcmp(kind, "train") && strcmp(kind, "memory") &&
+        strcmp(kind, "dist") && !is_tok)
+        die("bench: unknown benchmark '%s' (gemm, forward, train, tokenize, memory, dist)", kind);
     if (pos.n != (is_tok ? 2 : 1))
         die("bench %s: %s", kind, is_tok ? "expects one FILE of text lines" : "takes no file argument");
     if (is_tok && !o.model) die("bench tokenize: --model is required");
@@ -548,6 +612,7 @@ int cmd_bench(int argc, char **argv) {
     else if (!strcmp(kind, "forward")) rc = bench_forward(&o);
     else if (!strcmp(kind, "train")) rc = bench_train(&o);
     else if (!strcmp(kind, "memory")) rc = bench_memory(&o);
+    else if (!strcmp(kind, "dist")) rc = bench_dist(&o);
     else rc = bench_tokenize(&o, pos.v[1]);
     free(pos.v);
     if (rc != 0) die_xerr();

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "encode.h"
 #include "eval.h"
 #include "squad.h"
@@ -60,13 +61,16 @@ int cmd_eval(int argc, char **argv) {
     if (tokenizer_load(&t, model)) die_xerr();
     EvalResult r;
     if (eval_run(&m, t, &d, &o, &r)) die_xerr();
-    for (int x = 0; x < r.n_langs; x++)
-        if (!r.mono_lang[x].n)
-            fprintf(stderr, "eval: %s has no questions (split %s): reported as n/a, left out of the averages\n",
-                    r.langs[x], split_s);
-    printf("%s on %s (split %s)\n", model, dataset, split_s);
-    eval_result_print(&r, stdout);
-    if (json_out) {
+    /* every rank has the figures (the embeddings are shared, dist.h); rank 0 reports */
+    if (dist_rank() == 0) {
+        for (int x = 0; x < r.n_langs; x++)
+            if (!r.mono_lang[x].n)
+                fprintf(stderr, "eval: %s has no questions (split %s): reported as n/a, left out of the averages\n",
+                        r.langs[x], split_s);
+        printf("%s on %s (split %s)\n", model, dataset, split_s);
+        eval_result_print(&r, stdout);
+    }
+    if (json_out && dist_rank() == 0) {
         StrBuf sb = {0};
         eval_report_json(&r, dataset, model, &sb);
         if (write_file_atomic(json_out, sb.data, sb.len)) die_xerr();

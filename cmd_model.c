@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "tokenizer.h"
 #include "util.h"
 #include "xlmr.h"
@@ -102,6 +103,28 @@ static int parse_ids(const char *s, size_t n, IntVec *out, long lineno) {
     return 0;
 }
 
+/* xlmr-mpi: mpirun gives stdin to rank 0 only; its token ids go to every rank
+ * (the count, the lengths, then all ids in one buffer). */
+static void share_ids(IntVec **seqs, size_t *n) {
+    if (dist_size() == 1) return;
+    uint64_t cnt = *n, total = 0;
+    dist_bcast(&cnt, sizeof cnt, 0);
+    int *lens = xmalloc((size_t)cnt * sizeof(int));
+    for (size_t i = 0; i < cnt && dist_rank() == 0; i++) total += (lens[i] = (int)(*seqs)[i].n);
+    dist_bcast(lens, (size_t)cnt * sizeof(int), 0);
+    dist_bcast(&total, sizeof total, 0);
+    int *flat = xmalloc((size_t)total * sizeof(int));
+    if (dist_rank() != 0) *seqs = xcalloc((size_t)(cnt ? cnt : 1), sizeof(IntVec));
+    for (size_t i = 0, k = 0; i < cnt && dist_rank() == 0; k += (size_t)lens[i++])
+        memcpy(flat + k, (*seqs)[i].data, (size_t)lens[i] * sizeof(int));
+    dist_bcast(flat, (size_t)total * sizeof(int), 0);
+    for (size_t i = 0, k = 0; i < cnt && dist_rank() != 0; k += (size_t)lens[i++])
+        for (int t = 0; t < lens[i]; t++) iv_push(&(*seqs)[i], flat[k + t]);
+    *n = (size_t)cnt;
+    free(lens);
+    free(flat);
+}
+
 int cmd_embed(int argc, char **argv) {
     char *dir = NULL, *pooling = "mean";
     int max_len = 0, batch = 32, ids_mode = 0, bf16 = 0;
@@ -139,7 +162,7 @@ int cmd_embed(int argc, char **argv) {
     char *line = NULL;
     ssize_t got;
     StrBuf fixed = {0};
-    while ((got = getline(&line, &llen, stdin)) >= 0) {
+    while (dist_rank() == 0 && (got = getline(&line, &llen, stdin)) >= 0) { /* stdin is rank 0's */
         size_t len = (size_t)got, bom = n == 0 ? utf8_bom_len(line, len) : 0;
         if (bom) memmove(line, line + bom, (len -= bom) + 1);
         if (len && line[len - 1] == '\n') len--;
@@ -176,6 +199,7 @@ int cmd_embed(int argc, char **argv) {
     free(texts);
     free(tlens);
     if (n > (size_t)1 << 30) die("embed: too many lines");
+    share_ids(&seqs, &n);
     const int **rows = xmalloc((n ? n : 1) * sizeof *rows);
     int *lens = xmalloc((n ? n : 1) * sizeof *lens);
     for (size_t i = 0; i < n; i++) {
@@ -189,7 +213,7 @@ int cmd_embed(int argc, char **argv) {
     for (size_t i = 0; i < n * (size_t)C; i++)
         if (!isfinite(out[i])) die("embed: line %zu: the model gives a non-finite embedding (%s)", i / C + 1, dir);
     StrBuf sb = {0};
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && dist_rank() == 0; i++) {
         sb.len = 0;
         for (int c = 0; c < C; c++) sb_printf(&sb, c ? " %.8g" : "%.8g", (double)out[i * C + c]);
         sb_puts(&sb, "\n");

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "encode.h"
 #include "json.h"
 #include "sampler.h"
@@ -102,7 +103,7 @@ int cmd_train(int argc, char **argv) {
     if (r.best_dir) sb_json_string(&sb, r.best_dir);
     else sb_puts(&sb, "null");
     sb_puts(&sb, "}\n");
-    fputs(sb.data, stdout);
+    if (dist_rank() == 0) fputs(sb.data, stdout); /* one summary for the job */
     sb_free(&sb);
     train_report_free(&r);
     free(train.v);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "eval.h"
 #include "json.h"
 #include "report.h"
@@ -128,6 +129,7 @@ typedef struct {
     char *name;          /* SIZE-SAMPLING-sSEED */
     char *path;          /* OUT/runs/NAME.json, its record */
     int todo;            /* no reusable record yet */
+    int rank;            /* xlmr-mpi: the rank that runs it (plan_spread) */
 } PlannedRun;
 
 /* Cost of one run: a fixed part (data, evaluation overheads) plus the
@@ -716,12 +718,46 @@ static int plan_build(Grid *g, const char *runs_dir, PlannedRun **out, int *n_ru
     return rc;
 }
 
-/* The plan's unfinished runs in order; after each, the report is rebuilt
- * from every finished run (so that an interrupted grid has an up-to-date one). */
+/* xlmr-mpi (dist.h): the runs are spread over the ranks and each is trained
+ * and evaluated by one rank alone (dist_solo), so that every record is the one
+ * a single process writes, and nothing is exchanged during a run: the grid's
+ * models are small, and whole runs scale better than one run split P ways.
+ * Each unfinished run goes to the rank with the least cost so far, in plan
+ * order (the same on every rank). */
+static void plan_spread(PlannedRun *plan, int n, int P) {
+    double *load = xcalloc((size_t)P, sizeof(double));
+    for (int i = 0; i < n; i++) {
+        if (!plan[i].todo) continue;
+        int r = 0;
+        for (int k = 1; k < P; k++)
+            if (load[k] < load[r]) r = k;
+        plan[i].rank = r;
+        load[r] += plan[i].size->cost;
+        if (r != dist_world_rank()) plan[i].size->n_left--; /* the grid ETA: this rank's runs */
+    }
+    free(load);
+}
+
+/* The initial models of the unfinished runs, written by rank 0 before the
+ * runs start: the strategies of a (size, seed) share one, which two ranks
+ * would otherwise write at the same time. */
+static int plan_initial_models(const Grid *g, const PlannedRun *plan, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!plan[i].todo) continue;
+        char *dir = initial_model(g, plan[i].size, plan[i].seed);
+        if (!dir) return -1;
+        free(dir);
+    }
+    return 0;
+}
+
+/* The plan's unfinished runs in order (this rank's, under xlmr-mpi); after
+ * each, the report is rebuilt from every finished run (so that an interrupted
+ * grid has an up-to-date one; under xlmr-mpi by rank 0 only). */
 static int run_plan(Grid *g, PlannedRun *plan, int n_runs, Report *rep, const char *runs_dir, Progress *pr) {
     for (int i = 0; i < n_runs; i++) {
         PlannedRun *run = &plan[i];
-        if (!run->todo) continue;
+        if (!run->todo || run->rank != dist_world_rank()) continue;
         GridSize *s = run->size;
         pr->run = run->number;
         pr->label = run->name;
@@ -735,6 +771,7 @@ static int run_plan(Grid *g, PlannedRun *plan, int n_runs, Report *rep, const ch
         pr->done_secs += secs;
         s->secs += secs;
         s->n_done++;
+        if (dist_world_rank() != 0) continue;
         report_free(rep);
         if (report_load_dir(rep, runs_dir) || report_write(rep, g->out)) return -1;
     }
@@ -749,9 +786,11 @@ int experiment_run(const ExperimentOptions *o) {
     PlannedRun *plan = NULL;
     int n_runs = 0, n_todo = 0;
     char *runs_dir = path_join(o->out_dir, "runs");
-    DirLock lock = {-1}; /* one experiment per --out for its whole life (util.h) */
-    int rc = grid_settings(&g, o) || mkdir_p(o->out_dir) || dir_lock(o->out_dir, &lock) || grid_sizes(&g, o) ||
-             grid_strategies(&g, o) || grid_data(&g, o) || load_eval_sets(&g, &rep);
+    const int P = dist_world_size(), me = dist_world_rank();
+    DirLock lock = {-1}; /* one experiment per --out for its whole life (util.h); rank 0 holds it for the job */
+    if (me != 0) dist_barrier(); /* rank 0 first: it writes the data and initial models */
+    int rc = grid_settings(&g, o) || mkdir_p(o->out_dir) || (me == 0 && dir_lock(o->out_dir, &lock)) ||
+             grid_sizes(&g, o) || grid_strategies(&g, o) || grid_data(&g, o) || load_eval_sets(&g, &rep);
     if (!rc) {
         make_preamble(&g, g.pairs_summary, &g.ev, &pre, g.quick);
         rep.preamble = pre.data;
@@ -759,15 +798,27 @@ int experiment_run(const ExperimentOptions *o) {
         rep.train_data = g.train_data;
         rc = mkdir_p(runs_dir) || check_runs_dir(&g, runs_dir) || plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
     }
+    if (!rc && P > 1) {
+        plan_spread(plan, n_runs, P);
+        if (me == 0) rc = plan_initial_models(&g, plan, n_runs);
+    }
+    if (me == 0) dist_barrier();
     Progress pr = {.g = &g, .n_runs = n_runs, .tty = isatty(2), .t_grid = now_seconds()};
     if (!rc) {
-        fprintf(stderr, "experiment: %d runs (%d sizes x %d strategies x %d seeds), %d finished, %d to do; output in %s/\n",
-                n_runs, g.n_sizes, g.n_sampling, g.seeds, n_runs - n_todo, n_todo, g.out);
+        if (me == 0)
+            fprintf(stderr, "experiment: %d runs (%d sizes x %d strategies x %d seeds), %d finished, %d to do; output in %s/%s\n",
+                    n_runs, g.n_sizes, g.n_sampling, g.seeds, n_runs - n_todo, n_todo, g.out,
+                    P > 1 ? "; runs spread over the ranks" : "");
+        dist_solo(1);
         rc = run_plan(&g, plan, n_runs, &rep, runs_dir, &pr);
+        dist_solo(0);
     }
-    if (!rc && n_todo == 0) /* nothing to run: still (re)write the report */
+    if (!rc && P > 1) dist_barrier(); /* every rank's runs are done */
+    if (!rc && me == 0 && (n_todo == 0 || P > 1)) { /* nothing ran here, or others ran: (re)write the report */
+        report_free(&rep);
         rc = report_load_dir(&rep, runs_dir) || report_write(&rep, g.out);
-    if (!rc) {
+    }
+    if (!rc && me == 0) {
         char el[32];
         fmt_duration(el, sizeof el, now_seconds() - pr.t_grid);
         fprintf(stderr, "experiment: %d runs done in %s; report: %s/report.md\n", n_runs, el, g.out);

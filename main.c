@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "util.h"
 
 static const struct {
@@ -31,6 +32,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    dist_init(&argc, &argv); /* xlmr-mpi under mpirun: one rank of the job (dist.h) */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
@@ -45,6 +47,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "xlmr: stdout: write error: %s\n", strerror(errno));
                 return 1;
             }
+            dist_finalize();
             return rc;
         }
     die("unknown command '%s' (xlmr --help lists them)", argv[1]);

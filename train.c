@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "encode.h"
 #include "eval.h"
 #include "loss.h"
@@ -18,6 +19,7 @@
 #include "tokenizer.h"
 #include "json.h"
 #include "util.h"
+#include "xlmr_dist.h"
 
 /* The paper's settings (batch 100, lr 3e-5, 10% warmup, tau 0.05, query 64 /
  * passage 256 tokens, hybrid alpha 0.5); the rest as HF's Trainer. */
@@ -110,17 +112,28 @@ double train_batch_step(Xlmr *m, XlmrActs *a, const int *const *ids, const int *
     float *buf = xmalloc((size_t)chunk * row);          // (chunk,C) in sorted order
     int *pad = xmalloc((size_t)chunk * Tmax * sizeof(int));
     XlmrDropout dr = dropout ? *dropout : (XlmrDropout){.train = 0};
+    /* data parallel (dist.h): chunk k is rank k mod P's; every rank gets every
+     * embedding, so the loss sees the whole batch, and back-propagates its own
+     * chunks. The chunks and their masks are those of one process. */
+    const int P = dist_size(), me = dist_rank();
+    int *owner = xmalloc((size_t)N * sizeof(int)), last = -1;
+    for (int k = 0; k < nch; k++)
+        for (int i = 0; i < ch[k].n; i++) owner[ch[k].start + i] = k % P;
     /* pass 1: embeddings only; activations live for one chunk */
     for (int k = 0; k < nch; k++) {
+        if (k % P != me) continue;
         int T = pad_chunk(pad, ids, lens, ord, ch[k].start, ch[k].n, m->cfg.pad_id);
         dr.seq_base = ch[k].start;
         xlmr_forward(m, a, buf, pad, ch[k].n, T, pooling, &dr);
         for (int i = 0; i < ch[k].n; i++) memcpy(emb + (size_t)ord[ch[k].start + i] * C, buf + (size_t)i * C, row);
+        last = k;
     }
+    dist_share_rows(emb, C, ord, owner, N);
     double loss = infonce_forward_backward(demb, demb + (size_t)B * C, emb, emb + (size_t)B * C, B, N - B, C, tau);
     /* pass 2, last chunk first: its activations are still in a, so it needs no re-run */
     for (int k = nch - 1; k >= 0; k--) {
-        if (k != nch - 1) {
+        if (k % P != me) continue;
+        if (k != last) {
             int T = pad_chunk(pad, ids, lens, ord, ch[k].start, ch[k].n, m->cfg.pad_id);
             dr.seq_base = ch[k].start;
             xlmr_forward(m, a, buf, pad, ch[k].n, T, pooling, &dr);
@@ -128,6 +141,7 @@ double train_batch_step(Xlmr *m, XlmrActs *a, const int *const *ids, const int *
         for (int i = 0; i < ch[k].n; i++) memcpy(buf + (size_t)i * C, demb + (size_t)ord[ch[k].start + i] * C, row);
         xlmr_backward(m, a, buf);
     }
+    free(owner);
     free(ord);
     free(ch);
     free(emb);
@@ -727,7 +741,7 @@ static int run_eval(Trainer *tr) {
         sb_free(&sb);
     }
     if (better) {
-        if (save_model_dir(tr, "best")) return -1;
+        if (dist_rank() == 0 && save_model_dir(tr, "best")) return -1; /* rank 0 alone writes */
         tr->best_map = dm;
         tr->best_loss = dl;
         tr->best_step = tr->step;
@@ -840,7 +854,20 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     if (o->dev_file && setup_dev(tr)) return -1;
     if (mkdir_p(o->out_dir)) return -1;
     int last;
-    if (find_start(tr, &last) || load_start(tr, last >= 0)) return -1;
+    /* rank 0 first: it tidies OUT (leftover .tmp / .old folders) before the others look */
+    if (dist_rank() != 0) dist_barrier();
+    int rc = find_start(tr, &last);
+    if (dist_rank() == 0) dist_barrier();
+    if (rc) return -1;
+    if (!dist_agree((uint64_t)(last + 1))) {
+        char seen[32] = "none";
+        if (last >= 0) snprintf(seen, sizeof seen, "checkpoint-%d", last);
+        return xerr("%s: the ranks see different checkpoints (rank %d: %s): --out must be a folder all ranks share",
+                    o->out_dir, dist_rank(), seen);
+    }
+    if (load_start(tr, last >= 0)) return -1;
+    if (dist_size() > 1 && !dist_agree(xlmr_params_hash(&tr->m)))
+        return xerr("%s: the ranks loaded different weights: every rank must read the same folder", tr->src_dir);
     if (tokenize_rows(tr, &tr->data, &tr->ids)) return -1;
     if (tr->have_dev && tokenize_rows(tr, &tr->dev, &tr->dev_ids)) return -1;
     int Tmax = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage;
@@ -893,6 +920,7 @@ static int train_step(Trainer *tr, StepStats *st) {
     XlmrDropout dr = {.train = 1, .seed = hash_combine(o->seed, (uint64_t)s), .seq_base = 0};
     double loss = train_batch_step(&tr->m, tr->acts, (const int *const *)tr->seq, tr->lens, B, N, chunk_size(o),
                                    o->pooling, (float)o->temperature, &dr);
+    xlmr_grads_allreduce(&tr->m, !o->freeze_embeddings); /* each rank's share -> the whole batch's */
     double norm = xlmr_grad_norm(&tr->m, o->freeze_embeddings);
     if (!isfinite(loss) || !isfinite(norm)) return nonfinite_error(tr, s, loss, norm);
     double lr = lr_schedule(s, tr->total, tr->warmup, o->lr);
@@ -944,6 +972,14 @@ static void progress_line(const Trainer *tr, Progress *pg, const StepStats *st) 
     pg->last_print = st->end;
 }
 
+/* Data parallel: every rank applies the same update to the same weights, so
+ * they stay equal; checked (a hash) before each checkpoint, as an MPI sum that
+ * differed between ranks would make them drift apart. */
+static int ranks_agree(const Trainer *tr) {
+    if (dist_size() == 1 || dist_agree(xlmr_params_hash(&tr->m))) return 0;
+    return xerr("step %d: the ranks' weights differ; training stopped before the checkpoint", tr->step);
+}
+
 /* Steps until the end, or until o->stop_after steps of this call; dev
  * evaluations and checkpoints on their cadence (those of the last step are
  * train_finish's). */
@@ -962,7 +998,8 @@ static int train_loop(Trainer *tr) {
         if (!o->quiet) progress_line(tr, &pg, &st);
         int at_end = st.step == tr->total;
         if (tr->have_dev && o->eval_every > 0 && st.step % o->eval_every == 0 && !at_end) rc = run_eval(tr);
-        if (rc == 0 && o->save_every > 0 && st.step % o->save_every == 0 && !at_end) rc = checkpoint_save(tr);
+        if (rc == 0 && o->save_every > 0 && st.step % o->save_every == 0 && !at_end)
+            rc = ranks_agree(tr) || (dist_rank() == 0 && checkpoint_save(tr)) ? -1 : 0; /* rank 0 alone writes */
     }
     return rc;
 }
@@ -970,17 +1007,26 @@ static int train_loop(Trainer *tr) {
 /* At the end: the last dev evaluation, the last checkpoint and OUT/final.
  * Stopped early (stop_after): a checkpoint to resume from. */
 static int train_finish(Trainer *tr) {
-    if (tr->step < tr->total) return checkpoint_save(tr);
+    int writer = dist_rank() == 0; /* rank 0 alone writes */
+    if (ranks_agree(tr)) return -1;
+    if (tr->step < tr->total) return writer ? checkpoint_save(tr) : 0;
     if (tr->have_dev && tr->best_step != tr->total && run_eval(tr)) return -1;
-    return checkpoint_save(tr) || save_model_dir(tr, "final") ? -1 : 0;
+    return writer && (checkpoint_save(tr) || save_model_dir(tr, "final")) ? -1 : 0;
 }
 
 int train_run(const TrainOptions *o, TrainReport *r) {
     *r = (TrainReport){.final_loss = NAN, .best_dev_map = NAN, .best_dev_loss = NAN, .best_step = -1};
     if (check_options(o)) return -1;
-    /* one run per output folder, for the whole run (util.h: dir_lock) */
-    DirLock lock;
-    if (mkdir_p(o->out_dir) || dir_lock(o->out_dir, &lock)) return -1;
+    /* data parallel (dist.h): rank 0 alone prints, logs and holds the output
+     * folder's lock (one run per folder for the whole run, util.h: dir_lock) */
+    TrainOptions mine = *o;
+    if (dist_rank() != 0) {
+        mine.quiet = 1;
+        mine.log_file = NULL;
+    }
+    o = &mine;
+    DirLock lock = {-1};
+    if (mkdir_p(o->out_dir) || (dist_rank() == 0 && dir_lock(o->out_dir, &lock))) return -1;
     double t_start = now_seconds();
     Trainer tr;
     int rc = trainer_open(&tr, o);

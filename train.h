@@ -19,6 +19,10 @@
  *      linear decay towards 0 (optim.h; word-embedding rows updated lazily:
  *      only the rows in the batch, see optim.h). Dropout masks of step s are
  *      seeded by hash(seed, s).
+ * Under mpirun (xlmr-mpi, dist.h) the step is data parallel over this global
+ * batch: the chunks of 2 and 4 are dealt out to the ranks, the embeddings
+ * shared before 3, the gradients summed (xlmr_dist.h) before 5, which every
+ * rank applies alike; rank 0 alone writes the output folder and the log.
  *
  * Output folder OUT:
  *   OUT/checkpoint-STEP/  model (HF layout, loadable by transformers) + optimizer.bin
@@ -124,7 +128,11 @@ void train_report_free(TrainReport *r);
  * Sequences are embedded `chunk` at a time (a built for at least chunk x the
  * longest), then InfoNCE (loss.h, temperature tau) gives d loss / d embedding,
  * then each chunk runs forward again with the same dropout masks and backward.
- * dropout NULL: eval mode. Returns the loss. */
+ * dropout NULL: eval mode. Returns the loss.
+ * In a job of P ranks (dist.h) rank r embeds and back-propagates the chunks
+ * k = r mod P, the embeddings are shared so the loss (the same on every rank)
+ * is the whole batch's, and m->grads receives this rank's share only
+ * (xlmr_grads_allreduce sums them): the result is that of one process. */
 double train_batch_step(Xlmr *m, XlmrActs *a, const int *const *ids, const int *lens, int B, int N, int chunk,
                         int pooling, float tau, const XlmrDropout *dropout);
 /* Dev mAP: every query of rows [0,n) against every passage, relevant = the

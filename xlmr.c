@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -1262,7 +1263,11 @@ int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *len
     float *emb = xmalloc((size_t)batch * C * sizeof(float));
     double t0 = now_seconds(), last = t0;
     int rc = 0;
+    /* data parallel (dist.h): batch j is rank j mod P's, then every rank gets
+     * every row; the batches are those of one process, so are the embeddings */
+    const int P = dist_size(), me = dist_rank();
     for (int i0 = 0; i0 < n && rc == 0; i0 += batch) {
+        if ((i0 / batch) % P != me) continue;
         int nb = n - i0 < batch ? n - i0 : batch, T = lens[order[i0]] > 0 ? lens[order[i0]] : 1;
         for (int b = 0; b < nb; b++) {
             int k = order[i0 + b];
@@ -1272,11 +1277,17 @@ int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *len
         for (int b = 0; b < nb; b++)
             memcpy(out + (size_t)order[i0 + b] * C, emb + (size_t)b * C, (size_t)C * sizeof(float));
         double now = now_seconds();
-        if (label && (now - last > 2.0 || i0 + nb == n)) {
+        if (label && me == 0 && (now - last > 2.0 || i0 + nb >= n - (P - 1) * batch)) {
             double rate = (i0 + nb) / (now - t0 + 1e-9);
             fprintf(stderr, "%s: %d/%d texts, %.0f/s, ETA %.0fs\n", label, i0 + nb, n, rate, (n - i0 - nb) / rate);
             last = now;
         }
+    }
+    if (rc == 0 && P > 1) {
+        int *owner = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+        for (int i = 0; i < n; i++) owner[i] = (i / batch) % P;
+        dist_share_rows(out, C, order, owner, n);
+        free(owner);
     }
     free(order);
     free(pad);

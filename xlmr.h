@@ -135,7 +135,10 @@ int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling);
 int xlmr_check_ids(const Xlmr *m, const int *ids, int B, int T);
 /* out (n,C): embeddings of n id sequences of any lengths (each <= the model's
  * limit): sorted by length and run `batch` at a time (<= 0: 32) so that little
- * is spent on padding. label: a progress line with ETA on stderr (may be NULL). */
+ * is spent on padding. label: a progress line with ETA on stderr (may be NULL).
+ * In a job of P ranks (dist.h, every rank calls it with the same input) rank r
+ * embeds the batches j = r mod P and the rows are shared: every rank gets out,
+ * equal to one process's. */
 int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *lens, int n, int batch,
                       int pooling, const char *label);
 
