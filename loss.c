@@ -31,3 +31,24 @@ double infonce_forward_backward(float *dq, float *dp, const float *q, const floa
     free(s);
     return loss / B;
 }
+
+double mlm_xent_forward_backward(float *dlogits, const float *logits, const int *labels, int M, int V,
+                                 float dscale) {
+    double *per = xmalloc((size_t)(M > 0 ? M : 1) * sizeof(double)), loss = 0;
+    OMP(omp parallel for)
+    for (int i = 0; i < M; i++) {
+        const float *row = logits + (size_t)i * V;
+        double mx = row[0], sum = 0;
+        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+        for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
+        double lse = mx + log(sum);
+        per[i] = lse - row[labels[i]];
+        if (!dlogits) continue;
+        float *d = dlogits + (size_t)i * V;
+        for (int j = 0; j < V; j++) d[j] = (float)(dscale * exp((double)row[j] - lse));
+        d[labels[i]] -= dscale;
+    }
+    for (int i = 0; i < M; i++) loss += per[i]; /* in order: independent of the thread count */
+    free(per);
+    return loss;
+}
