@@ -13,6 +13,7 @@ static const struct {
     {"init", cmd_init, "write a randomly initialised model folder"},
     {"tokenize", cmd_tokenize, "text lines to XLM-R ids, SentencePiece ids or pieces"},
     {"embed", cmd_embed, "text lines to L2-normalised embeddings"},
+    {"fill-mask", cmd_fillmask, "text lines with <mask> to the masked-LM head's top-k tokens (JSON)"},
     {"pairs", cmd_pairs, "SQuAD-format files to training pairs (TSV)"},
     {"batches", cmd_batches, "print the batches a sampler draws"},
     {"train", cmd_train, "fine-tune a model folder with InfoNCE"},
