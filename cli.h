@@ -15,5 +15,6 @@ int cmd_train(int argc, char **argv);      /* cmd_train.c */
 int cmd_experiment(int argc, char **argv); /* cmd_experiment.c */
 int cmd_bench(int argc, char **argv);      /* cmd_bench.c */
 int cmd_fillmask(int argc, char **argv);   /* cmd_fillmask.c */
+int cmd_pretrain(int argc, char **argv);   /* cmd_pretrain.c */
 
 #endif
