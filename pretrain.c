@@ -216,6 +216,13 @@ void pretrain_lang_probs(const PretrainCorpus *c, double alpha, double *p) {
     for (int i = 0; i < c->n_langs; i++) p[i] /= z;
 }
 
+int pretrain_pick_lang(const double *p, int n, double u) {
+    double c = 0;
+    for (int l = 0; l < n - 1; l++)
+        if (u < (c += p[l])) return l;
+    return n - 1;
+}
+
 int pretrain_mask(int *ids, int n, int *pos, int *labels, double prob, int mask_id, int vocab, uint64_t key) {
     Rng r;
     rng_seed(&r, key);
@@ -364,7 +371,7 @@ typedef struct {
     const PretrainOptions *o;
     PretrainCorpus corpus;
     Parallel par;
-    double *cdf;                /* (n_langs) cumulative p(l) */
+    double *probs;              /* (n_langs) p(l) */
     Xlmr m;
     Tokenizer *tok;
     char *spm;
@@ -402,9 +409,7 @@ static int draw_sequence(Pretrainer *p, Rng *r, int b) {
         memcpy(out + n, B->data, (size_t)lb * sizeof(int));
         n += lb;
     } else { /* a block of a language drawn with p(l) */
-        double u = rng_uniform(r);
-        int l = 0;
-        while (l < p->corpus.n_langs - 1 && !(u < p->cdf[l])) l++;
+        int l = pretrain_pick_lang(p->probs, p->corpus.n_langs, rng_uniform(r));
         const PretrainLang *lg = &p->corpus.langs[l];
         int k = lg->train.data[rng_below(r, (uint32_t)lg->train.n)];
         memcpy(out + n, lg->ids + lg->start.data[k], (size_t)lg->len.data[k] * sizeof(int));
@@ -705,7 +710,7 @@ static void pretrainer_free(Pretrainer *p) {
     int *is[] = {p->seq, p->lens, p->pos, p->labels, p->n_masked, p->pad, p->cpos, p->clab};
     for (size_t i = 0; i < sizeof is / sizeof *is; i++) free(is[i]);
     free(p->logits);
-    free(p->cdf);
+    free(p->probs);
     free(p->spm);
 }
 
@@ -738,9 +743,8 @@ static int pretrainer_open(Pretrainer *p, const PretrainOptions *o) {
         p->total = o->steps ? o->steps : (int)ceil(o->epochs * (double)blocks / o->batch);
         if (p->total < 1) p->total = 1;
         p->warmup = warmup_steps(o->warmup, p->total);
-        p->cdf = xmalloc((size_t)p->corpus.n_langs * sizeof(double));
-        pretrain_lang_probs(&p->corpus, o->lang_alpha, p->cdf);
-        for (int l = 1; l < p->corpus.n_langs; l++) p->cdf[l] += p->cdf[l - 1];
+        p->probs = xmalloc((size_t)p->corpus.n_langs * sizeof(double));
+        pretrain_lang_probs(&p->corpus, o->lang_alpha, p->probs);
         p->key = make_key(p);
         if (last >= 0) rc = read_state(p, src);
     }

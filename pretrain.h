@@ -115,6 +115,8 @@ int pretrain_corpus_load(PretrainCorpus *c, const Tokenizer *t, const char *cons
 void pretrain_corpus_free(PretrainCorpus *c);
 /* p (n_langs) = (n_l / N)^alpha normalised, n_l the training tokens. */
 void pretrain_lang_probs(const PretrainCorpus *c, double alpha, double *p);
+/* The language of a uniform u in [0,1) under p (n): the first l with u < p_0 + ... + p_l. */
+int pretrain_pick_lang(const double *p, int n, double u);
 
 /* Masks ids[0..n) in place (see above); writes the chosen positions to pos and
  * their original ids to labels (each up to n); returns how many. mask_id is

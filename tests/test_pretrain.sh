@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# tests/test_pretrain.sh: xlmr pretrain through the CLI on a tiny model — the
+# log and the output folder, exact resume (a run cut back to its middle
+# checkpoint and resumed equals the straight run, byte for byte), fill-mask on
+# its output, and one-line errors for bad text, bad options and bad parallel rows.
+. "$(dirname "$0")/lib.sh"
+REF=$ROOT/tests/ref/mlm_fill
+"$XLMR" init --tokenizer "$REF/sentencepiece.bpe.model" --preset nano --max-pos 40 --out "$TMP/m" 2>/dev/null
+sed -n 1,60p "$ROOT/README.md" >"$TMP/en.txt"
+sed -n 60,90p "$ROOT/README.md" >"$TMP/de.txt"
+printf 'g1\ten\tHello world\ng1\tde\tHallo Welt\ng2\ten\tThe model\ng2\tde\tDas Modell\ng2\tfr\tLe modele\n' >"$TMP/par.tsv"
+O="--model $TMP/m --text $TMP/en.txt de=$TMP/de.txt --parallel $TMP/par.tsv --steps 6 --batch 8 --max-len 32 --chunk 3 --save-every 3 --quiet"
+
+check "pretrain runs (an encoder-only folder gets a head)" "$XLMR" pretrain $O --out "$TMP/A" --log "$TMP/A.jsonl"
+cp "$TMP/out" "$TMP/A.json"
+check "summary: held-out loss and tokens per language" grep -q '"heldout_loss": {"en": [0-9.]*, "de": [0-9.]*}, "tokens": {"en": [0-9]*, "de": [0-9]*}' "$TMP/A.json"
+check "log: step, loss, lr, tokens_per_s per step" test "$(grep -c '^{"step": [1-6], "loss": [0-9.]*, "lr": .*"tokens_per_s"' "$TMP/A.jsonl")" -eq 6
+check "log: the held-out loss per language" grep -q '^{"step": 6, "heldout_loss": {"en": ' "$TMP/A.jsonl"
+check "checkpoints and final/ are MLM folders" grep -q XLMRobertaForMaskedLM "$TMP/A/final/config.json"
+check "checkpoint-3 and checkpoint-6 kept" test -d "$TMP/A/checkpoint-3" -a -d "$TMP/A/checkpoint-6" -a -f "$TMP/A/checkpoint-3/optimizer.bin"
+# resume: the same run cut back to checkpoint-3 (what a kill after it leaves), then --resume
+"$XLMR" pretrain $O --out "$TMP/B" --log "$TMP/B.jsonl" >/dev/null 2>&1
+rm -rf "$TMP/B/checkpoint-6" "$TMP/B/final"
+check "--resume from checkpoint-3" "$XLMR" pretrain $O --out "$TMP/B" --log "$TMP/B.jsonl" --resume
+check "resumed = straight: final model byte for byte" cmp "$TMP/A/final/model.safetensors" "$TMP/B/final/model.safetensors"
+sed 's/"tokens_per_s.*//' "$TMP/A.jsonl" >"$TMP/A.log"; sed 's/"tokens_per_s.*//' "$TMP/B.jsonl" >"$TMP/B.log"
+check "resumed = straight: the log (losses, lr, grad norms)" cmp "$TMP/A.log" "$TMP/B.log"
+expect_error "an existing run without --resume" "holds checkpoint-6 already" "$XLMR" pretrain $O --out "$TMP/B"
+expect_error "--resume with another --mlm-prob" "another --mlm-prob" "$XLMR" pretrain $O --out "$TMP/B" --resume --mlm-prob 0.2
+printf 'Hello <mask> world\n' | "$XLMR" fill-mask --model "$TMP/A/final" >"$TMP/fill.jsonl" 2>"$TMP/fill.err"
+check "fill-mask on the pretrained folder" grep -q '^\[\[{"token": ' "$TMP/fill.jsonl"
+# a --bf16 run and one without --parallel
+check "--bf16, no parallel text" "$XLMR" pretrain --model "$TMP/m" --text "$TMP/en.txt" --steps 2 --batch 4 --max-len 24 --bf16 --quiet --out "$TMP/C"
+
+# bad input: one line each
+: >"$TMP/empty.txt"; printf '\n  \n\n' >"$TMP/blank.txt"; printf 'ok\nbad \xff\n' >"$TMP/bad.txt"
+P="--model $TMP/m --steps 1 --batch 2 --max-len 24 --quiet --out $TMP/E"
+expect_error "empty text file" "empty.txt: no text" "$XLMR" pretrain $P --text "$TMP/empty.txt"
+expect_error "a language with no text (blank lines only)" "blank.txt: no text" "$XLMR" pretrain $P --text "$TMP/en.txt" "$TMP/blank.txt"
+expect_error "text not UTF-8" "bad.txt:2: not valid UTF-8" "$XLMR" pretrain $P --text "$TMP/bad.txt"
+expect_error "a missing text file" "nothere.txt" "$XLMR" pretrain $P --text "$TMP/nothere.txt"
+expect_error "the same language twice" "given twice" "$XLMR" pretrain $P --text "$TMP/en.txt" "en=$TMP/de.txt"
+for p in 0 1 1.5 -0.1; do
+    expect_error "--mlm-prob $p" "pretrain: --mlm-prob must be in \(0,1\)" "$XLMR" pretrain $P --text "$TMP/en.txt" --mlm-prob $p
+done
+expect_error "--tlm-ratio without --parallel" "tlm-ratio .* needs --parallel" "$XLMR" pretrain $P --text "$TMP/en.txt" --tlm-ratio 0.5
+expect_error "--lang-alpha 2" "lang-alpha" "$XLMR" pretrain $P --text "$TMP/en.txt" --lang-alpha 2
+expect_error "--max-len beyond the model" "exceeds the model's limit" "$XLMR" pretrain $P --text "$TMP/en.txt" --max-len 64
+expect_error "no --text" "pretrain: --text is required" "$XLMR" pretrain --model "$TMP/m" --out "$TMP/E"
+printf 'g1\ten\tonly two fields\n' | sed 's/\tonly/ only/' >"$TMP/p2.tsv"
+expect_error "parallel row with 2 fields" "p2.tsv:1: expected 3 tab-separated fields" "$XLMR" pretrain $P --text "$TMP/en.txt" --parallel "$TMP/p2.tsv"
+printf 'g1\ten\tone\ng2\tde\tzwei\n' >"$TMP/p1.tsv"
+expect_error "parallel text without translations" "no group with two or more" "$XLMR" pretrain $P --text "$TMP/en.txt" --parallel "$TMP/p1.tsv"
+printf 'g1\ten\t\xff\n' >"$TMP/p3.tsv"
+expect_error "parallel row not UTF-8" "p3.tsv:1: not valid UTF-8" "$XLMR" pretrain $P --text "$TMP/en.txt" --parallel "$TMP/p3.tsv"
+summary pretrain-cli
