@@ -17,6 +17,7 @@ static const struct {
     {"pairs", cmd_pairs, "SQuAD-format files to training pairs (TSV)"},
     {"batches", cmd_batches, "print the batches a sampler draws"},
     {"train", cmd_train, "fine-tune a model folder with InfoNCE"},
+    {"corpus", cmd_corpus, "the pretraining text per language + parallel TSV from data/ (no evaluation text)"},
     {"pretrain", cmd_pretrain, "masked-LM (+ TLM) pretraining on text files per language"},
     {"eval", cmd_eval, "XQuAD-R / MLQA-R retrieval: mono, cross, multi, language bias"},
     {"experiment", cmd_experiment, "the size x sampling grid, with report and charts"},

@@ -53,4 +53,28 @@ printf 'g1\ten\tone\ng2\tde\tzwei\n' >"$TMP/p1.tsv"
 expect_error "parallel text without translations" "no group with two or more" "$XLMR" pretrain $P --text "$TMP/en.txt" --parallel "$TMP/p1.tsv"
 printf 'g1\ten\t\xff\n' >"$TMP/p3.tsv"
 expect_error "parallel row not UTF-8" "p3.tsv:1: not valid UTF-8" "$XLMR" pretrain $P --text "$TMP/en.txt" --parallel "$TMP/p3.tsv"
+
+# xlmr corpus on the real data (when data/ or ../shared/data is there): files
+# per language and a parallel file, XQuAD-R train paragraphs in, its test
+# paragraphs and MLQA-R never
+DATA=none
+for d in "${XLMR_DATA:-}" "$ROOT/data" "$ROOT/../shared/data"; do
+    [ -n "$d" ] && [ -d "$d/xquad-r" ] && [ -d "$d/parallel" ] && { DATA=$d; break; }
+done
+if [ "$DATA" != none ]; then
+    check "corpus from $DATA" "$XLMR" corpus --data "$DATA" --out "$TMP/corpus"
+    cp "$TMP/out" "$TMP/corpus.md"
+    check "corpus: 11 language files and parallel.tsv" test "$(ls "$TMP/corpus" | grep -c '^[a-z][a-z]\.txt$')" -eq 11 -a -s "$TMP/corpus/parallel.tsv"
+    check "corpus: a table row per language" test "$(grep -c '^| [a-z][a-z] | [0-9]' "$TMP/corpus.md")" -eq 11
+    sents() { "$XLMR" pairs --dataset "$1" --data "$DATA/$1" --split "$2" --langs de 2>/dev/null | grep -v '^#' | cut -f4 | awk 'length > 60' | head -200; }
+    sents xquad-r test >"$TMP/test.s"; sents xquad-r dev >"$TMP/dev.s"; sents xquad-r train >"$TMP/train.s"; sents mlqa-r all >"$TMP/mlqa.s"
+    check "corpus: XQuAD-R train paragraphs are in" grep -q -F -f "$TMP/train.s" "$TMP/corpus/de.txt"
+    check "corpus: no XQuAD-R test sentence" test "$(grep -c -F -f "$TMP/test.s" "$TMP/corpus/de.txt")" -eq 0 -a -s "$TMP/test.s"
+    check "corpus: no XQuAD-R dev sentence" test "$(grep -c -F -f "$TMP/dev.s" "$TMP/corpus/de.txt")" -eq 0 -a -s "$TMP/dev.s"
+    check "corpus: no MLQA-R sentence" test "$(grep -c -F -f "$TMP/mlqa.s" "$TMP/corpus/de.txt")" -eq 0 -a -s "$TMP/mlqa.s"
+    check "corpus: parallel rows group<TAB>lang<TAB>text" awk -F'\t' '!/^#/ && NF != 3 { exit 1 }' "$TMP/corpus/parallel.tsv"
+else
+    echo "note: no data folder: the corpus tests are skipped"
+fi
+expect_error "corpus from a folder without data" "corpus|squad|No such|cannot" "$XLMR" corpus --data "$TMP/nodata" --out "$TMP/c2"
 summary pretrain-cli
