@@ -14,6 +14,7 @@
 
 #include "eval.h"
 #include "json.h"
+#include "pretrain.h"
 #include "report.h"
 #include "runrecord.h"
 #include "sampler.h"
@@ -34,6 +35,8 @@ void experiment_options_default(ExperimentOptions *o) {
         .max_len_query = -1,
         .max_len_passage = -1,
         .lr = -1,
+        .init = "random",
+        .pretrain_steps = -1,
     };
 }
 
@@ -96,6 +99,7 @@ typedef struct {
     int seeds, steps, batch, mlq, mlp, eval_every, save_every;
     double lr, warmup;
     int quick, pretrained;
+    int init_pretrained, pretrain_steps; /* --init pretrained: sizes pretrained first */
     const char *out, *data, *tokenizer;
     char *train_file, *dev_file;     /* the TSVs training reads */
     char **langs;                    /* NULL: all languages */
@@ -227,6 +231,11 @@ static char *run_name(const GridSize *s, int sampling, int seed) {
 /* The initial model of (size, seed): written once under OUT/init, shared by every strategy. */
 static char *initial_model(const Grid *g, const GridSize *s, int seed) {
     if (s->model_dir) return xstrdup(s->model_dir);
+    if (g->init_pretrained) { /* one pretrained model per size, whatever the seed */
+        char *dir = NULL;
+        return pretrain_start_model(g->out, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir) ? NULL
+                                                                                                                : dir;
+    }
     StrBuf sb = {0};
     sb_printf(&sb, "%s/init/%s-s%d", g->out, s->name, seed);
     char *dir = sb.data;
@@ -416,6 +425,10 @@ static void grid_key(Grid *g, const char *langs) {
     snprintf(g->key, sizeof g->key, "steps=%d batch=%d lr=%g warmup=%g mlq=%d mlp=%d xq=%d ml=%d langs=%.100s train=%016llx",
              g->steps, g->batch, g->lr, g->warmup, g->mlq, g->mlp, g->xq_split, g->ml_split, langs,
              (unsigned long long)h);
+    if (g->init_pretrained) { /* a pretrained start is another grid than the random one */
+        size_t n = strlen(g->key);
+        snprintf(g->key + n, sizeof g->key - n, " init=pretrained:%d", g->pretrain_steps);
+    }
 }
 
 /* Checks a finished run's file: 1 reusable, 0 absent, -1 made with other settings. */
@@ -497,6 +510,12 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
     g->save_every = g->steps >= 200 ? g->steps / 4 : 0;
     g->keep_models = o->keep_models;
     g->select_on_dev = !quick;
+    g->init_pretrained = o->init && !strcmp(o->init, "pretrained");
+    g->pretrain_steps = o->pretrain_steps >= 0 ? o->pretrain_steps : 300;
+    if (o->init && strcmp(o->init, "random") && strcmp(o->init, "pretrained"))
+        return xerr("experiment: --init must be random or pretrained, got '%s'", o->init);
+    if (g->init_pretrained && g->pretrained) return xerr("experiment: --init pretrained is for --sizes, not --model-dirs");
+    if (g->pretrain_steps < 1) return xerr("experiment: --pretrain-steps must be >= 1");
     g->out = o->out_dir;
     g->data = o->data_dir;
     g->tokenizer = o->tokenizer;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "corpus.h"
 #include "json.h"
 #include "loss.h"
 #include "optim.h"
@@ -836,4 +837,85 @@ void pretrain_report_free(PretrainReport *r) {
     free(r->heldout_loss);
     free(r->tokens);
     memset(r, 0, sizeof *r);
+}
+
+/* The corpus of corpus.h under OUT/corpus (built once: its parallel.tsv is
+ * written last, so its presence says the folder is whole). */
+static int ensure_corpus(const char *out, const char *data_dir, char **dir) {
+    *dir = path_join(out, "corpus");
+    char *par = path_join(*dir, "parallel.tsv");
+    int rc = 0;
+    if (!path_exists(par)) {
+        CorpusStats *st = NULL;
+        int n;
+        long long np;
+        rc = corpus_build(data_dir, *dir, NULL, &st, &n, &np);
+        free(st);
+    }
+    free(par);
+    return rc;
+}
+
+int pretrain_start_model(const char *out, const char *data_dir, const char *spm, const XlmrConfig *cfg,
+                         const char *name, int steps, char **final_dir) {
+    StrBuf base = {0};
+    sb_printf(&base, "%s/pretrained/%s", out, name);
+    char *fin = path_join(base.data, "final"), *fin_cfg = path_join(fin, "config.json");
+    char *start = path_join(base.data, "start"), *log = path_join(base.data, "log.jsonl"), *corpus = NULL;
+    int rc = 0, n_text = 0;
+    char **texts = NULL;
+    if (!path_exists(fin_cfg)) {
+        rc = ensure_corpus(out, data_dir, &corpus);
+        if (rc == 0) texts = list_files(corpus, ".txt", &n_text);
+        if (rc == 0 && !path_exists(start)) { /* the random init, once per size */
+            Tokenizer *t;
+            Xlmr m;
+            XlmrConfig c = *cfg;
+            rc = tokenizer_load(&t, spm);
+            if (rc == 0) {
+                c.vocab = tokenizer_xlmr_vocab(t);
+                c.mlm_head = 1;
+                c.tie_word_embeddings = 1;
+                tokenizer_free(t);
+                rc = xlmr_build(&m, &c);
+            }
+            if (rc == 0) {
+                xlmr_init_random(&m, hash_combine(0x1417ULL, 0x9e7ULL));
+                char *spm_file = tokenizer_model_path(spm);
+                rc = run_save_model(&m, base.data, "start", spm_file);
+                free(spm_file);
+                xlmr_free(&m);
+            }
+        }
+        char *par = corpus ? path_join(corpus, "parallel.tsv") : NULL;
+        const char *pars[1] = {par};
+        PretrainOptions o;
+        pretrain_options_default(&o);
+        o.model_dir = start;
+        o.text_files = (const char *const *)texts;
+        o.n_text_files = n_text;
+        o.parallel_files = pars;
+        o.n_parallel_files = 1;
+        o.out_dir = base.data;
+        o.steps = steps;
+        o.save_every = steps >= 40 ? steps / 4 : 0;
+        o.resume = 1;
+        o.log_file = log;
+        PretrainReport r;
+        if (rc == 0 && n_text == 0) rc = xerr("%s: no text files", corpus);
+        if (rc == 0 && (rc = pretrain_run(&o, &r)) == 0) pretrain_report_free(&r);
+        free(par);
+    }
+    if (texts) free_strv(texts);
+    free(corpus);
+    free(start);
+    free(log);
+    free(fin_cfg);
+    sb_free(&base);
+    if (rc) {
+        free(fin);
+        return -1;
+    }
+    *final_dir = fin;
+    return 0;
 }

@@ -48,6 +48,7 @@
 
 #include "tokenizer.h"
 #include "util.h"
+#include "xlmr.h"
 
 typedef struct {
     const char *model_dir;                /* required; a head is added (HF init) when it has none */
@@ -87,6 +88,15 @@ typedef struct {
 
 int pretrain_run(const PretrainOptions *o, PretrainReport *r);
 void pretrain_report_free(PretrainReport *r);
+
+/* A pretrained start for `xlmr experiment --init pretrained`: the size with
+ * shape cfg (vocab from the tokenizer spm) pretrained once on the corpus of
+ * corpus.h (built from data_dir into OUT/corpus/ when missing) for `steps`
+ * steps of batch 32 x 128 tokens, TLM on its parallel file, in OUT/pretrained/NAME/
+ * (start/ the random init, checkpoints, log.jsonl, final/). A folder whose
+ * final/ exists is reused; an interrupted one resumes. *final_dir: NAME/final. */
+int pretrain_start_model(const char *out, const char *data_dir, const char *spm, const XlmrConfig *cfg,
+                         const char *name, int steps, char **final_dir);
 
 /* ---- pieces, for tests ---- */
 

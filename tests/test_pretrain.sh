@@ -77,4 +77,7 @@ else
     echo "note: no data folder: the corpus tests are skipped"
 fi
 expect_error "corpus from a folder without data" "corpus|squad|No such|cannot" "$XLMR" corpus --data "$TMP/nodata" --out "$TMP/c2"
+expect_error "experiment --init bogus" "experiment: --init must be random or pretrained" "$XLMR" experiment --init bogus --out "$TMP/x"
+expect_error "experiment --init pretrained with --model-dirs" "init pretrained is for --sizes" \
+    "$XLMR" experiment --init pretrained --model-dirs a=b --train x --out "$TMP/x"
 summary pretrain-cli
