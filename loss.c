@@ -38,14 +38,22 @@ double mlm_xent_forward_backward(float *dlogits, const float *logits, const int 
     OMP(omp parallel for)
     for (int i = 0; i < M; i++) {
         const float *row = logits + (size_t)i * V;
-        double mx = row[0], sum = 0;
+        float mx = row[0], target = row[labels[i]];
         for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
-        double lse = mx + log(sum);
-        per[i] = lse - row[labels[i]];
-        if (!dlogits) continue;
-        float *d = dlogits + (size_t)i * V;
-        for (int j = 0; j < V; j++) d[j] = (float)(dscale * exp((double)row[j] - lse));
+        /* one exp per logit (the softmax numerators are kept in dlogits, which
+         * may be the logits themselves: target was read first); float exp of
+         * values <= 0, summed in double */
+        double sum = 0;
+        float *d = dlogits ? dlogits + (size_t)i * V : NULL;
+        for (int j = 0; j < V; j++) {
+            float e = expf(row[j] - mx);
+            sum += e;
+            if (d) d[j] = e;
+        }
+        per[i] = (double)mx + log(sum) - target;
+        if (!d) continue;
+        float scale = (float)(dscale / sum);
+        for (int j = 0; j < V; j++) d[j] *= scale;
         d[labels[i]] -= dscale;
     }
     for (int i = 0; i < M; i++) loss += per[i]; /* in order: independent of the thread count */
