@@ -73,8 +73,21 @@ if [ "$DATA" != none ]; then
     check "corpus: no XQuAD-R dev sentence" test "$(grep -c -F -f "$TMP/dev.s" "$TMP/corpus/de.txt")" -eq 0 -a -s "$TMP/dev.s"
     check "corpus: no MLQA-R sentence" test "$(grep -c -F -f "$TMP/mlqa.s" "$TMP/corpus/de.txt")" -eq 0 -a -s "$TMP/mlqa.s"
     check "corpus: parallel rows group<TAB>lang<TAB>text" awk -F'\t' '!/^#/ && NF != 3 { exit 1 }' "$TMP/corpus/parallel.tsv"
-else
-    echo "note: no data folder: the corpus tests are skipped"
+fi
+# the experiment from a pretrained start (about 30 s; not under an emulator): pretrained once,
+# reused, reported, never mixed with random-init runs
+if [ "$DATA" != none ] && [ -z "${RUNNER:-}" ]; then
+    X="--quick --init pretrained --pretrain-steps 1 --sizes nano --sampling mono --data $DATA --out $TMP/exp"
+    check "experiment --init pretrained (quick)" "$XLMR" experiment $X
+    check "the size pretrained under OUT/pretrained/SIZE/final" grep -q XLMRobertaForMaskedLM "$TMP/exp/pretrained/nano/final/config.json"
+    check "the report names the pretraining and its held-out loss" grep -q 'Pretraining.*nano: ar [0-9.]*, de' "$TMP/exp/report.md"
+    "$XLMR" experiment $X >/dev/null 2>"$TMP/exp2.err"
+    check "a second call reuses everything (1 finished, 0 to do)" grep -q "1 finished, 0 to do" "$TMP/exp2.err"
+    expect_error "random-init runs refused in a pretrained --out" "made with other settings" \
+        "$XLMR" experiment --quick --sizes nano --sampling mono --data "$DATA" --out "$TMP/exp"
+fi
+if [ "$DATA" = none ]; then
+    echo "note: no data folder: the corpus and pretrained-experiment tests are skipped"
 fi
 expect_error "corpus from a folder without data" "corpus|squad|No such|cannot" "$XLMR" corpus --data "$TMP/nodata" --out "$TMP/c2"
 expect_error "experiment --init bogus" "experiment: --init must be random or pretrained" "$XLMR" experiment --init bogus --out "$TMP/x"
