@@ -38,7 +38,7 @@ CMD_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd_*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/%)
 
-.PHONY: all test test-bins run data sanitize test-sanitize fuzz clean check-scalar aarch64 test-aarch64 mpi
+.PHONY: all test test-bins run data corpus sanitize test-sanitize fuzz clean check-scalar aarch64 test-aarch64 mpi
 
 all: $(BIN)
 
@@ -105,6 +105,10 @@ fuzz:
 
 data:
 	scripts/get_data.sh
+
+# The pretraining corpus (xlmr corpus: no evaluation text) in data/corpus/.
+corpus: $(BIN) data
+	./$(BIN) corpus --data data --out data/corpus --tokenizer tokenizer/xlmrc.model
 
 # Idle OpenMP threads sleep rather than spin: the grid's models are small and
 # spinning threads cost more than they save when anything else runs.

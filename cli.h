@@ -14,5 +14,8 @@ int cmd_batches(int argc, char **argv);    /* cmd_batches.c */
 int cmd_train(int argc, char **argv);      /* cmd_train.c */
 int cmd_experiment(int argc, char **argv); /* cmd_experiment.c */
 int cmd_bench(int argc, char **argv);      /* cmd_bench.c */
+int cmd_fillmask(int argc, char **argv);   /* cmd_fillmask.c */
+int cmd_pretrain(int argc, char **argv);   /* cmd_pretrain.c */
+int cmd_corpus(int argc, char **argv);     /* cmd_corpus.c */
 
 #endif

@@ -71,6 +71,11 @@ int cmd_experiment(int argc, char **argv) {
         {"tokenizer", OPT_STR, &o.tokenizer, "FILE", "SentencePiece model of random-init sizes (default tokenizer/xlmrc.model)"},
         {"out", OPT_STR, &o.out_dir, "DIR", "output folder (default results)"},
         {"keep-models", OPT_FLAG, &o.keep_models, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
+        {"init", OPT_STR, &o.init, "random|pretrained",
+         "start of the --sizes models: random initialisation (default), or each size pretrained once with the "
+         "masked-LM + TLM objective on the xlmr corpus text (cached in OUT/pretrained/SIZE/, resumable)"},
+        {"pretrain-steps", OPT_INT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
+                                                            "(batch 32 x 128 tokens; default 300)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr experiment [options]",
                "Trains and evaluates the grid sizes x sampling strategies x seeds and writes OUT/results.json, "

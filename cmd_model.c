@@ -14,7 +14,7 @@
 
 int cmd_init(int argc, char **argv) {
     char *tok = NULL, *out = NULL, *preset = "base";
-    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0, force = 0;
+    int layers = 0, hidden = 0, heads = 0, ffn = 0, max_pos = 514, seed = 0, force = 0, mlm_head = 0;
     Opt opts[] = {
         {"tokenizer", OPT_STR, &tok, "SPM_MODEL", "SentencePiece .model (or a folder holding sentencepiece.bpe.model); "
                                                   "vocab_size = its pieces + 2"},
@@ -29,6 +29,8 @@ int cmd_init(int argc, char **argv) {
         {"max-pos", OPT_COUNT, &max_pos, "P", "max_position_embeddings (default 514: 512 tokens)"},
         {"seed", OPT_INT, &seed, "S", "initialisation seed (default 0)"},
         {"force", OPT_FLAG, &force, NULL, "overwrite --out when it holds a model folder already"},
+        {"mlm-head", OPT_FLAG, &mlm_head, NULL, "add the masked-LM head (XLMRobertaForMaskedLM, decoder tied to the "
+                                                "word embeddings)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr init --tokenizer SPM_MODEL --out DIR [options]",
                "Writes a randomly initialised XLM-R model folder (HF initialisation: weights N(0, 0.02), "
@@ -54,6 +56,7 @@ int cmd_init(int argc, char **argv) {
     if (ffn) c.ffn = ffn;
     c.vocab = tokenizer_xlmr_vocab(t);
     c.max_pos = max_pos;
+    c.mlm_head = mlm_head;
     tokenizer_free(t);
     Xlmr m;
     if (xlmr_build(&m, &c) != 0) die("init: %s", xerr_msg());

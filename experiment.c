@@ -15,6 +15,7 @@
 #include "dist.h"
 #include "eval.h"
 #include "json.h"
+#include "pretrain.h"
 #include "report.h"
 #include "runrecord.h"
 #include "sampler.h"
@@ -35,6 +36,8 @@ void experiment_options_default(ExperimentOptions *o) {
         .max_len_query = -1,
         .max_len_passage = -1,
         .lr = -1,
+        .init = "random",
+        .pretrain_steps = -1,
     };
 }
 
@@ -97,6 +100,7 @@ typedef struct {
     int seeds, steps, batch, mlq, mlp, eval_every, save_every;
     double lr, warmup;
     int quick, pretrained;
+    int init_pretrained, pretrain_steps; /* --init pretrained: sizes pretrained first */
     const char *out, *data, *tokenizer;
     char *train_file, *dev_file;     /* the TSVs training reads */
     char **langs;                    /* NULL: all languages */
@@ -229,6 +233,11 @@ static char *run_name(const GridSize *s, int sampling, int seed) {
 /* The initial model of (size, seed): written once under OUT/init, shared by every strategy. */
 static char *initial_model(const Grid *g, const GridSize *s, int seed) {
     if (s->model_dir) return xstrdup(s->model_dir);
+    if (g->init_pretrained) { /* one pretrained model per size, whatever the seed */
+        char *dir = NULL;
+        return pretrain_start_model(g->out, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir) ? NULL
+                                                                                                                : dir;
+    }
     StrBuf sb = {0};
     sb_printf(&sb, "%s/init/%s-s%d", g->out, s->name, seed);
     char *dir = sb.data;
@@ -418,6 +427,10 @@ static void grid_key(Grid *g, const char *langs) {
     snprintf(g->key, sizeof g->key, "steps=%d batch=%d lr=%g warmup=%g mlq=%d mlp=%d xq=%d ml=%d langs=%.100s train=%016llx",
              g->steps, g->batch, g->lr, g->warmup, g->mlq, g->mlp, g->xq_split, g->ml_split, langs,
              (unsigned long long)h);
+    if (g->init_pretrained) { /* a pretrained start is another grid than the random one */
+        size_t n = strlen(g->key);
+        snprintf(g->key + n, sizeof g->key - n, " init=pretrained:%d", g->pretrain_steps);
+    }
 }
 
 /* Checks a finished run's file: 1 reusable, 0 absent, -1 made with other settings. */
@@ -499,6 +512,12 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
     g->save_every = g->steps >= 200 ? g->steps / 4 : 0;
     g->keep_models = o->keep_models;
     g->select_on_dev = !quick;
+    g->init_pretrained = o->init && !strcmp(o->init, "pretrained");
+    g->pretrain_steps = o->pretrain_steps >= 0 ? o->pretrain_steps : 300;
+    if (o->init && strcmp(o->init, "random") && strcmp(o->init, "pretrained"))
+        return xerr("experiment: --init must be random or pretrained, got '%s'", o->init);
+    if (g->init_pretrained && g->pretrained) return xerr("experiment: --init pretrained is for --sizes, not --model-dirs");
+    if (g->pretrain_steps < 1) return xerr("experiment: --pretrain-steps must be >= 1");
     g->out = o->out_dir;
     g->data = o->data_dir;
     g->tokenizer = o->tokenizer;
@@ -778,6 +797,43 @@ static int run_plan(Grid *g, PlannedRun *plan, int n_runs, Report *rep, const ch
     return 0;
 }
 
+/* --init pretrained: every size pretrained (or found cached) before the runs,
+ * and a preamble line with each one's final held-out MLM loss per language
+ * (the last heldout_loss of OUT/pretrained/SIZE/log.jsonl). */
+static int pretrain_sizes(Grid *g, StrBuf *sb) {
+    sb_printf(sb, "- **Pretraining** (`--init pretrained`): each size pretrained once, %d steps of batch 32 × 128 "
+                  "tokens, masked LM + TLM on the `xlmr corpus` text (`OUT/corpus/`); held-out MLM loss per "
+                  "language at the end:",
+              g->pretrain_steps);
+    for (int i = 0; i < g->n_sizes; i++) {
+        GridSize *s = &g->sizes[i];
+        char *dir = NULL, *data = NULL;
+        if (pretrain_start_model(g->out, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir))
+            return -1;
+        free(dir);
+        StrBuf log = {0};
+        sb_printf(&log, "%s/pretrained/%s/log.jsonl", g->out, s->name);
+        size_t len;
+        const char *last = NULL;
+        if (read_file(log.data, &data, &len) == 0)
+            for (const char *p = data; (p = strstr(p, "{\"step\"")); p++)
+                if (strncmp(strchr(p, ',') ? strchr(p, ',') : p, ", \"heldout_loss\"", 16) == 0) last = p;
+        Json j;
+        const Json *h = NULL;
+        int parsed = last && json_parse(&j, last, strcspn(last, "\n"), log.data) == 0;
+        if (parsed) h = json_get(&j, "heldout_loss");
+        sb_printf(sb, "%s %s:", i ? ";" : "", s->name);
+        for (size_t k = 0; h && k < h->n; k++)
+            sb_printf(sb, "%s %s %.3f", k ? "," : "", h->keys[k], h->items[k].type == JSON_NUMBER ? h->items[k].num : NAN);
+        if (!h) sb_puts(sb, " (no evaluation logged)");
+        if (parsed) json_free(&j);
+        sb_free(&log);
+        free(data);
+    }
+    sb_puts(sb, ".\n");
+    return 0;
+}
+
 int experiment_run(const ExperimentOptions *o) {
     Grid g = {0};
     Report rep;
@@ -791,12 +847,13 @@ int experiment_run(const ExperimentOptions *o) {
     if (me != 0) dist_barrier(); /* rank 0 first: it writes the data and initial models */
     int rc = grid_settings(&g, o) || mkdir_p(o->out_dir) || (me == 0 && dir_lock(o->out_dir, &lock)) ||
              grid_sizes(&g, o) || grid_strategies(&g, o) || grid_data(&g, o) || load_eval_sets(&g, &rep);
+    if (!rc) rc = mkdir_p(runs_dir) || check_runs_dir(&g, runs_dir) || plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
     if (!rc) {
         make_preamble(&g, g.pairs_summary, &g.ev, &pre, g.quick);
+        if (g.init_pretrained) rc = pretrain_sizes(&g, &pre);
         rep.preamble = pre.data;
         rep.start = g.start;
         rep.train_data = g.train_data;
-        rc = mkdir_p(runs_dir) || check_runs_dir(&g, runs_dir) || plan_build(&g, runs_dir, &plan, &n_runs, &n_todo);
     }
     if (!rc && P > 1) {
         plan_spread(plan, n_runs, P);

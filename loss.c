@@ -31,3 +31,32 @@ double infonce_forward_backward(float *dq, float *dp, const float *q, const floa
     free(s);
     return loss / B;
 }
+
+double mlm_xent_forward_backward(float *dlogits, const float *logits, const int *labels, int M, int V,
+                                 float dscale) {
+    double *per = xmalloc((size_t)(M > 0 ? M : 1) * sizeof(double)), loss = 0;
+    OMP(omp parallel for)
+    for (int i = 0; i < M; i++) {
+        const float *row = logits + (size_t)i * V;
+        float mx = row[0], target = row[labels[i]];
+        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+        /* one exp per logit (the softmax numerators are kept in dlogits, which
+         * may be the logits themselves: target was read first); float exp of
+         * values <= 0, summed in double */
+        double sum = 0;
+        float *d = dlogits ? dlogits + (size_t)i * V : NULL;
+        for (int j = 0; j < V; j++) {
+            float e = expf(row[j] - mx);
+            sum += e;
+            if (d) d[j] = e;
+        }
+        per[i] = (double)mx + log(sum) - target;
+        if (!d) continue;
+        float scale = (float)(dscale / sum);
+        for (int j = 0; j < V; j++) d[j] *= scale;
+        d[labels[i]] -= dscale;
+    }
+    for (int i = 0; i < M; i++) loss += per[i]; /* in order: independent of the thread count */
+    free(per);
+    return loss;
+}

@@ -18,6 +18,7 @@
 #include "tensor.h"
 #include "tokenizer.h"
 #include "json.h"
+#include "run.h"
 #include "util.h"
 #include "xlmr_dist.h"
 
@@ -367,92 +368,9 @@ static int evaluate(Trainer *tr, double *dev_loss, double *dev_map) {
 /* ------------------------------------------------------------------------- */
 /* Folders                                                                   */
 
-static char *ckpt_path(const char *out, int step, const char *suffix) {
-    StrBuf sb = {0};
-    sb_printf(&sb, "%s%scheckpoint-%d%s", out, out[strlen(out) - 1] == '/' ? "" : "/", step, suffix);
-    return sb.data;
-}
-
-/* Step of a "checkpoint-N" name, or -1. */
-static int ckpt_step(const char *name) {
-    if (strncmp(name, "checkpoint-", 11) != 0 || !name[11]) return -1;
-    long v = 0;
-    for (const char *s = name + 11; *s; s++) {
-        if (*s < '0' || *s > '9' || v > 100000000) return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return (int)v;
-}
-
-/* Complete checkpoints in out, ascending; removes leftover *.tmp folders (a run
- * killed while saving or pruning). A checkpoint-N folder is whole by
- * construction (renamed into place only once written); one without
- * trainer_state.bin is not a checkpoint of this trainer and is ignored. */
-static int list_checkpoints(const char *out, IntVec *steps) {
-    DIR *dir = opendir(out);
-    if (!dir) return 0;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        size_t L = strlen(e->d_name);
-        if (L > 4 && !strcmp(e->d_name + L - 4, ".tmp") && !strncmp(e->d_name, "checkpoint-", 11)) {
-            char *p = path_join(out, e->d_name);
-            remove_tree(p);
-            free(p);
-            continue;
-        }
-        int s = ckpt_step(e->d_name);
-        if (s < 0) continue;
-        char *p = path_join(out, e->d_name), *st = path_join(p, "trainer_state.bin");
-        if (is_dir(p) && path_exists(st)) iv_push(steps, s);
-        free(p);
-        free(st);
-    }
-    closedir(dir);
-    for (size_t a = 1; a < steps->n; a++)
-        for (size_t b = a; b > 0 && steps->data[b] < steps->data[b - 1]; b--) {
-            int t = steps->data[b];
-            steps->data[b] = steps->data[b - 1];
-            steps->data[b - 1] = t;
-        }
-    return 0;
-}
-
-/* Replaces the folder dst by tmp: dst -> dst.old, tmp -> dst, remove dst.old.
- * Two renames, because a folder cannot be renamed over a non-empty one; a kill
- * in between leaves dst.old, which restore_dir() puts back. */
-static int swap_dir(const char *tmp, const char *dst) {
-    StrBuf old = {0};
-    sb_printf(&old, "%s.old", dst);
-    int rc = 0;
-    remove_tree(old.data);
-    if (path_exists(dst) && rename(dst, old.data) != 0) rc = xerr("%s: cannot rename: %s", dst, strerror(errno));
-    if (rc == 0 && rename(tmp, dst) != 0) rc = xerr("%s: cannot rename into place: %s", dst, strerror(errno));
-    if (rc == 0) remove_tree(old.data);
-    sb_free(&old);
-    return rc;
-}
-
-static void restore_dir(const char *dst) {
-    StrBuf old = {0};
-    sb_printf(&old, "%s.old", dst);
-    if (!path_exists(dst) && is_dir(old.data)) rename(old.data, dst);
-    sb_free(&old);
-}
-
-/* Writes the model into OUT/name atomically (OUT/name.tmp, then swap). */
+/* Writes the model into OUT/name atomically (run.h). */
 static int save_model_dir(Trainer *tr, const char *name) {
-    char *dst = path_join(tr->o->out_dir, name);
-    StrBuf tmp = {0};
-    sb_printf(&tmp, "%s.tmp", dst);
-    remove_tree(tmp.data);
-    int rc = mkdir_p(tmp.data);
-    if (rc == 0) rc = xlmr_save(&tr->m, tmp.data, tr->spm);
-    if (rc == 0) rc = swap_dir(tmp.data, dst);
-    if (rc == 0) fsync_dir(tr->o->out_dir);
-    else remove_tree(tmp.data);
-    free(dst);
-    sb_free(&tmp);
-    return rc;
+    return run_save_model(&tr->m, tr->o->out_dir, name, tr->spm);
 }
 
 static void options_json(const TrainOptions *o, int total, StrBuf *sb) {
@@ -529,41 +447,13 @@ static int checkpoint_write(const Trainer *tr, const char *dir) {
     return rc;
 }
 
-/* Keeps the last `keep` checkpoints. Each is renamed to .tmp before its
- * removal: a kill during the removal leaves a .tmp folder, which the next
- * start removes (list_checkpoints), never a half-deleted checkpoint. */
-static void checkpoint_prune(const Trainer *tr) {
-    const char *out = tr->o->out_dir;
-    IntVec steps = {0};
-    list_checkpoints(out, &steps);
-    for (size_t i = 0; i + (size_t)tr->o->keep < steps.n; i++) {
-        char *p = ckpt_path(out, steps.data[i], ""), *t = ckpt_path(out, steps.data[i], ".tmp");
-        remove_tree(t);
-        if (rename(p, t) == 0) remove_tree(t);
-        free(p);
-        free(t);
-    }
-    iv_free(&steps);
-}
+static int checkpoint_write_cb(void *tr, const char *dir) { return checkpoint_write(tr, dir); }
 
-/* OUT/checkpoint-STEP, atomically: written whole as checkpoint-STEP.tmp, then
- * renamed into place (a rename is atomic) and the folder's entry synced, so
- * a kill at any moment leaves either the whole checkpoint or none. */
+/* OUT/checkpoint-STEP, atomically, the last `keep` kept (run.h). */
 static int checkpoint_save(Trainer *tr) {
-    const char *out = tr->o->out_dir;
-    char *dst = ckpt_path(out, tr->step, ""), *tmp = ckpt_path(out, tr->step, ".tmp");
-    remove_tree(tmp);
-    int rc = checkpoint_write(tr, tmp);
-    if (rc == 0) {
-        remove_tree(dst); /* a checkpoint of the same step from an interrupted run */
-        if (rename(tmp, dst) != 0) rc = xerr("%s: cannot rename into place: %s", dst, strerror(errno));
-        else fsync_dir(out);
-    }
-    if (rc != 0) remove_tree(tmp);
+    char *dst = NULL;
+    if (run_checkpoint_save(tr->o->out_dir, tr->step, tr->o->keep, checkpoint_write_cb, tr, &dst)) return -1;
     free(dst);
-    free(tmp);
-    if (rc) return -1;
-    checkpoint_prune(tr);
     return 0;
 }
 
@@ -620,28 +510,6 @@ static int read_state(Trainer *tr, const char *dir) {
 static double ema_value(const Trainer *tr) {
     double c = 1.0 - pow(0.95, tr->step);
     return c > 0 ? tr->loss_ema / c : NAN;
-}
-
-/* On resume: drops the log lines of steps after the checkpoint (a killed run
- * got further than its last checkpoint), so that the log reads as one run. */
-static int log_truncate(const char *path, int step) {
-    char *data;
-    size_t len;
-    if (!path_exists(path)) return 0;
-    if (read_file(path, &data, &len)) return -1;
-    StrBuf sb = {0};
-    sb_puts(&sb, "");
-    for (char *line = data; line < data + len;) {
-        char *nl = memchr(line, '\n', (size_t)(data + len - line));
-        char *next = nl ? nl + 1 : data + len;
-        int s;
-        if (nl && sscanf(line, "{\"step\": %d", &s) == 1 && s <= step) sb_append(&sb, line, (size_t)(next - line));
-        line = next;
-    }
-    int rc = write_file_atomic(path, sb.data, sb.len);
-    sb_free(&sb);
-    free(data);
-    return rc;
 }
 
 static void log_json(Trainer *tr, const char *line) {
@@ -784,17 +652,17 @@ static int find_start(Trainer *tr, int *last) {
     /* a kill while final/ or best/ was swapped in leaves NAME.old: put it back */
     char *names[2] = {path_join(o->out_dir, "final"), path_join(o->out_dir, "best")};
     for (int i = 0; i < 2; i++) {
-        restore_dir(names[i]);
+        run_restore_dir(names[i]);
         free(names[i]);
     }
     IntVec ck = {0};
-    list_checkpoints(o->out_dir, &ck);
+    run_list_checkpoints(o->out_dir, &ck);
     *last = ck.n ? ck.data[ck.n - 1] : -1;
     iv_free(&ck);
     if (*last >= 0 && !o->resume)
         return xerr("%s: holds checkpoint-%d already: pass --resume to continue that run, or choose another --out",
                     o->out_dir, *last);
-    tr->src_dir = *last >= 0 ? ckpt_path(o->out_dir, *last, "") : xstrdup(o->model_dir);
+    tr->src_dir = *last >= 0 ? run_ckpt_path(o->out_dir, *last, "") : xstrdup(o->model_dir);
     if (*last < 0 && o->resume && !o->quiet)
         fprintf(stderr, "train: %s holds no checkpoint: starting from %s\n", o->out_dir, o->model_dir);
     return 0;
@@ -810,11 +678,7 @@ static int load_start(Trainer *tr, int from_checkpoint) {
     /* the tokenizer file every saved folder gets a copy of: one the run owns,
      * copied once into OUT, since the user may delete the folder we started
      * from or any checkpoint (to free disk) while the run goes on */
-    char *spm_src = tokenizer_model_path(tr->src_dir);
-    tr->spm = path_join(o->out_dir, ".sentencepiece.bpe.model");
-    int copied = copy_file(spm_src, tr->spm);
-    free(spm_src);
-    if (copied) return -1;
+    if (!(tr->spm = run_own_tokenizer(tr->src_dir, o->out_dir))) return -1;
     int limit = xlmr_max_len(&tr->m.cfg);
     if (o->max_len_query > limit || o->max_len_passage > limit)
         return xerr("%s: --max-len-query %d / --max-len-passage %d exceed the model's limit of %d tokens", tr->src_dir,
@@ -877,7 +741,7 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     tr->lens = xmalloc((size_t)3 * o->batch * sizeof(int));
     if (o->log_file) {
         /* a resumed run continues the log of the steps up to its checkpoint */
-        if (last >= 0 && log_truncate(o->log_file, tr->step)) return -1;
+        if (last >= 0 && run_log_truncate(o->log_file, tr->step)) return -1;
         tr->log = fopen(o->log_file, last >= 0 ? "a" : "w");
         if (!tr->log) return xerr("%s: cannot write: %s", o->log_file, strerror(errno));
     }
@@ -891,19 +755,6 @@ typedef struct {
     double loss, lr, grad_norm;
     double seconds, end; /* duration of the step; now_seconds() at its end */
 } StepStats;
-
-/* The error of a step whose loss or gradient is not finite. Nothing of the step
- * was applied: the model and the checkpoints on disk stay as they were. */
-static int nonfinite_error(const Trainer *tr, int step, double loss, double norm) {
-    IntVec ck = {0};
-    list_checkpoints(tr->o->out_dir, &ck);
-    char *p = ck.n ? ckpt_path(tr->o->out_dir, ck.data[ck.n - 1], "") : xstrdup("none");
-    xerr("step %d: the %s is %s; training stopped (last complete checkpoint: %s)", step,
-         isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite", p);
-    free(p);
-    iv_free(&ck);
-    return -1;
-}
 
 /* One optimizer step: draw a batch, its loss and gradient (train_batch_step),
  * clip, AdamW at the scheduled learning rate. The dropout masks of step s are
@@ -922,7 +773,7 @@ static int train_step(Trainer *tr, StepStats *st) {
                                    o->pooling, (float)o->temperature, &dr);
     xlmr_grads_allreduce(&tr->m, !o->freeze_embeddings); /* each rank's share -> the whole batch's */
     double norm = xlmr_grad_norm(&tr->m, o->freeze_embeddings);
-    if (!isfinite(loss) || !isfinite(norm)) return nonfinite_error(tr, s, loss, norm);
+    if (!isfinite(loss) || !isfinite(norm)) return run_nonfinite_error(o->out_dir, s, loss, norm);
     double lr = lr_schedule(s, tr->total, tr->warmup, o->lr);
     xlmr_adamw_step(&tr->m, &tr->opt, &tr->acfg, (float)lr, clip_scale(norm, o->max_grad_norm), o->freeze_embeddings);
     tr->step = s;
@@ -951,27 +802,6 @@ static void log_step(Trainer *tr, const StepStats *st) {
     sb_free(&sb);
 }
 
-/* The progress line's clock: this call's start and steps, the last print. */
-typedef struct {
-    double t0, last_print, train_before; /* train_before: train_seconds of the run before this call */
-    int first_step, tty;
-} Progress;
-
-/* The progress line on stderr: rewritten in place on a terminal (4 a second),
- * one line every 5 s otherwise, and always at the last step. */
-static void progress_line(const Trainer *tr, Progress *pg, const StepStats *st) {
-    int s = st->step;
-    if (!(s == tr->total || st->end - pg->last_print > (pg->tty ? 0.25 : 5.0))) return;
-    char el[32], eta[32];
-    double rate = (s - pg->first_step) / (st->end - pg->t0 + 1e-9);
-    fmt_duration(el, sizeof el, st->end - pg->t0);
-    fmt_duration(eta, sizeof eta, (tr->total - s) / (rate > 0 ? rate : 1e-9));
-    fprintf(stderr, "%strain: step %d/%d loss %.4f lr %.3g %.0f tok/s elapsed %s ETA %s%s", pg->tty ? "\r" : "", s,
-            tr->total, ema_value(tr), st->lr, tokens_per_s(st), el, eta, pg->tty ? "   " : "\n");
-    if (pg->tty && s == tr->total) fputc('\n', stderr);
-    pg->last_print = st->end;
-}
-
 /* Data parallel: every rank applies the same update to the same weights, so
  * they stay equal; checked (a hash) before each checkpoint, as an MPI sum that
  * differed between ranks would make them drift apart. */
@@ -985,17 +815,17 @@ static int ranks_agree(const Trainer *tr) {
  * train_finish's). */
 static int train_loop(Trainer *tr) {
     const TrainOptions *o = tr->o;
-    Progress pg = {.t0 = now_seconds(), .train_before = tr->train_seconds, .first_step = tr->step, .tty = isatty(2)};
+    RunProgress pg = {.t0 = now_seconds(), .train_before = tr->train_seconds, .first_step = tr->step, .tty = isatty(2)};
     int rc = 0;
     for (int done_here = 0; tr->step < tr->total && rc == 0; done_here++) {
         if (o->stop_after && done_here >= o->stop_after) break;
-        StepStats st;
+        StepStats st = {0};
         if (train_step(tr, &st)) return -1;
         tr->train_seconds = pg.train_before + (st.end - pg.t0);
         log_step(tr, &st);
         if (tr->log && stream_flush_checked(tr->log, o->log_file)) return -1; /* a full disk stops the run */
         if (o->on_step) o->on_step(o->user, st.step, tr->total, ema_value(tr), st.lr);
-        if (!o->quiet) progress_line(tr, &pg, &st);
+        if (!o->quiet) run_progress_line(&pg, "train", st.step, tr->total, ema_value(tr), st.lr, tokens_per_s(&st), st.end);
         int at_end = st.step == tr->total;
         if (tr->have_dev && o->eval_every > 0 && st.step % o->eval_every == 0 && !at_end) rc = run_eval(tr);
         if (rc == 0 && o->save_every > 0 && st.step % o->save_every == 0 && !at_end)

@@ -61,11 +61,13 @@
 #endif
 
 /* ---------------------------------------------------------------------------
- * The tensor table: one row per XlmrTensorId. A masked-LM head adds ids and
- * rows here (its tensors are not per layer; its decoder is tied to word_emb). */
+ * The tensor table: one row per XlmrTensorId. The masked-LM head's rows have
+ * 0 elements in a model without one (tensor_present); its decoder row also in
+ * a tied model, whose decoder is word_emb. */
 
 typedef enum { DIM_NONE, DIM_C, DIM_F, DIM_V, DIM_P, DIM_TV } Dim; /* sizes from XlmrConfig */
 typedef enum { INIT_NORMAL, INIT_ZERO, INIT_ONE } Init;            /* HF's _init_weights */
+typedef enum { PART_BODY, PART_HEAD, PART_DECODER } Part;          /* which models hold the tensor */
 
 typedef struct {
     const char *hf_name; /* printf format with the layer for the per-layer tensors */
@@ -75,10 +77,13 @@ typedef struct {
     int lazy_rows;       /* gradient only in touched_rows (the word-embedding table) */
     Init init;           /* N(0, 0.02), 0 or 1 */
     size_t field;        /* offsetof(XlmrParams, ...): the named pointer of this tensor */
+    Part part;           /* present in every model, with a head, or with an untied decoder */
 } TensorSpec;
 
-#define EMB(name, r, c, dec, lazy, ini, f) {name, {r, c}, 0, dec, lazy, ini, offsetof(XlmrParams, f)}
-#define LAYER(name, r, c, dec, ini, f) {"encoder.layer.%d." name, {r, c}, 1, dec, 0, ini, offsetof(XlmrParams, f)}
+#define EMB(name, r, c, dec, lazy, ini, f) {name, {r, c}, 0, dec, lazy, ini, offsetof(XlmrParams, f), PART_BODY}
+#define LAYER(name, r, c, dec, ini, f) \
+    {"encoder.layer.%d." name, {r, c}, 1, dec, 0, ini, offsetof(XlmrParams, f), PART_BODY}
+#define HEAD(name, r, c, dec, ini, f, part) {"lm_head." name, {r, c}, 0, dec, 0, ini, offsetof(XlmrParams, f), part}
 static const TensorSpec tensor_table[XLMR_NUM_TENSORS] = {
     [XLMR_T_WORD_EMB] = EMB("embeddings.word_embeddings.weight", DIM_V, DIM_C, 1, 1, INIT_NORMAL, word_emb),
     [XLMR_T_POS_EMB] = EMB("embeddings.position_embeddings.weight", DIM_P, DIM_C, 1, 0, INIT_NORMAL, pos_emb),
@@ -101,15 +106,28 @@ static const TensorSpec tensor_table[XLMR_NUM_TENSORS] = {
     [XLMR_T_FO_B] = LAYER("output.dense.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, fo_b),
     [XLMR_T_LN2_W] = LAYER("output.LayerNorm.weight", DIM_C, DIM_NONE, 0, INIT_ONE, ln2_w),
     [XLMR_T_LN2_B] = LAYER("output.LayerNorm.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, ln2_b),
+    [XLMR_T_LM_DENSE_W] = HEAD("dense.weight", DIM_C, DIM_C, 1, INIT_NORMAL, lm_dense_w, PART_HEAD),
+    [XLMR_T_LM_DENSE_B] = HEAD("dense.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, lm_dense_b, PART_HEAD),
+    [XLMR_T_LM_LN_W] = HEAD("layer_norm.weight", DIM_C, DIM_NONE, 0, INIT_ONE, lm_ln_w, PART_HEAD),
+    [XLMR_T_LM_LN_B] = HEAD("layer_norm.bias", DIM_C, DIM_NONE, 0, INIT_ZERO, lm_ln_b, PART_HEAD),
+    [XLMR_T_LM_BIAS] = HEAD("bias", DIM_V, DIM_NONE, 0, INIT_ZERO, lm_bias, PART_HEAD),
+    [XLMR_T_LM_DECODER_W] = HEAD("decoder.weight", DIM_V, DIM_C, 1, INIT_NORMAL, lm_decoder, PART_DECODER),
 };
 #undef EMB
 #undef LAYER
+#undef HEAD
 
 static int valid_id(int i) { return i >= 0 && i < XLMR_NUM_TENSORS; }
 const char *xlmr_tensor_name(int i) { return valid_id(i) ? tensor_table[i].hf_name : NULL; }
 int xlmr_tensor_is_layered(int i) { return valid_id(i) && tensor_table[i].layered; }
 int xlmr_tensor_decays(int i) { return valid_id(i) && tensor_table[i].decays; }
 int xlmr_tensor_lazy_rows(int i) { return valid_id(i) && tensor_table[i].lazy_rows; }
+int xlmr_tensor_in_head(int i) { return valid_id(i) && tensor_table[i].part != PART_BODY; }
+
+int xlmr_tensor_present(const XlmrConfig *c, int i) {
+    Part p = tensor_table[i].part;
+    return p == PART_BODY || (c->mlm_head && (p == PART_HEAD || !c->tie_word_embeddings));
+}
 
 static size_t dim_size(const XlmrConfig *c, Dim d) {
     switch (d) {
@@ -169,7 +187,8 @@ static XlmrLayerWeights layer_weights(const XlmrParams *p, const XlmrConfig *c, 
 
 void xlmr_config_default(XlmrConfig *cfg) {
     *cfg = (XlmrConfig){.n_layers = 12, .hidden = 768, .n_heads = 12, .ffn = 3072, .vocab = 0, .max_pos = 514,
-                        .type_vocab = 1, .pad_id = 1, .ln_eps = 1e-5f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f};
+                        .type_vocab = 1, .pad_id = 1, .ln_eps = 1e-5f, .hidden_dropout = 0.1f, .attn_dropout = 0.1f,
+                        .mlm_head = 0, .tie_word_embeddings = 1};
 }
 
 /* The one list of model presets (xlmr init, xlmr experiment and xlmr bench use it). */
@@ -236,7 +255,7 @@ int xlmr_build(Xlmr *m, const XlmrConfig *cfg) {
     m->cfg = *cfg;
     size_t off = 0;
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
-        m->sizes[i] = tensor_numel(cfg, i) * (size_t)(tensor_table[i].layered ? cfg->n_layers : 1);
+        m->sizes[i] = xlmr_tensor_present(cfg, i) ? tensor_numel(cfg, i) * (size_t)(tensor_table[i].layered ? cfg->n_layers : 1) : 0;
         m->offsets[i] = off;
         off += m->sizes[i];
     }
@@ -259,6 +278,23 @@ void xlmr_init_random(Xlmr *m, uint64_t seed) {
     /* nn.Embedding(padding_idx=pad): HF zeroes the padding rows */
     memset(m->params.word_emb + (size_t)c->pad_id * c->hidden, 0, (size_t)c->hidden * sizeof(float));
     memset(m->params.pos_emb + (size_t)c->pad_id * c->hidden, 0, (size_t)c->hidden * sizeof(float));
+}
+
+int xlmr_with_mlm_head(Xlmr *dst, const Xlmr *src, uint64_t seed) {
+    XlmrConfig c = src->cfg;
+    if (!c.mlm_head) {
+        c.mlm_head = 1;
+        c.tie_word_embeddings = 1;
+    }
+    if (xlmr_build(dst, &c) != 0) return -1;
+    if (!src->cfg.mlm_head) xlmr_init_random(dst, seed); /* the head's initialisation; the body is src's */
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++)
+        if (src->sizes[i] == dst->sizes[i] && src->sizes[i])
+            memcpy(dst->params_memory + dst->offsets[i], src->params_memory + src->offsets[i],
+                   src->sizes[i] * sizeof(float));
+    dst->use_bf16 = src->use_bf16;
+    dst->use_ref_gemm = src->use_ref_gemm;
+    return 0;
 }
 
 void xlmr_free(Xlmr *m) {
@@ -1167,19 +1203,18 @@ void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T
     // pooling (sentence-transformers): mean over non-pad tokens or token 0, then L2-normalised
     pool_forward(a->pooled, a->h + (size_t)c->n_layers * NC, ids, c->pad_id, B, T, C, pooling);
     normalize_forward(a->out, a->norm, a->pooled, B, C);
-    memcpy(out, a->out, (size_t)B * C * sizeof(float));
+    if (out) memcpy(out, a->out, (size_t)B * C * sizeof(float));
 }
 
-void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout) {
+/* The encoder's backward from a->dh, the gradient at the last hidden state
+ * (overwritten on the way down). */
+static void encoder_backward(Xlmr *m, XlmrActs *a) {
     const XlmrConfig *c = &m->cfg;
     if (!m->grads_memory) xlmr_grads_alloc(m);
     int B = a->B, T = a->T, C = c->hidden, N = B * T;
     size_t NC = (size_t)N * C;
     LnActs emb_ln = {.inp = a->emb, .mean = a->emb_mean, .rstd = a->emb_rstd};
     DropAt emb_drop = {.drop = &a->hd, .layer = 0, .site = DROP_EMB};
-    // pooling
-    normalize_backward(a->dpooled, dout, a->out, a->norm, B, C);
-    pool_backward(a->dh, a->dpooled, a->ids, c->pad_id, B, T, C, a->pooling);
     // encoder.layer[l], last to first; a->dh: d h[l+1] in, d h[l] out
     for (int l = c->n_layers - 1; l >= 0; l--) {
         LayerActs s = layer_acts(a, m, l);
@@ -1190,6 +1225,118 @@ void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout) {
     layernorm_backward(a->demb, m->grads.emb_ln_w, m->grads.emb_ln_b, a->bwd.dbranch, &emb_ln, m->params.emb_ln_w,
                        N, C);
     embeddings_backward(m, a->demb, a->ids, a->pos, N);
+}
+
+void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout) {
+    const XlmrConfig *c = &m->cfg;
+    // pooling
+    normalize_backward(a->dpooled, dout, a->out, a->norm, a->B, c->hidden);
+    pool_backward(a->dh, a->dpooled, a->ids, c->pad_id, a->B, a->T, c->hidden, a->pooling);
+    encoder_backward(m, a);
+}
+
+void xlmr_backward_hidden(Xlmr *m, XlmrActs *a, const float *dh) {
+    if (dh != a->dh) memcpy(a->dh, dh, (size_t)a->B * a->T * m->cfg.hidden * sizeof(float));
+    encoder_backward(m, a);
+}
+
+/* ---------------------------------------------------------------------------
+ * The masked-LM head (XLMRobertaLMHead), at the M chosen positions only. */
+
+struct XlmrMlmActs {
+    int capM, M;
+    int *pos;       /* (M) rows of the encoder output */
+    float *x;       /* (M,C) the encoder's last hidden state at pos, input of lm_head.dense */
+    float *d;       /* (M,C) lm_head.dense output, the GELU's input */
+    float *g;       /* (M,C) GELU output, lm_head.layer_norm's input */
+    float *mean, *rstd; /* (M) its statistics */
+    float *y;       /* (M,C) layer_norm output, the decoder's input */
+    float *dy, *dg; /* (M,C) backward scratch */
+};
+
+XlmrMlmActs *xlmr_mlm_acts_build(const Xlmr *m, int M) {
+    XlmrMlmActs *h = xcalloc(1, sizeof *h);
+    size_t Mc = (size_t)(M > 0 ? M : 1), MC = Mc * (size_t)m->cfg.hidden;
+    h->capM = M;
+    h->pos = xmalloc(Mc * sizeof(int));
+    float **mc[] = {&h->x, &h->d, &h->g, &h->y, &h->dy, &h->dg};
+    for (size_t i = 0; i < sizeof mc / sizeof *mc; i++) *mc[i] = xmalloc(MC * sizeof(float));
+    h->mean = xmalloc(Mc * sizeof(float));
+    h->rstd = xmalloc(Mc * sizeof(float));
+    return h;
+}
+
+void xlmr_mlm_acts_free(XlmrMlmActs *h) {
+    if (!h) return;
+    float *fs[] = {h->x, h->d, h->g, h->y, h->dy, h->dg, h->mean, h->rstd};
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) free(fs[i]);
+    free(h->pos);
+    free(h);
+}
+
+/* The decoder weight (V,C) of the head, tied or not, in p (parameters or gradients). */
+static float *decoder_of(const Xlmr *m, const XlmrParams *p) {
+    return m->cfg.tie_word_embeddings ? p->word_emb : p->lm_decoder;
+}
+
+/* Every word-embedding row receives the tied decoder's gradient. */
+static void touch_all_rows(Xlmr *m) {
+    int V = m->cfg.vocab;
+    if (m->n_touched == V) return;
+    for (int r = 0; r < V; r++) m->row_touched[r] = 1;
+    for (int r = 0; r < V; r++) m->touched_rows[r] = r;
+    m->n_touched = V;
+}
+
+int xlmr_mlm_forward(Xlmr *m, const XlmrActs *a, XlmrMlmActs *h, float *logits, const int *pos, int M) {
+    const XlmrConfig *c = &m->cfg;
+    if (!c->mlm_head) return xerr("the model has no masked-LM head (lm_head.* tensors)");
+    if (M < 0 || M > h->capM) return xerr("xlmr_mlm_forward: %d positions, built for %d", M, h->capM);
+    int C = c->hidden, N = a->B * a->T;
+    for (int i = 0; i < M; i++)
+        if (pos[i] < 0 || pos[i] >= N) return xerr("xlmr_mlm_forward: position %d outside [0, %d)", pos[i], N);
+    h->M = M;
+    if (M == 0) return 0;
+    memcpy(h->pos, pos, (size_t)M * sizeof(int));
+    GemmFn g = gemm_of(m);
+    const XlmrParams *p = &m->params;
+    const float *last = xlmr_acts_hidden(a, c->n_layers);
+    LnActs ln = {.inp = h->g, .mean = h->mean, .rstd = h->rstd};
+    for (int i = 0; i < M; i++) memcpy(h->x + (size_t)i * C, last + (size_t)pos[i] * C, (size_t)C * sizeof(float));
+    // dense: d = x Wdᵀ + bd, then the exact GELU
+    matmul_forward(g, h->d, h->x, p->lm_dense_w, p->lm_dense_b, M, C, C);
+    gelu_forward(h->g, h->d, (size_t)M * C);
+    // layer_norm: y = LayerNorm(g)
+    layernorm_forward(h->y, &ln, p->lm_ln_w, p->lm_ln_b, M, C, c->ln_eps);
+    // decoder: logits = y Eᵀ + bias
+    matmul_forward(g, logits, h->y, decoder_of(m, p), p->lm_bias, M, C, c->vocab);
+    return 0;
+}
+
+void xlmr_mlm_backward(Xlmr *m, XlmrActs *a, XlmrMlmActs *h, const float *dlogits) {
+    const XlmrConfig *c = &m->cfg;
+    if (!m->grads_memory) xlmr_grads_alloc(m);
+    int M = h->M, C = c->hidden, N = a->B * a->T;
+    if (M == 0) return; /* no position: no gradient anywhere */
+    GemmFn g = gemm_of(m);
+    const XlmrParams *p = &m->params;
+    XlmrParams *d = &m->grads;
+    LnActs ln = {.inp = h->g, .mean = h->mean, .rstd = h->rstd};
+    // decoder: logits = y Eᵀ + bias; the tied E's gradient reaches every row
+    matmul_backward(g, h->dy, 0, decoder_of(m, d), d->lm_bias, dlogits, h->y, decoder_of(m, p), M, C, c->vocab);
+    if (c->tie_word_embeddings) touch_all_rows(m);
+    // layer_norm, then GELU and dense
+    layernorm_backward(h->dg, d->lm_ln_w, d->lm_ln_b, h->dy, &ln, p->lm_ln_w, M, C);
+    gelu_backward(h->dg, h->dg, h->d, (size_t)M * C);
+    matmul_backward(g, h->dy, 0, d->lm_dense_w, d->lm_dense_b, h->dg, h->x, p->lm_dense_w, M, C, C);
+    // the gradient at the encoder's output: dx at the chosen rows, 0 elsewhere
+    memset(a->dh, 0, (size_t)N * C * sizeof(float));
+    for (int i = 0; i < M; i++) {
+        float *dst = a->dh + (size_t)h->pos[i] * C;
+        const float *src = h->dy + (size_t)i * C;
+        for (int k = 0; k < C; k++) dst[k] += src[k];
+    }
+    encoder_backward(m, a);
 }
 
 int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {

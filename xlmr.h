@@ -20,6 +20,12 @@ typedef struct {
     float ln_eps;    /* layer_norm_eps (1e-5 for XLM-R; never the class default) */
     float hidden_dropout; /* hidden_dropout_prob */
     float attn_dropout;   /* attention_probs_dropout_prob */
+    /* The masked-LM head (XLMRobertaForMaskedLM.lm_head): present when the
+     * folder's weights hold lm_head.dense.weight (xlmr_load) or when asked for
+     * (xlmr_build). Its decoder is the word-embedding table unless
+     * tie_word_embeddings is false and lm_head.decoder.weight is stored. */
+    int mlm_head;            /* 0: the encoder alone (XLMRobertaModel) */
+    int tie_word_embeddings; /* config.json's tie_word_embeddings (default true) */
 } XlmrConfig;
 
 enum { POOL_MEAN = 0, POOL_CLS = 1 };
@@ -34,6 +40,8 @@ typedef enum {
     XLMR_T_Q_W, XLMR_T_Q_B, XLMR_T_K_W, XLMR_T_K_B, XLMR_T_V_W, XLMR_T_V_B,
     XLMR_T_AO_W, XLMR_T_AO_B, XLMR_T_LN1_W, XLMR_T_LN1_B,
     XLMR_T_FC_W, XLMR_T_FC_B, XLMR_T_FO_W, XLMR_T_FO_B, XLMR_T_LN2_W, XLMR_T_LN2_B,
+    /* the masked-LM head: 0 elements unless cfg.mlm_head (the decoder also needs untied) */
+    XLMR_T_LM_DENSE_W, XLMR_T_LM_DENSE_B, XLMR_T_LM_LN_W, XLMR_T_LM_LN_B, XLMR_T_LM_BIAS, XLMR_T_LM_DECODER_W,
     XLMR_NUM_TENSORS
 } XlmrTensorId;
 
@@ -63,6 +71,12 @@ typedef struct {
     float *fo_b;      /* (L, C) */
     float *ln2_w;     /* (L, C) ...output.LayerNorm */
     float *ln2_b;     /* (L, C) */
+    float *lm_dense_w; /* (C, C) lm_head.dense.weight */
+    float *lm_dense_b; /* (C)    lm_head.dense.bias */
+    float *lm_ln_w;    /* (C)    lm_head.layer_norm.weight */
+    float *lm_ln_b;    /* (C)    lm_head.layer_norm.bias */
+    float *lm_bias;    /* (V)    lm_head.bias (= lm_head.decoder.bias) */
+    float *lm_decoder; /* (V, C) lm_head.decoder.weight when untied; empty when tied (word_emb is the decoder) */
 } XlmrParams;
 
 typedef struct XlmrActs XlmrActs; /* activations kept for backward, sized (B,T) */
@@ -108,11 +122,19 @@ int xlmr_build(Xlmr *m, const XlmrConfig *cfg);
 /* HF initialisation: weights N(0, 0.02), biases 0, LayerNorm 1/0, padding row 0. */
 void xlmr_init_random(Xlmr *m, uint64_t seed);
 /* Loads DIR/config.json + DIR/model.safetensors (F32/F16/BF16, with or without
- * the "roberta." prefix; pooler.* and lm_head.* ignored). -1 + xerr on any problem. */
+ * the "roberta." prefix; pooler.* ignored). The masked-LM head is loaded when
+ * lm_head.dense.weight is there (then every head tensor must be; lm_head.bias
+ * may be stored as lm_head.decoder.bias), else lm_head.* is ignored. -1 + xerr
+ * on any problem. */
 int xlmr_load(Xlmr *m, const char *dir);
 /* Writes DIR/config.json and DIR/model.safetensors (F32, HF names), each
- * atomically, and copies spm_model (may be NULL) to DIR/sentencepiece.bpe.model. */
+ * atomically, and copies spm_model (may be NULL) to DIR/sentencepiece.bpe.model.
+ * With a head: XLMRobertaForMaskedLM's layout (body under "roberta.", lm_head.*,
+ * no lm_head.decoder.weight when tied). */
 int xlmr_save(const Xlmr *m, const char *dir, const char *spm_model);
+/* dst = src with a masked-LM head: src's head if it has one, else a fresh HF
+ * initialisation of it (seed), tied to the word embeddings. src is unchanged. */
+int xlmr_with_mlm_head(Xlmr *dst, const Xlmr *src, uint64_t seed);
 void xlmr_free(Xlmr *m);
 /* The tensor table, by XlmrTensorId. HF name: a printf format taking the layer
  * for the per-layer tensors, e.g. "encoder.layer.%d.attention.self.query.weight". */
@@ -122,6 +144,10 @@ int xlmr_tensor_decays(int i);       /* 0 for biases and LayerNorm (AdamW: no we
 /* 1 for the word-embedding table: only its touched_rows carry gradient, and
  * zero_grad, the optimizer and the gradient norm visit only those rows. */
 int xlmr_tensor_lazy_rows(int i);
+int xlmr_tensor_in_head(int i);      /* 1 for lm_head.* (never under the "roberta." prefix) */
+/* 1 when a model of config c holds tensor i: the head's only with a head, the
+ * decoder only untied (Xlmr.sizes[i] is 0 for the others). */
+int xlmr_tensor_present(const XlmrConfig *c, int i);
 /* Shape of tensor i as stored in model.safetensors (one layer's slice for the
  * layered ones): writes shape[0..ndim) and returns ndim (1 or 2). */
 int xlmr_tensor_shape(const XlmrConfig *cfg, int i, size_t shape[2]);
@@ -155,7 +181,8 @@ typedef struct {
 XlmrActs *xlmr_acts_build(const Xlmr *m, int B, int T);
 void xlmr_acts_free(XlmrActs *a);
 /* Forward keeping activations in a (built for at least B x T).
- * out (B,C): L2-normalised pooled embeddings. dropout may be NULL (eval).
+ * out (B,C): L2-normalised pooled embeddings (may be NULL: the masked-LM head
+ * reads the hidden states). dropout may be NULL (eval).
  * ids must pass xlmr_check_ids (tokenizer output does); otherwise it dies. */
 void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T,
                   int pooling, const XlmrDropout *dropout);
@@ -168,5 +195,33 @@ void xlmr_zero_grad(Xlmr *m);
 /* dout (B,C): gradient of the loss w.r.t. the normalised embeddings of the last
  * xlmr_forward on a. Accumulates (+=) into m->grads. */
 void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout);
+/* The same from dh (B,T,C), the gradient w.r.t. the last hidden state (the
+ * masked-LM head's input); dh is not modified. */
+void xlmr_backward_hidden(Xlmr *m, XlmrActs *a, const float *dh);
+
+/* ---- the masked-LM head (XLMRobertaForMaskedLM.lm_head) ----
+ *   x = h_last[pos]; d = x Wdᵀ + bd; g = gelu(d); y = LayerNorm(g) (eps = ln_eps)
+ *   logits = y Eᵀ + bias,  E = word_emb (tied) or lm_decoder (untied)
+ * Logits only at the M chosen positions: (M,V), not (B T, V).
+ *
+ * The tied decoder's gradient dE += dlogitsᵀ y is dense: every one of the V
+ * rows gets gradient. mlm_head_backward therefore marks every word-embedding
+ * row touched, so zero_grad, the gradient norm and AdamW visit the whole table
+ * (the lazy-row update becomes exact dense AdamW on it). At 250,002 x 768 that
+ * is 192M values: 768 MB of gradient plus 1.5 GB of moments (already held once
+ * every row has been seen), and an O(V C) pass per step, small beside the
+ * decoder's own 3 M V C multiply-adds (M = 1,920 masked positions at batch
+ * 100 x 128: 1.1 TFLOP per step) and its (M,V) logits (1.9 GB at that M: run
+ * the batch in chunks). */
+typedef struct XlmrMlmActs XlmrMlmActs;
+XlmrMlmActs *xlmr_mlm_acts_build(const Xlmr *m, int M); /* for up to M positions */
+void xlmr_mlm_acts_free(XlmrMlmActs *h);
+/* logits (M,V) at rows pos[0..M) of the last xlmr_forward on a (row b T + t).
+ * -1 + xerr when the model has no head or a position is out of range. */
+int xlmr_mlm_forward(Xlmr *m, const XlmrActs *a, XlmrMlmActs *h, float *logits, const int *pos, int M);
+/* From dlogits (M,V) of the last xlmr_mlm_forward on h: head gradients +=,
+ * then the encoder's backward (xlmr_backward_hidden), so m->grads += the
+ * gradient of the loss through the whole model. */
+void xlmr_mlm_backward(Xlmr *m, XlmrActs *a, XlmrMlmActs *h, const float *dlogits);
 
 #endif

@@ -70,6 +70,13 @@ int xlmr_config_read(XlmrConfig *c, const char *path) {
         goto done;
     }
     c->ln_eps = (float)eps;
+    c->tie_word_embeddings = 1; /* PretrainedConfig's default */
+    const Json *tie = json_get(&j, "tie_word_embeddings");
+    if (tie && tie->type != JSON_TRUE && tie->type != JSON_FALSE) {
+        xerr("%s: tie_word_embeddings must be true or false", path);
+        goto done;
+    }
+    if (tie) c->tie_word_embeddings = tie->type == JSON_TRUE;
     rc = xlmr_config_check(c, path);
 done:
     json_free(&j);
@@ -88,7 +95,7 @@ static void sb_float(StrBuf *sb, float x) {
 
 static int write_config(const XlmrConfig *c, const char *path) {
     StrBuf sb = {0};
-    sb_puts(&sb, "{\n  \"architectures\": [\"XLMRobertaModel\"],\n");
+    sb_printf(&sb, "{\n  \"architectures\": [\"%s\"],\n", c->mlm_head ? "XLMRobertaForMaskedLM" : "XLMRobertaModel");
     sb_puts(&sb, "  \"attention_probs_dropout_prob\": ");
     sb_float(&sb, c->attn_dropout);
     sb_printf(&sb, ",\n  \"bos_token_id\": 0,\n  \"classifier_dropout\": null,\n  \"eos_token_id\": 2,\n"
@@ -100,9 +107,11 @@ static int write_config(const XlmrConfig *c, const char *path) {
     sb_printf(&sb, ",\n  \"max_position_embeddings\": %d,\n  \"model_type\": \"xlm-roberta\",\n"
                    "  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n  \"output_past\": true,\n"
                    "  \"pad_token_id\": %d,\n  \"position_embedding_type\": \"absolute\",\n"
+                   "  \"tie_word_embeddings\": %s,\n"
                    "  \"torch_dtype\": \"float32\",\n  \"type_vocab_size\": %d,\n  \"use_cache\": true,\n"
                    "  \"vocab_size\": %d\n}\n",
-              c->max_pos, c->n_heads, c->n_layers, c->pad_id, c->type_vocab, c->vocab);
+              c->max_pos, c->n_heads, c->n_layers, c->pad_id, c->tie_word_embeddings ? "true" : "false",
+              c->type_vocab, c->vocab);
     int rc = write_file_atomic(path, sb.data, sb.len);
     sb_free(&sb);
     return rc;
@@ -128,10 +137,17 @@ int xlmr_load(Xlmr *m, const char *dir) {
     if (xlmr_config_read(&cfg, cpath) != 0) goto done;
     if (st_open(&st, spath) != 0) goto done;
     opened = 1;
+    /* a head when its first tensor is stored; its own decoder only when untied */
+    cfg.mlm_head = st_find(&st, "lm_head.dense.weight") != NULL;
+    if (cfg.mlm_head && !cfg.tie_word_embeddings && !st_find(&st, "lm_head.decoder.weight")) {
+        xerr("%s: tie_word_embeddings is false in %s but lm_head.decoder.weight is missing", spath, cpath);
+        goto done;
+    }
     /* the file must hold every parameter at 2 bytes or more before we allocate for them */
     double need = 0;
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
         size_t shape[2] = {1, 1};
+        if (!xlmr_tensor_present(&cfg, i)) continue;
         int nd = xlmr_tensor_shape(&cfg, i, shape);
         need += 2.0 * (double)shape[0] * (nd == 2 ? (double)shape[1] : 1) * (xlmr_tensor_is_layered(i) ? cfg.n_layers : 1);
     }
@@ -142,6 +158,7 @@ int xlmr_load(Xlmr *m, const char *dir) {
     if (xlmr_build(m, &cfg) != 0) goto done;
     built = 1;
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
+        if (!m->sizes[i]) continue;
         int layered = xlmr_tensor_is_layered(i), nl = layered ? cfg.n_layers : 1;
         size_t shape[2];
         int ndim = xlmr_tensor_shape(&cfg, i, shape);
@@ -151,7 +168,8 @@ int xlmr_load(Xlmr *m, const char *dir) {
             snprintf(name, sizeof name, xlmr_tensor_name(i), l);
             snprintf(pname, sizeof pname, "roberta.%s", name);
             const StTensor *t = st_find(&st, name);
-            if (!t) t = st_find(&st, pname);
+            if (!t && !xlmr_tensor_in_head(i)) t = st_find(&st, pname);
+            if (!t && i == XLMR_T_LM_BIAS) t = st_find(&st, "lm_head.decoder.bias"); /* the same tensor in HF */
             if (!t) {
                 xerr("%s: missing tensor %s", spath, name);
                 goto done;
@@ -193,12 +211,15 @@ int xlmr_save(const Xlmr *m, const char *dir, const char *spm_model) {
     for (int pass = 0; pass < 1 + c->n_layers; pass++)
         for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
             int layered = xlmr_tensor_is_layered(i);
-            if (layered != (pass > 0)) continue;
+            if (layered != (pass > 0) || !m->sizes[i]) continue;
             int l = layered ? pass - 1 : 0;
             size_t per = m->sizes[i] / (size_t)(layered ? c->n_layers : 1);
             char name[160];
             snprintf(name, sizeof name, xlmr_tensor_name(i), l);
-            names[n] = xstrdup(name);
+            /* XLMRobertaForMaskedLM keeps the encoder under "roberta." */
+            char full[176];
+            snprintf(full, sizeof full, "%s%s", c->mlm_head && !xlmr_tensor_in_head(i) ? "roberta." : "", name);
+            names[n] = xstrdup(full);
             ts[n].name = names[n];
             ts[n].ndim = xlmr_tensor_shape(c, i, ts[n].shape);
             ts[n].data = m->params_memory + m->offsets[i] + (size_t)l * per;
