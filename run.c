@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tokenizer.h"
+
 char *run_ckpt_path(const char *out, int step, const char *suffix) {
     StrBuf sb = {0};
     sb_printf(&sb, "%s%scheckpoint-%d%s", out, out[strlen(out) - 1] == '/' ? "" : "/", step, suffix);
