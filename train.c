@@ -14,6 +14,7 @@
 #include "eval.h"
 #include "loss.h"
 #include "optim.h"
+#include "stfolder.h"
 #include "tensor.h"
 #include "tokenizer.h"
 #include "json.h"
@@ -421,6 +422,17 @@ static void restore_dir(const char *dst) {
     sb_free(&old);
 }
 
+/* A model folder: the HF files plus sentence-transformers' and the tokenizer's
+ * (stfolder.h), with the pooling, lengths and prompts this run trains with. */
+static int save_model_files(const Trainer *tr, const char *dir) {
+    const TrainOptions *o = tr->o;
+    StFolder f = {.pooling = o->pooling,
+                  .max_seq_length = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage,
+                  .query_prompt = (char *)o->query_prefix,
+                  .passage_prompt = (char *)o->passage_prefix};
+    return stfolder_save_model(&tr->m, dir, tr->spm, &f);
+}
+
 /* Writes the model into OUT/name atomically (OUT/name.tmp, then swap). */
 static int save_model_dir(Trainer *tr, const char *name) {
     char *dst = path_join(tr->o->out_dir, name);
@@ -428,7 +440,7 @@ static int save_model_dir(Trainer *tr, const char *name) {
     sb_printf(&tmp, "%s.tmp", dst);
     remove_tree(tmp.data);
     int rc = mkdir_p(tmp.data);
-    if (rc == 0) rc = xlmr_save(&tr->m, tmp.data, tr->spm);
+    if (rc == 0) rc = save_model_files(tr, tmp.data);
     if (rc == 0) rc = swap_dir(tmp.data, dst);
     if (rc == 0) fsync_dir(tr->o->out_dir);
     else remove_tree(tmp.data);
@@ -491,7 +503,7 @@ static int state_write(const Trainer *tr, const char *path) {
 
 /* Everything of a checkpoint into the folder dir. */
 static int checkpoint_write(const Trainer *tr, const char *dir) {
-    if (mkdir_p(dir) || xlmr_save(&tr->m, dir, tr->spm)) return -1;
+    if (mkdir_p(dir) || save_model_files(tr, dir)) return -1;
     char *p = path_join(dir, "optimizer.bin");
     int rc = xlmr_adamw_save(&tr->opt, &tr->m, p);
     free(p);
