@@ -18,6 +18,7 @@
 #include "runrecord.h"
 #include "sampler.h"
 #include "squad.h"
+#include "stfolder.h"
 #include "tokenizer.h"
 #include "train.h"
 #include "util.h"
@@ -508,7 +509,7 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
 }
 
 /* --model-dirs NAME=DIR,...: each pretrained folder a size of the grid. */
-static int grid_pretrained_sizes(Grid *g, const char *dirs) {
+static int grid_pretrained_sizes(Grid *g, const char *dirs, int *min_limit) {
     int n, rc = 0;
     char **items = split_csv(dirs, &n);
     g->sizes = xcalloc((size_t)(n ? n : 1), sizeof *g->sizes);
@@ -527,6 +528,7 @@ static int grid_pretrained_sizes(Grid *g, const char *dirs) {
         rc = xlmr_config_read(&c, cfg);
         free(cfg);
         if (!rc) s->cost = size_cost(c.n_layers, c.hidden);
+        if (!rc && (*min_limit == 0 || xlmr_max_len(&c) < *min_limit)) *min_limit = xlmr_max_len(&c);
     }
     free_strv(items);
     return rc;
@@ -553,7 +555,11 @@ static int grid_random_sizes(Grid *g, const ExperimentOptions *o) {
 }
 
 static int grid_sizes(Grid *g, const ExperimentOptions *o) {
-    if (g->pretrained ? grid_pretrained_sizes(g, o->model_dirs) : grid_random_sizes(g, o)) return -1;
+    int limit = 0;
+    if (g->pretrained ? grid_pretrained_sizes(g, o->model_dirs, &limit) : grid_random_sizes(g, o)) return -1;
+    /* length defaults fitted to the smallest model; explicit ones are checked by train_run */
+    if (limit && o->max_len_query <= 0) g->mlq = stfolder_fit_default(g->mlq, limit, "experiment", "--max-len-query");
+    if (limit && o->max_len_passage <= 0) g->mlp = stfolder_fit_default(g->mlp, limit, "experiment", "--max-len-passage");
     for (int i = 0; i < g->n_sizes; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(g->sizes[i].name, g->sizes[j].name))
