@@ -31,15 +31,17 @@ static int folder_settings(TrainOptions *o, StFolder *sf, int pooling_given, int
     char *cpath = path_join(sf->model_dir, "config.json");
     int rc = xlmr_config_read(&c, cpath);
     free(cpath);
-    if (rc) return -1;
     o->model_dir = sf->model_dir;
     if (!pooling_given && sf->pooling >= 0) o->pooling = sf->pooling;
     o->query_prefix = qp ? qp : sf->query_prompt ? sf->query_prompt : XLMR_QUERY_PREFIX;
     o->passage_prefix = pp ? pp : sf->passage_prompt ? sf->passage_prompt : XLMR_PASSAGE_PREFIX;
+    if (mlq != -1) o->max_len_query = mlq;
+    if (mlp != -1) o->max_len_passage = mlp;
+    if (rc) return 0; /* no readable model: train_run reports it, after the training files */
     int limit = xlmr_max_len(&c);
     if (sf->max_seq_length && sf->max_seq_length < limit) limit = sf->max_seq_length;
-    o->max_len_query = mlq ? mlq : stfolder_fit_default(o->max_len_query, limit, "train", "--max-len-query");
-    o->max_len_passage = mlp ? mlp : stfolder_fit_default(o->max_len_passage, limit, "train", "--max-len-passage");
+    if (mlq == -1) o->max_len_query = stfolder_fit_default(o->max_len_query, limit, "train", "--max-len-query");
+    if (mlp == -1) o->max_len_passage = stfolder_fit_default(o->max_len_passage, limit, "train", "--max-len-passage");
     return 0;
 }
 
@@ -51,8 +53,8 @@ int cmd_train(int argc, char **argv) {
     char choices[128], sampling_help[192];
     sampling_choices(choices, sizeof choices, " | ", " | ");
     snprintf(sampling_help, sizeof sampling_help, "%s (default %s)", choices, sampling);
-    int steps = 0, seed = 1, resume = 0, freeze = 0, quiet = 0, bf16 = 0, mlq = 0, mlp = 0;
-    char *qp = NULL, *pp = NULL;
+    int steps = 0, seed = 1, resume = 0, freeze = 0, quiet = 0, bf16 = 0, mlq = -1, mlp = -1; /* -1: not given */
+    char *qp = NULL, *pp = NULL, *multi = "proportional";
     double epochs = 0;
     Opt opts[] = {
         {"model", OPT_STR, &o.model_dir, "DIR", "model folder to start from (config.json, model.safetensors, sentencepiece.bpe.model; "
@@ -60,6 +62,8 @@ int cmd_train(int argc, char **argv) {
         {"train", OPT_STR_LIST, &train, "FILE...", "training TSV: group<TAB>lang<TAB>query<TAB>passage[<TAB>hard_negative]"},
         {"out", OPT_STR, &o.out_dir, "DIR", "output folder: checkpoint-STEP/, final/, best/"},
         {"sampling", OPT_STR, &sampling, "S", sampling_help},
+        {"multi-dataset", OPT_STR, &multi, "M", "several --train files: proportional (default: each batch from one "
+                                                "file, drawn by its number of groups), round-robin, or merged (one pool)"},
         {"alpha", OPT_FLOAT, &o.alpha, "A", "hybrid: probability of a mono batch (default 0.5)"},
         {"batch", OPT_INT, &o.batch, "B", "pairs per batch (default 100)"},
         {"steps", OPT_INT, &steps, "N", "optimizer steps (default: from --epochs)"},
@@ -100,14 +104,16 @@ int cmd_train(int argc, char **argv) {
         sampling_choices(choices, sizeof choices, ", ", " or ");
         die("train: --sampling must be %s, got '%s'", choices, sampling);
     }
+    if ((o.multi_dataset = multi_dataset_parse(multi)) < 0)
+        die("train: --multi-dataset must be proportional, round-robin or merged, got '%s'", multi);
     if (pooling && (o.pooling = xlmr_pooling_parse(pooling)) < 0)
         die("train: --pooling must be mean or cls, got '%s'", pooling);
-    StFolder sf;
-    if (folder_settings(&o, &sf, pooling != NULL, mlq, mlp, qp, pp)) die_xerr();
     if (steps && epochs) die("train: give --steps or --epochs, not both");
     if (steps < 0) die("train: --steps must be >= 1, got %d", steps);
     o.steps = steps;
     if (epochs) o.epochs = epochs;
+    StFolder sf;
+    if (folder_settings(&o, &sf, pooling != NULL, mlq, mlp, qp, pp)) die_xerr();
     o.train_files = (const char *const *)train.v;
     o.n_train_files = train.n;
     o.resume = resume;

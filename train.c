@@ -43,6 +43,7 @@ void train_options_default(TrainOptions *o) {
         .seed = 1,
         .query_prefix = XLMR_QUERY_PREFIX,
         .passage_prefix = XLMR_PASSAGE_PREFIX,
+        .multi_dataset = MULTI_PROPORTIONAL,
     };
 }
 
@@ -457,7 +458,9 @@ static void options_json(const TrainOptions *o, int total, StrBuf *sb) {
         if (i) sb_puts(sb, ", ");
         sb_json_string(sb, o->train_files[i]);
     }
-    sb_puts(sb, "], \"sampling\": ");
+    sb_puts(sb, "], ");
+    if (o->n_train_files > 1) sb_printf(sb, "\"multi_dataset\": \"%s\", ", multi_dataset_name(o->multi_dataset));
+    sb_puts(sb, "\"sampling\": ");
     sb_json_string(sb, sampling_name(o->sampling));
     sb_printf(sb, ", \"alpha\": %.17g, \"batch\": %d, \"steps\": %d, \"lr\": %.17g, \"warmup\": %.17g", o->alpha,
               o->batch, total, o->lr, o->warmup);
@@ -656,6 +659,7 @@ static int check_options(const TrainOptions *o) {
     if (!o->out_dir || !*o->out_dir) return xerr("train: no output folder given (--out)");
     if (o->n_train_files < 1 || !o->train_files) return xerr("train: no training file given (--train)");
     if (o->sampling < 0 || o->sampling >= SAMPLING_COUNT) return xerr("train: unknown sampling %d", o->sampling);
+    if (o->multi_dataset < 0 || o->multi_dataset >= MULTI_COUNT) return xerr("train: unknown --multi-dataset %d", o->multi_dataset);
     if (!(o->alpha >= 0 && o->alpha <= 1)) return xerr("train: --alpha must be in [0,1], got %g", o->alpha);
     if (o->batch < 1) return xerr("train: --batch must be >= 1, got %d", o->batch);
     if (o->steps < 0) return xerr("train: --steps must be >= 0, got %d", o->steps);
@@ -826,7 +830,9 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     tr->best_step = -1;
     tr->best_map = tr->best_loss = NAN;
     if (train_data_load(&tr->data, o->train_files, o->n_train_files)) return -1;
-    if (sampler_build(&tr->sampler, &tr->data, o->sampling, o->alpha, o->batch, o->seed)) return -1;
+    if (sampler_build_multi(&tr->sampler, &tr->data, o->train_files, o->multi_dataset, o->sampling, o->alpha, o->batch,
+                            o->seed))
+        return -1;
     tr->total = o->steps ? o->steps : (int)ceil(o->epochs * tr->data.n_groups / o->batch);
     if (tr->total < 1) tr->total = 1;
     tr->warmup = warmup_steps(o->warmup, tr->total);
@@ -905,7 +911,9 @@ static double tokens_per_s(const StepStats *st) { return st->tokens / (st->secon
 static void log_step(Trainer *tr, const StepStats *st) {
     if (!tr->log) return;
     StrBuf sb = {0};
-    sb_printf(&sb, "{\"step\": %d, \"kind\": \"%s\", \"loss\": ", st->step, batch_kind_name(st->kind));
+    sb_printf(&sb, "{\"step\": %d, \"kind\": \"%s\", ", st->step, batch_kind_name(st->kind));
+    if (tr->sampler.n_sets) sb_printf(&sb, "\"dataset\": %d, ", tr->sampler.dataset); /* the --train file's index */
+    sb_puts(&sb, "\"loss\": ");
     sb_json_number(&sb, st->loss);
     sb_puts(&sb, ", \"lr\": ");
     sb_json_number(&sb, st->lr);

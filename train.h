@@ -46,8 +46,9 @@
  * validation loss; mAP is what is reported, and does not depend on a batch
  * composition).
  *
- * --log FILE: one JSON object per line: per step {"step", "kind", "loss", "lr",
- * "grad_norm", "tokens_per_s", "seconds"}, per evaluation {"step", "dev_loss", "dev_map"}.
+ * --log FILE: one JSON object per line: per step {"step", "kind", ["dataset",] "loss", "lr",
+ * "grad_norm", "tokens_per_s", "seconds"} ("dataset": the --train file's index, with
+ * several datasets), per evaluation {"step", "dev_loss", "dev_map"}.
  * A non-finite loss or gradient norm stops the run with an error naming the step
  * and the last complete checkpoint; nothing of that step is applied or saved.
  */
@@ -61,6 +62,7 @@ typedef struct {
     const char *model_dir;          /* required: model folder (config.json, model.safetensors, sentencepiece.bpe.model) */
     const char *const *train_files; /* required: one or more TSV files (sampler.h) */
     int n_train_files;
+    int multi_dataset;              /* MULTI_* (sampler.h): how several files are mixed (default proportional) */
     const char *out_dir;            /* required */
     int sampling;                   /* SAMPLING_* from sampler.h (default SAMPLING_HYBRID) */
     double alpha;                   /* hybrid: probability of a mono batch (default 0.5) */

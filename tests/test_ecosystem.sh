@@ -152,4 +152,42 @@ check "... and writes them into its checkpoints" json_has "$TMP/run_e5/checkpoin
 "$XLMR" train --model "$BGE" --train "$FIX/train.tsv" --out "$TMP/run_bge" --batch 4 --steps 1 --quiet --query-prefix "Q: " >/dev/null 2>&1
 check "train from a bge-like folder: cls pooling; --query-prefix wins" sh -c "grep -q '\"pooling\": \"cls\"' '$TMP/run_bge/checkpoint-1/train_options.json' && grep -q '\"query_prefix\": \"Q: \"' '$TMP/run_bge/checkpoint-1/train_options.json' && grep -q '\"pooling_mode_cls_token\": true' '$TMP/run_bge/final/1_Pooling/config.json'"
 
+# ---- several datasets ----
+awk -F'\t' -v A="$TMP/A.tsv" -v B="$TMP/B.tsv" '!/^#/ { if (!($1 in g)) g[$1] = n++; print > (g[$1] < 60 ? A : B) }' "$FIX/train.tsv"
+awk -F'\t' -v OFS='\t' '$2 == "en" { $1 = "en-" $1; print }' "$FIX/train.tsv" >"$TMP/C.tsv"   # 80 English-only groups
+cat "$TMP/A.tsv" "$TMP/B.tsv" >"$TMP/AB.tsv"
+BA="--batch 4 --seed 9"
+"$XLMR" batches --train "$TMP/A.tsv" "$TMP/B.tsv" $BA --steps 300 --multi-dataset merged >"$TMP/merged.txt"
+"$XLMR" batches --train "$TMP/AB.tsv" $BA --steps 300 >"$TMP/one.txt"
+check "merged = one file (today's behaviour)" cmp -s "$TMP/merged.txt" "$TMP/one.txt"
+"$XLMR" batches --train "$TMP/A.tsv" "$TMP/B.tsv" $BA --steps 400 >"$TMP/prop.txt"
+# every batch's groups are in the file it names
+awk 'FILENAME != "-" && FNR == 1 { f = FILENAME } FILENAME != ARGV[ARGC-1] { split($0, c, "\t"); own[c[1]] = FILENAME; next }
+     { file = substr($2, 2); for (i = 3; i <= NF; i++) { split($i, a, ":"); if (own[a[3]] != file) bad++ } }
+     END { exit bad > 0 }' "$TMP/A.tsv" "$TMP/B.tsv" "$TMP/prop.txt" && pass "proportional: each batch from the file it names" || fail "proportional: batch from one file"
+nA=$(grep -c " @$TMP/A.tsv " "$TMP/prop.txt")
+[ "$nA" -gt 270 ] && [ "$nA" -lt 330 ] && pass "proportional: A (60 of 80 groups) serves $nA of 400 batches" || fail "proportional share of A: $nA/400"
+"$XLMR" batches --train "$TMP/A.tsv" "$TMP/B.tsv" $BA --steps 6 --multi-dataset round-robin >"$TMP/rr.txt"
+check "round-robin: A, B, A, B, ..." sh -c "[ \"\$(awk '{print \$2}' '$TMP/rr.txt' | tr '\n' ' ')\" = '@$TMP/A.tsv @$TMP/B.tsv @$TMP/A.tsv @$TMP/B.tsv @$TMP/A.tsv @$TMP/B.tsv ' ]"
+"$XLMR" batches --train "$TMP/A.tsv" "$TMP/C.tsv" $BA --steps 200 --sampling hybrid >"$TMP/hc.txt"
+check "hybrid on an English-only dataset: mono batches only there" sh -c "grep -q '^cross @$TMP/A.tsv' '$TMP/hc.txt' && ! grep -q '^cross @$TMP/C.tsv' '$TMP/hc.txt' && grep -q '^mono @$TMP/C.tsv' '$TMP/hc.txt'"
+awk -F'\t' -v E="$TMP/Aen.tsv" -v O="$TMP/Aother.tsv" '{ print > ($2 == "en" ? E : O) }' "$TMP/A.tsv"
+expect_error "a group in two files" "group '.*' has rows in two training files" \
+    "$XLMR" batches --train "$TMP/Aother.tsv" "$TMP/Aen.tsv" $BA --steps 1
+expect_error "cross on an English-only dataset names it" "C.tsv: 0 groups have two or more languages" \
+    "$XLMR" batches --train "$TMP/A.tsv" "$TMP/C.tsv" $BA --steps 1 --sampling cross
+expect_error "--multi-dataset bad" "batches: --multi-dataset must be proportional, round-robin or merged" \
+    "$XLMR" batches --train "$TMP/A.tsv" --multi-dataset some
+# training on two datasets; resume exact
+TR="--model $S --train $TMP/A.tsv $TMP/C.tsv --batch 4 --steps 4 --save-every 2 --keep 5 --quiet --max-len-passage 48 --log"
+check "train on two datasets" "$XLMR" train $TR "$TMP/mt.jsonl" --out "$TMP/mt"
+check "the log names each step's dataset" sh -c "[ \$(grep -c '\"dataset\": [01], ' '$TMP/mt.jsonl') -eq 4 ]"
+check "train_options.json says how they were mixed" grep -q '"multi_dataset": "proportional"' "$TMP/mt/checkpoint-4/train_options.json"
+"$XLMR" train $TR "$TMP/mt2.jsonl" --out "$TMP/mt2" >/dev/null 2>&1
+rm -rf "$TMP/mt2/checkpoint-4" "$TMP/mt2/final"
+check "resume from step 2" "$XLMR" train $TR "$TMP/mt2.jsonl" --out "$TMP/mt2" --resume
+check "resumed two-dataset run = the uninterrupted one (bit for bit)" cmp -s "$TMP/mt/final/model.safetensors" "$TMP/mt2/final/model.safetensors"
+expect_error "resume with another --multi-dataset is refused" "multi-dataset" \
+    "$XLMR" train $TR "$TMP/mt3.jsonl" --out "$TMP/mt2" --resume --multi-dataset round-robin
+
 summary test_ecosystem
