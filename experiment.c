@@ -35,6 +35,7 @@ void experiment_options_default(ExperimentOptions *o) {
         .max_len_query = -1,
         .max_len_passage = -1,
         .lr = -1,
+        .multi_dataset = MULTI_PROPORTIONAL,
     };
 }
 
@@ -99,6 +100,8 @@ typedef struct {
     int quick, pretrained;
     const char *out, *data, *tokenizer;
     char *train_file, *dev_file;     /* the TSVs training reads */
+    const char **train_files;        /* train_file, then the extra datasets */
+    int n_train_files, multi;        /* and how they are mixed (MULTI_*) */
     char **langs;                    /* NULL: all languages */
     int n_langs;
     const char *langs_key;           /* the languages as the grid key names them */
@@ -287,7 +290,8 @@ static void run_train_options(const Grid *g, const PlannedRun *run, const char *
     train_options_default(o);
     o->model_dir = init;
     o->train_files = files;
-    o->n_train_files = 1;
+    o->n_train_files = g->n_train_files;
+    o->multi_dataset = g->multi;
     o->out_dir = out;
     o->sampling = run->sampling;
     o->alpha = 0.5;
@@ -352,7 +356,8 @@ static int do_run(Grid *g, const PlannedRun *run, Progress *pr) {
         free(init);
         return -1;
     }
-    const char *files[1] = {g->train_file};
+    const char **files = g->train_files;
+    files[0] = g->train_file;
     char *tout = path_join(work, "train");
     TrainOptions o;
     run_train_options(g, run, init, files, tout, pr, &o);
@@ -409,6 +414,8 @@ static uint64_t file_hash(const char *path) {
 static void grid_key(Grid *g, const char *langs) {
     /* the training data and, for random-init sizes, the tokenizer they start from */
     uint64_t h = file_hash(g->train_file);
+    for (int i = 1; i < g->n_train_files; i++) /* extra datasets, and how they are mixed */
+        h = hash_combine(hash_combine(h, file_hash(g->train_files[i])), (uint64_t)g->multi);
     if (!g->sizes[0].model_dir) {
         char *spm = tokenizer_model_path(g->tokenizer);
         h = hash_combine(h, file_hash(spm));
@@ -594,6 +601,22 @@ static int grid_strategies(Grid *g, const ExperimentOptions *o) {
     return rc;
 }
 
+/* Extra datasets (--train A B, --add-train): the list training reads, and how the report names them. */
+static void datasets_summary(Grid *g, const ExperimentOptions *o, StrBuf *sb) {
+    g->n_train_files = 1 + o->n_more_train;
+    g->train_files = xcalloc((size_t)g->n_train_files, sizeof *g->train_files);
+    g->multi = o->multi_dataset;
+    for (int i = 0; i < o->n_more_train; i++) g->train_files[i + 1] = o->more_train[i];
+    if (!o->n_more_train) return;
+    sb_printf(sb, "; with %d more dataset%s (", o->n_more_train, o->n_more_train > 1 ? "s" : "");
+    for (int i = 0; i < o->n_more_train; i++) sb_printf(sb, "%s%s", i ? ", " : "", o->more_train[i]);
+    if (g->multi == MULTI_MERGED) sb_puts(sb, "), merged into one pool of groups");
+    else
+        sb_printf(sb, "), mixed %s: each batch from one file, %s, the sampling strategy within it", multi_dataset_name(g->multi),
+                  g->multi == MULTI_PROPORTIONAL ? "chosen with probability proportional to its number of groups"
+                                                 : "the files in turn");
+}
+
 /* The data: training and dev TSVs (given, or written from XQuAD-R), the eval
  * splits, and the grid key that depends on them. */
 static int grid_data(Grid *g, const ExperimentOptions *o) {
@@ -623,6 +646,7 @@ static int grid_data(Grid *g, const ExperimentOptions *o) {
         sb_printf(&sb, "XQuAD-R pairs (%s)", sum);
         free(sum);
     }
+    datasets_summary(g, o, &sb);
     g->pairs_summary = sb.data;
     if (g->pretrained) {
         StrBuf st = {0};
@@ -677,6 +701,7 @@ static void grid_free(Grid *g) {
     free(g->sizes);
     if (g->langs) free_strv(g->langs);
     free(g->train_file);
+    free(g->train_files);
     free(g->dev_file);
     free(g->pairs_summary);
     free(g->start);

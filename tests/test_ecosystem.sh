@@ -190,4 +190,17 @@ check "resumed two-dataset run = the uninterrupted one (bit for bit)" cmp -s "$T
 expect_error "resume with another --multi-dataset is refused" "multi-dataset" \
     "$XLMR" train $TR "$TMP/mt3.jsonl" --out "$TMP/mt2" --resume --multi-dataset round-robin
 
+# the experiment with a second dataset (needs the data; skipped without it)
+DATA=""
+for d in "${XLMR_DATA:-}" "$ROOT/data" "$ROOT/../shared/data"; do
+    [ -n "$d" ] && [ -d "$d/xquad-r" ] && [ -d "$d/mlqa-r" ] && { DATA=$d; break; }
+done
+if [ -n "$DATA" ]; then
+    check "experiment with --add-train" "$XLMR" experiment --quick --sizes nano --sampling hybrid --steps 2 \
+        --data "$DATA" --out "$TMP/exq" --add-train "$TMP/C.tsv" --tokenizer "$SPM"
+    check "the report says how the datasets were mixed" grep -q "with 1 more dataset ($TMP/C.tsv), mixed proportional: each batch from one file" "$TMP/exq/report.md"
+else
+    echo "note: no data: experiment with two datasets skipped"
+fi
+
 summary test_ecosystem
