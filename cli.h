@@ -14,5 +14,6 @@ int cmd_batches(int argc, char **argv);    /* cmd_batches.c */
 int cmd_train(int argc, char **argv);      /* cmd_train.c */
 int cmd_experiment(int argc, char **argv); /* cmd_experiment.c */
 int cmd_bench(int argc, char **argv);      /* cmd_bench.c */
+int cmd_plot(int argc, char **argv);       /* cmd_plot.c */
 
 #endif

@@ -18,6 +18,7 @@ static const struct {
     {"train", cmd_train, "fine-tune a model folder with InfoNCE"},
     {"eval", cmd_eval, "XQuAD-R / MLQA-R retrieval: mono, cross, multi, language bias"},
     {"experiment", cmd_experiment, "the size x sampling grid, with report and charts"},
+    {"plot", cmd_plot, "a training log as a loss / learning-rate curve (SVG)"},
     {"bench", cmd_bench, "speed: gemm, forward, train, tokenize"},
 };
 

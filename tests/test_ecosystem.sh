@@ -190,6 +190,22 @@ check "resumed two-dataset run = the uninterrupted one (bit for bit)" cmp -s "$T
 expect_error "resume with another --multi-dataset is refused" "multi-dataset" \
     "$XLMR" train $TR "$TMP/mt3.jsonl" --out "$TMP/mt2" --resume --multi-dataset round-robin
 
+# ---- xlmr plot ----
+check "plot a training log" "$XLMR" plot "$TMP/mt.jsonl"
+check "plot: LOG.svg beside the log, one <svg>, loss and lr curves" sh -c "[ \$(grep -c '<svg' '$TMP/mt.svg') -eq 1 ] && grep -q '</svg>' '$TMP/mt.svg' && grep -q 'Loss (InfoNCE)' '$TMP/mt.svg' && grep -q 'Learning rate' '$TMP/mt.svg' && [ \$(grep -c 'stroke-width=\"1.5\"' '$TMP/mt.svg') -eq 3 ]"
+"$XLMR" train --model "$S" --train "$FIX/train.tsv" --dev "$FIX/dev.tsv" --eval-every 2 --batch 4 --steps 4 --quiet \
+    --max-len-passage 48 --log "$TMP/dev.jsonl" --out "$TMP/devrun" >/dev/null 2>&1
+check "plot --out, with dev loss and mAP" "$XLMR" plot "$TMP/dev.jsonl" --out "$TMP/dev_plot.svg"
+check "... a dev mAP panel with 3 evaluations" sh -c "grep -q 'Dev mAP' '$TMP/dev_plot.svg' && [ \$(grep -c '<title>dev mAP' '$TMP/dev_plot.svg') -eq 3 ]"
+if command -v rsvg-convert >/dev/null; then
+    check "the chart renders (rsvg-convert)" rsvg-convert "$TMP/dev_plot.svg" -o "$TMP/dev_plot.png"
+fi
+printf '{"step": 1, "loss": 2}\nnot json\n' >"$TMP/bad.jsonl"
+expect_error "plot: a bad line is named" "bad.jsonl, log line 2: " "$XLMR" plot "$TMP/bad.jsonl"
+echo '{"step": 0, "dev_map": 0.1}' >"$TMP/nostep.jsonl"
+expect_error "plot: a log without steps" "no training steps" "$XLMR" plot "$TMP/nostep.jsonl"
+expect_error "plot: no log" "plot: give one log file" "$XLMR" plot
+
 # the experiment with a second dataset (needs the data; skipped without it)
 DATA=""
 for d in "${XLMR_DATA:-}" "$ROOT/data" "$ROOT/../shared/data"; do
@@ -198,6 +214,7 @@ done
 if [ -n "$DATA" ]; then
     check "experiment with --add-train" "$XLMR" experiment --quick --sizes nano --sampling hybrid --steps 2 \
         --data "$DATA" --out "$TMP/exq" --add-train "$TMP/C.tsv" --tokenizer "$SPM"
+    check "the report has the gap chart" sh -c "grep -q '(gap.svg)' '$TMP/exq/report.md' && grep -q 'parameters (log scale)' '$TMP/exq/gap.svg'"
     check "the report says how the datasets were mixed" grep -q "with 1 more dataset ($TMP/C.tsv), mixed proportional: each batch from one file" "$TMP/exq/report.md"
 else
     echo "note: no data: experiment with two datasets skipped"
