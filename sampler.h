@@ -11,7 +11,9 @@
  *   - lines starting with '#' are comments and empty lines are ignored; a
  *     trailing '\r' (CRLF files) is dropped; anything else that is not a valid
  *     row is an error "FILE:LINE: what is wrong" (nothing is skipped silently).
- *   Several files may be given; a group may span files.
+ *   Several files may be given; a group may span files when they are merged
+ *   into one pool (sampler_build), not when each file is a dataset of its own
+ *   (sampler_build_multi).
  *
  * Samplers (B pairs a batch, never the same group twice in a batch):
  *   mono   (X-X-mono) the batch language X is uniform over the languages; B
