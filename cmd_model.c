@@ -181,8 +181,8 @@ int cmd_embed(int argc, char **argv) {
                                                    "folder's 1_Pooling, else mean)"},
         {"max-len", OPT_INT, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
                                             "the first N-2 and </s> (default: the folder's max_seq_length, else the model's limit)"},
-        {"prompt", OPT_STR, &prompt, "query|passage", "prepend the folder's prompt of that name (default: none; "
-                                                      "without prompts in the folder \"" XLMR_QUERY_PREFIX "\" / \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"prompt", OPT_STR, &prompt, "query|passage", "prepend the folder's prompt of that name (default: the folder's "
+                                                      "default_prompt_name, else none; without prompts in the folder \"" XLMR_QUERY_PREFIX "\" / \"" XLMR_PASSAGE_PREFIX "\")"},
         {"prefix", OPT_STR, &prefix, "S", "prepend S to every line (instead of --prompt)"},
         {"format", OPT_STR, &format, "text|npy|jsonl", "text: a line of floats per input (default); npy: a float32 "
                                                        "(N, C) NumPy file; jsonl: {\"index\", \"embedding\"} per line"},
@@ -208,6 +208,7 @@ int cmd_embed(int argc, char **argv) {
     if (pool < 0) die("embed: --pooling must be mean or cls, not '%s'", pooling);
     if (prompt && !strcmp(prompt, "query")) prefix = sf.query_prompt ? sf.query_prompt : XLMR_QUERY_PREFIX;
     if (prompt && !strcmp(prompt, "passage")) prefix = sf.passage_prompt ? sf.passage_prompt : XLMR_PASSAGE_PREFIX;
+    if (!prompt && !prefix && !ids_mode) prefix = sf.default_prompt; /* as sentence-transformers' encode() */
     Xlmr m;
     if (xlmr_load(&m, sf.model_dir) != 0) die_xerr();
     m.use_bf16 = bf16;

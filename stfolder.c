@@ -232,11 +232,24 @@ static int read_settings(const char *mdir, StFolder *f) {
         long n = 0;
         if (v && (json_get_int(&j, "max_seq_length", &n, path) || n < 3 || n > 1000000))
             rc = xerr("%s: max_seq_length must be an integer in [3, 1000000]", path);
+        /* the tokenizer here never lowercases: such a model would get other ids than it was trained on */
+        if (rc > 0 && json_flag(&j, "do_lower_case")) rc = xerr("%s: do_lower_case true is not supported", path);
         f->max_seq_length = (int)n;
         json_free(&j);
     }
     free(path);
     return rc < 0 ? -1 : 0;
+}
+
+/* default_prompt_name: the prompt sentence-transformers' encode() prepends when none is named. */
+static int read_default_prompt(const Json *cfg, const Json *prompts, const char *path, StFolder *f) {
+    const Json *d = json_get(cfg, "default_prompt_name");
+    if (!d || d->type == JSON_NULL) return 0;
+    const Json *p = d->type == JSON_STRING && prompts ? json_get(prompts, d->str) : NULL;
+    if (!p || p->type != JSON_STRING || strlen(p->str) != p->len)
+        return xerr("%s: default_prompt_name must name one of the prompts", path);
+    f->default_prompt = xstrdup(p->str);
+    return 0;
 }
 
 static int read_prompts(const char *dir, StFolder *f) {
@@ -250,6 +263,7 @@ static int read_prompts(const char *dir, StFolder *f) {
         if (rc > 0 && p) rc = read_prompt(p, "query", path, &f->query_prompt);
         if (rc >= 0 && p) rc = read_prompt(p, "passage", path, &f->passage_prompt);
         if (rc >= 0 && p) rc = read_prompt(p, "document", path, &f->passage_prompt);
+        if (rc >= 0) rc = read_default_prompt(&j, p, path, f);
         json_free(&j);
     }
     free(path);
@@ -272,6 +286,7 @@ int stfolder_read(const char *dir, StFolder *f) {
 void stfolder_free(StFolder *f) {
     free(f->query_prompt);
     free(f->passage_prompt);
+    free(f->default_prompt);
     free(f->model_dir);
     memset(f, 0, sizeof *f);
     f->pooling = -1;

@@ -13,7 +13,7 @@
  * Read: the same files, all optional; a Transformer module in a subfolder
  * (e.g. "0_Transformer") is where the model's own files are. Modules other
  * than Transformer, Pooling (mean or cls) and Normalize are an error naming
- * them: the program computes only those. Uses json, util and xlmr (pooling
+ * them: the program computes only those (so is do_lower_case true). Uses json, util and xlmr (pooling
  * ids, xlmr_save). */
 #ifndef XLMR_STFOLDER_H
 #define XLMR_STFOLDER_H
@@ -25,6 +25,7 @@ typedef struct {
     int max_seq_length;   /* sentence_bert_config.json; 0: not given */
     char *query_prompt;   /* config_sentence_transformers.json prompts; NULL: not given */
     char *passage_prompt;
+    char *default_prompt; /* read: the prompt default_prompt_name names (embed's default); NULL: none */
     char *model_dir;      /* read: where config.json and the weights are (DIR or DIR/0_Transformer) */
     int normalize;        /* read: 1 when modules.json lists Normalize (written: always) */
     int has_modules;      /* read: 1 when the folder has modules.json */

@@ -82,6 +82,16 @@ check "eval of an e5-like folder = its prompts given as flags" sh -c "grep -q se
 check "... and differs from the default prompts" sh -c "! cmp -s '$TMP/ev1.cut' '$TMP/ev3.cut'"
 expect_error "eval: an explicit --max-len beyond the limit" "eval: --max-len 600 exceeds the model's limit of 512" \
     "$XLMR" eval --model "$E5" $EV --max-len 600
+cp -r "$E5" "$TMP/e5d"
+echo '{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}' >"$TMP/e5d/config_sentence_transformers.json"
+"$XLMR" embed --model "$TMP/e5d" <"$TMP/in.txt" >"$TMP/e5d.txt"
+check "default_prompt_name: embed prepends that prompt" cmp -s "$TMP/e5d.txt" "$TMP/e5q.txt"
+echo '{"prompts": {"query": "query: "}, "default_prompt_name": "title"}' >"$TMP/e5d/config_sentence_transformers.json"
+expect_error "default_prompt_name not among the prompts" "default_prompt_name must name one of the prompts" \
+    "$XLMR" embed --model "$TMP/e5d" </dev/null
+cp "$E5/config_sentence_transformers.json" "$TMP/e5d/"
+echo '{"max_seq_length": 64, "do_lower_case": true}' >"$TMP/e5d/0_Transformer/sentence_bert_config.json"
+expect_error "do_lower_case true is named" "do_lower_case true is not supported" "$XLMR" embed --model "$TMP/e5d" </dev/null
 
 # bge-m3-like: CLS pooling, 8194 positions, max_seq_length 8192
 BGE=$TMP/bge
