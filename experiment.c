@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "encode.h"
 #include "eval.h"
 #include "json.h"
 #include "report.h"
@@ -255,7 +256,9 @@ static char *initial_model(const Grid *g, const GridSize *s, int seed) {
     /* the seed of the weights depends on (seed) only: the same for every strategy */
     xlmr_init_random(&m, hash_combine(0x1417ULL, (uint64_t)seed));
     char *spm = tokenizer_model_path(g->tokenizer);
-    int rc = mkdir_p(dir) || xlmr_save(&m, dir, spm);
+    /* a model folder like any other (stfolder.h): the pooling and prompts training uses */
+    StFolder sf = {.pooling = POOL_MEAN, .query_prompt = XLMR_QUERY_PREFIX, .passage_prompt = XLMR_PASSAGE_PREFIX};
+    int rc = mkdir_p(dir) || stfolder_save_model(&m, dir, spm, &sf);
     free(spm);
     xlmr_free(&m);
     if (rc) {
