@@ -12,6 +12,7 @@
 
 #include "encode.h"
 #include "eval.h"
+#include "logplot.h"
 #include "loss.h"
 #include "optim.h"
 #include "stfolder.h"
@@ -975,6 +976,14 @@ static int train_finish(Trainer *tr) {
     return checkpoint_save(tr) || save_model_dir(tr, "final") ? -1 : 0;
 }
 
+/* OUT/train_log.svg from the finished --log (logplot.h); a chart that cannot
+ * be drawn costs the run nothing but a note. */
+static void write_log_plot(const TrainOptions *o) {
+    char *svg = path_join(o->out_dir, "train_log.svg");
+    if (logplot_write(o->log_file, svg) && !o->quiet) fprintf(stderr, "train: no chart of the log: %s\n", xerr_msg());
+    free(svg);
+}
+
 int train_run(const TrainOptions *o, TrainReport *r) {
     *r = (TrainReport){.final_loss = NAN, .best_dev_map = NAN, .best_dev_loss = NAN, .best_step = -1};
     if (check_options(o)) return -1;
@@ -995,5 +1004,6 @@ int train_run(const TrainOptions *o, TrainReport *r) {
         r->best_dir = tr.have_dev ? path_join(o->out_dir, "best") : NULL;
     }
     trainer_free(&tr);
+    if (rc == 0 && o->log_file && r->final_dir) write_log_plot(o);
     return rc ? -1 : 0;
 }

@@ -26,6 +26,7 @@
  *                         written as checkpoint-STEP.tmp and renamed, the last `keep` kept
  *   OUT/final/            the model after the last step
  *   OUT/best/             the model with the highest dev mAP (with --dev)
+ *   OUT/train_log.svg     with --log: the log's loss / lr / dev mAP curves (logplot.h)
  * A folder is never half written: checkpoints are renamed into place, final/ and
  * best/ are swapped in (NAME.tmp -> NAME, the old one kept as NAME.old until
  * then), and a run killed at any moment resumes from its last checkpoint.

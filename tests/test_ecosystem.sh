@@ -203,6 +203,7 @@ expect_error "resume with another --multi-dataset is refused" "multi-dataset" \
     "$XLMR" train $TR "$TMP/mt3.jsonl" --out "$TMP/mt2" --resume --multi-dataset round-robin
 
 # ---- xlmr plot ----
+check "train --log writes OUT/train_log.svg at the end" sh -c "grep -q 'Training log $TMP/mt.jsonl: 4 steps' '$TMP/mt/train_log.svg'"
 check "plot a training log" "$XLMR" plot "$TMP/mt.jsonl"
 check "plot: LOG.svg beside the log, one <svg>, loss and lr curves" sh -c "[ \$(grep -c '<svg' '$TMP/mt.svg') -eq 1 ] && grep -q '</svg>' '$TMP/mt.svg' && grep -q 'Loss (InfoNCE)' '$TMP/mt.svg' && grep -q 'Learning rate' '$TMP/mt.svg' && [ \$(grep -c 'stroke-width=\"1.5\"' '$TMP/mt.svg') -eq 3 ]"
 "$XLMR" train --model "$S" --train "$FIX/train.tsv" --dev "$FIX/dev.tsv" --eval-every 2 --batch 4 --steps 4 --quiet \
