@@ -17,5 +17,6 @@ int cmd_bench(int argc, char **argv);      /* cmd_bench.c */
 int cmd_fillmask(int argc, char **argv);   /* cmd_fillmask.c */
 int cmd_pretrain(int argc, char **argv);   /* cmd_pretrain.c */
 int cmd_corpus(int argc, char **argv);     /* cmd_corpus.c */
+int cmd_plot(int argc, char **argv);       /* cmd_plot.c */
 
 #endif

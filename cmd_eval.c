@@ -7,23 +7,25 @@
 #include "encode.h"
 #include "eval.h"
 #include "squad.h"
+#include "stfolder.h"
 #include "tokenizer.h"
 #include "util.h"
 #include "xlmr.h"
 
 int cmd_eval(int argc, char **argv) {
-    char *model = NULL, *dataset = NULL, *data = NULL, *pooling = "mean", *cand = "sentence", *langs = NULL;
+    char *model = NULL, *dataset = NULL, *data = NULL, *pooling = NULL, *cand = "sentence", *langs = NULL;
     char *split_s = "all", *json_out = NULL;
-    char *qp = XLMR_QUERY_PREFIX, *pp = XLMR_PASSAGE_PREFIX;
+    char *qp = NULL, *pp = NULL;
     int max_len = 0, batch = 32, bf16 = 0;
     Opt opts[] = {
         {"model", OPT_STR, &model, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model) (required)"},
         {"dataset", OPT_STR, &dataset, "NAME", "xquad-r or mlqa-r (required)"},
         {"data", OPT_STR, &data, "DIR", "the data set's folder, e.g. data/xquad-r (required)"},
-        {"pooling", OPT_STR, &pooling, "P", "mean (default) or cls"},
-        {"max-len", OPT_LEN, &max_len, "N", "tokens per text including <s> and </s> (default: the model's limit)"},
-        {"query-prefix", OPT_TEXT, &qp, "S", "prepended to questions (default \"" XLMR_QUERY_PREFIX "\")"},
-        {"passage-prefix", OPT_TEXT, &pp, "S", "prepended to candidates (default \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"pooling", OPT_STR, &pooling, "P", "mean or cls (default: the folder's 1_Pooling, else mean)"},
+        {"max-len", OPT_LEN, &max_len, "N", "tokens per text including <s> and </s> (default: the folder's "
+                                            "max_seq_length, else the model's limit)"},
+        {"query-prefix", OPT_TEXT, &qp, "S", "prepended to questions (default: the folder's query prompt, else \"" XLMR_QUERY_PREFIX "\")"},
+        {"passage-prefix", OPT_TEXT, &pp, "S", "prepended to candidates (default: the folder's passage prompt, else \"" XLMR_PASSAGE_PREFIX "\")"},
         {"candidate", OPT_STR, &cand, "MODE", "sentence (default) or context: candidate = sentence + \" \" + its paragraph (LAReQA)"},
         {"langs", OPT_STR, &langs, "L,L", "languages (default: all of the data set)"},
         {"split", OPT_STR, &split_s, "S", "all (default), train, dev or test: by article, index k of en.json, "
@@ -43,22 +45,28 @@ int cmd_eval(int argc, char **argv) {
         die("eval: --dataset must be xquad-r or mlqa-r");
     EvalOptions o;
     eval_options_default(&o);
-    if ((o.pooling = xlmr_pooling_parse(pooling)) < 0) die("eval: --pooling must be mean or cls");
+    if (pooling && (o.pooling = xlmr_pooling_parse(pooling)) < 0) die("eval: --pooling must be mean or cls");
     if (!strcmp(cand, "context")) o.candidate = EVAL_CAND_CONTEXT;
     else if (strcmp(cand, "sentence") != 0) die("eval: --candidate must be sentence or context");
     if (batch <= 0) die("eval: --batch must be positive");
-    o.max_len = max_len;
+    /* the folder's sentence-transformers settings where no flag is given */
+    StFolder sf;
+    if (stfolder_read(model, &sf)) die_xerr();
+    if (!pooling && sf.pooling >= 0) o.pooling = sf.pooling;
     o.batch = batch;
-    o.query_prefix = qp;
-    o.passage_prefix = pp;
+    o.query_prefix = qp ? qp : sf.query_prompt ? sf.query_prompt : XLMR_QUERY_PREFIX;
+    o.passage_prefix = pp ? pp : sf.passage_prompt ? sf.passage_prompt : XLMR_PASSAGE_PREFIX;
     o.label = "eval";
     EvalData d;
     if (squad_load_csv(&d, dataset, data, langs, NULL, split_s)) die_xerr();
     Xlmr m;
     Tokenizer *t = NULL;
-    if (xlmr_load(&m, model)) die_xerr();
+    if (xlmr_load(&m, sf.model_dir)) die_xerr();
     m.use_bf16 = bf16;
-    if (tokenizer_load(&t, model)) die_xerr();
+    int limit = xlmr_max_len(&m.cfg);
+    if (max_len > limit) die("eval: --max-len %d exceeds the model's limit of %d tokens", max_len, limit);
+    o.max_len = max_len ? max_len : sf.max_seq_length ? stfolder_fit_default(sf.max_seq_length, limit, "eval", "max_seq_length") : 0;
+    if (tokenizer_load(&t, sf.model_dir)) die_xerr();
     EvalResult r;
     if (eval_run(&m, t, &d, &o, &r)) die_xerr();
     /* every rank has the figures (the embeddings are shared, dist.h); rank 0 reports */
@@ -79,5 +87,6 @@ int cmd_eval(int argc, char **argv) {
     tokenizer_free(t);
     xlmr_free(&m);
     squad_free(&d);
+    stfolder_free(&sf);
     return 0;
 }

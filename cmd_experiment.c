@@ -1,6 +1,7 @@
 /* cmd_experiment.c: `xlmr experiment`, the command line over experiment_run()
  * (experiment.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -37,6 +38,8 @@ static void preset_shapes(char *buf, size_t n) {
 int cmd_experiment(int argc, char **argv) {
     ExperimentOptions o;
     experiment_options_default(&o);
+    StrList train = {0}, add = {0};
+    char *multi = "proportional";
     char shapes[256], sizes_help[512], sampling_help[256], all[96];
     preset_shapes(shapes, sizeof shapes);
     snprintf(sizes_help, sizeof sizes_help,
@@ -64,7 +67,11 @@ int cmd_experiment(int argc, char **argv) {
         {"model-dirs", OPT_STR, &o.model_dirs, "NAME=DIR,...",
          "start from pretrained HF folders instead (e.g. base=xlm-roberta-base); needs --train; evaluates on all of "
          "XQuAD-R and MLQA-R"},
-        {"train", OPT_STR, &o.train_file, "FILE", "training TSV (default: the XQuAD-R train split, written to OUT/data/)"},
+        {"train", OPT_STR_LIST, &train, "FILE...", "training TSVs, each a dataset (default: the XQuAD-R train split, "
+                                                   "written to OUT/data/)"},
+        {"add-train", OPT_STR_LIST, &add, "FILE...", "more datasets beside those (e.g. `xlmr pairs --dataset squad` output)"},
+        {"multi-dataset", OPT_STR, &multi, "M", "several datasets: proportional (default: each batch from one, drawn "
+                                                "by its number of groups), round-robin or merged (one pool)"},
         {"dev", OPT_STR, &o.dev_file, "FILE", "dev TSV for model selection (default: the XQuAD-R dev split without --train)"},
         {"langs", OPT_STR, &o.langs, "L,L", "languages of training and evaluation (default all; --quick " EXPERIMENT_LANGS_QUICK ")"},
         {"data", OPT_STR, &o.data_dir, "DIR", "data folder holding xquad-r/ and mlqa-r/ (default data: run `make data`)"},
@@ -83,6 +90,17 @@ int cmd_experiment(int argc, char **argv) {
                "the same command again skips finished runs and resumes the interrupted one.",
                NULL);
     if (o.quick && o.full) die("experiment: --quick and --full exclude each other");
+    if ((o.multi_dataset = multi_dataset_parse(multi)) < 0)
+        die("experiment: --multi-dataset must be proportional, round-robin or merged, got '%s'", multi);
+    /* the first --train file replaces the XQuAD-R split; every other file is one more dataset */
+    const char **more = xcalloc((size_t)(train.n + add.n + 1), sizeof *more);
+    if (train.n) o.train_file = train.v[0];
+    for (int i = 1; i < train.n; i++) more[o.n_more_train++] = train.v[i];
+    for (int i = 0; i < add.n; i++) more[o.n_more_train++] = add.v[i];
+    o.more_train = more;
     if (experiment_run(&o)) die_xerr();
+    free(more);
+    free(train.v);
+    free(add.v);
     return 0;
 }

@@ -1,5 +1,6 @@
 /* cmd_model.c: `xlmr init` (a randomly initialised model folder) and
- * `xlmr embed` (stdin lines to L2-normalised embeddings). */
+ * `xlmr embed` (stdin lines to L2-normalised embeddings as text, .npy or
+ * JSON lines). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,9 @@
 
 #include "cli.h"
 #include "dist.h"
+#include "encode.h"
+#include "npy.h"
+#include "stfolder.h"
 #include "tokenizer.h"
 #include "util.h"
 #include "xlmr.h"
@@ -62,7 +66,9 @@ int cmd_init(int argc, char **argv) {
     if (xlmr_build(&m, &c) != 0) die("init: %s", xerr_msg());
     xlmr_init_random(&m, (uint64_t)seed);
     char *spm = tokenizer_model_path(tok);
-    if (xlmr_save(&m, out, spm) != 0) die_xerr();
+    /* as `xlmr train` would use it: mean pooling, the method's prompts */
+    StFolder sf = {.pooling = POOL_MEAN, .query_prompt = XLMR_QUERY_PREFIX, .passage_prompt = XLMR_PASSAGE_PREFIX};
+    if (stfolder_save_model(&m, out, spm, &sf) != 0) die_xerr();
     fprintf(stderr, "init: %s: %d layers, hidden %d, %d heads, ffn %d, vocab %d, %zu parameters\n", out,
             c.n_layers, c.hidden, c.n_heads, c.ffn, c.vocab, m.n_params);
     free(spm);
@@ -128,40 +134,13 @@ static void share_ids(IntVec **seqs, size_t *n) {
     free(flat);
 }
 
-int cmd_embed(int argc, char **argv) {
-    char *dir = NULL, *pooling = "mean";
-    int max_len = 0, batch = 32, ids_mode = 0, bf16 = 0;
-    Opt opts[] = {
-        {"model", OPT_STR, &dir, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model)"},
-        {"pooling", OPT_STR, &pooling, "mean|cls", "mean over non-pad tokens (default) or the state of <s>"},
-        {"max-len", OPT_LEN, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
-                                            "the first N-2 and </s> (default: the model's limit)"},
-        {"batch", OPT_COUNT, &batch, "B", "inputs per forward pass (default 32)"},
-        {"ids", OPT_FLAG, &ids_mode, NULL, "lines are space-separated XLM-R ids (with <s>=0 and </s>=2), not text"},
-        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
-        {0}};
-    opts_parse(argc, argv, opts, "xlmr embed --model DIR [options] < lines",
-               "Reads UTF-8 lines on stdin; writes one line per input: its L2-normalised embedding as "
-               "space-separated floats.",
-               NULL);
-    opts_require("xlmr embed", "model", dir);
-    int pool = xlmr_pooling_parse(pooling);
-    if (pool < 0) die("embed: --pooling must be mean or cls, not '%s'", pooling);
-    if (batch < 1) die("embed: --batch must be positive");
-    Xlmr m;
-    if (xlmr_load(&m, dir) != 0) die_xerr();
-    m.use_bf16 = bf16;
-    int limit = xlmr_max_len(&m.cfg);
-    if (max_len == 0) max_len = limit;
-    if (max_len < 3 || max_len > limit) die("embed: --max-len %d outside [3, %d] (the model's limit)", max_len, limit);
-    Tokenizer *t = NULL;
-    if (!ids_mode && tokenizer_load(&t, dir) != 0) die_xerr();
-
-    /* every line first: batches are formed by length over the whole input */
+/* Every line of stdin (NUL bytes kept: the length says where it ends), each
+ * as XLM-R ids: tokenized with prefix in front, or parsed as ids. */
+static IntVec *read_inputs(const Tokenizer *t, const char *prefix, int max_len, size_t *count) {
     IntVec *seqs = NULL;
     char **texts = NULL;
     size_t *tlens = NULL;
-    size_t n = 0, cap = 0, llen = 0;
+    size_t n = 0, cap = 0, llen = 0, plen = prefix ? strlen(prefix) : 0;
     char *line = NULL;
     ssize_t got;
     StrBuf fixed = {0};
@@ -178,30 +157,109 @@ int cmd_embed(int argc, char **argv) {
         IntVec *v = &seqs[n++];
         memset(v, 0, sizeof *v);
         texts[n - 1] = NULL;
-        if (ids_mode) {
+        if (!t) {
             if (parse_ids(line, len, v, (long)n) != 0) die_xerr();
             if ((int)v->n > max_len) { /* HF-style: <s>, the first max_len-2, </s> */
                 v->data[max_len - 1] = v->data[v->n - 1];
                 v->n = (size_t)max_len;
             }
-        } else if (!utf8_valid(line, len)) {
-            utf8_repair(&fixed, line, len);
-            texts[n - 1] = xstrndup(fixed.data, fixed.len);
-            tlens[n - 1] = fixed.len;
-        } else {
-            texts[n - 1] = xstrndup(line, len); /* NUL bytes kept: the length says where it ends */
-            tlens[n - 1] = len;
+            continue;
         }
+        fixed.len = 0;
+        sb_append(&fixed, prefix ? prefix : "", plen);
+        if (!utf8_valid(line, len)) {
+            StrBuf rep = {0};
+            utf8_repair(&rep, line, len);
+            sb_append(&fixed, rep.data, rep.len);
+            sb_free(&rep);
+        } else
+            sb_append(&fixed, line, len);
+        texts[n - 1] = xmalloc(fixed.len + 1);
+        memcpy(texts[n - 1], fixed.data, fixed.len + 1);
+        tlens[n - 1] = fixed.len;
     }
     if (ferror(stdin)) die("stdin: read error: %s", strerror(errno)); /* a directory, a closed descriptor */
     free(line);
     sb_free(&fixed);
-    if (!ids_mode && tokenizer_encode_batch(t, (const char *const *)texts, tlens, (int)n, TOK_XLMR, max_len, seqs) != 0)
+    if (t && tokenizer_encode_batch(t, (const char *const *)texts, tlens, (int)n, TOK_XLMR, max_len, seqs) != 0)
         die("embed: %s", xerr_msg());
     for (size_t i = 0; i < n; i++) free(texts[i]);
     free(texts);
     free(tlens);
     if (n > (size_t)1 << 30) die("embed: too many lines");
+    *count = n;
+    return seqs;
+}
+
+enum { FMT_TEXT, FMT_NPY, FMT_JSONL };
+
+/* out (n, C) in the chosen format, to FILE atomically or to stdout. */
+static void write_embeddings(const float *out, size_t n, int C, int format, const char *path) {
+    StrBuf sb = {0};
+    if (format == FMT_NPY) npy_f32_2d(&sb, out, n, (size_t)C);
+    for (size_t i = 0; format != FMT_NPY && i < n; i++) {
+        if (format == FMT_JSONL) sb_printf(&sb, "{\"index\": %zu, \"embedding\": [", i);
+        for (int c = 0; c < C; c++)
+            sb_printf(&sb, c ? (format == FMT_JSONL ? ", %.8g" : " %.8g") : "%.8g", (double)out[i * C + c]);
+        sb_puts(&sb, format == FMT_JSONL ? "]}\n" : "\n");
+    }
+    if (path) {
+        if (write_file_atomic(path, sb.data ? sb.data : "", sb.len) != 0) die_xerr();
+    } else {
+        if (sb.len && fwrite(sb.data, 1, sb.len, stdout) != sb.len) die("stdout: write error: %s", strerror(errno));
+        if (stream_flush_checked(stdout, "stdout")) die_xerr();
+    }
+    sb_free(&sb);
+}
+
+int cmd_embed(int argc, char **argv) {
+    char *dir = NULL, *pooling = NULL, *prompt = NULL, *prefix = NULL, *format = "text", *output = NULL;
+    int max_len = 0, batch = 32, ids_mode = 0, bf16 = 0;
+    Opt opts[] = {
+        {"model", OPT_STR, &dir, "DIR", "model folder (config.json, model.safetensors, sentencepiece.bpe.model; "
+                                        "or a sentence-transformers folder)"},
+        {"pooling", OPT_STR, &pooling, "mean|cls", "mean over non-pad tokens or the state of <s> (default: the "
+                                                   "folder's 1_Pooling, else mean)"},
+        {"max-len", OPT_LEN, &max_len, "N", "tokens per input including <s> and </s>; longer inputs keep <s>, "
+                                            "the first N-2 and </s> (default: the folder's max_seq_length, else the model's limit)"},
+        {"prompt", OPT_STR, &prompt, "query|passage", "prepend the folder's prompt of that name (default: the folder's "
+                                                      "default_prompt_name, else none; without prompts in the folder \"" XLMR_QUERY_PREFIX "\" / \"" XLMR_PASSAGE_PREFIX "\")"},
+        {"prefix", OPT_TEXT, &prefix, "S", "prepend S to every line (instead of --prompt)"},
+        {"format", OPT_STR, &format, "text|npy|jsonl", "text: a line of floats per input (default); npy: a float32 "
+                                                       "(N, C) NumPy file; jsonl: {\"index\", \"embedding\"} per line"},
+        {"output", OPT_STR, &output, "FILE", "write to FILE atomically instead of stdout"},
+        {"batch", OPT_COUNT, &batch, "B", "inputs per forward pass (default 32)"},
+        {"ids", OPT_FLAG, &ids_mode, NULL, "lines are space-separated XLM-R ids (with <s>=0 and </s>=2), not text"},
+        {"bf16", OPT_FLAG, &bf16, NULL, "BF16 matrix products (fp32 weights and accumulation): faster, ~1e-2 off"},
+        {0}};
+    opts_parse(argc, argv, opts, "xlmr embed --model DIR [options] < lines",
+               "Reads UTF-8 lines on stdin; writes the L2-normalised embedding of each. Pooling, length and "
+               "prompts come from the folder's sentence-transformers files where it has them; flags win.",
+               NULL);
+    opts_require("xlmr embed", "model", dir);
+    int fmt = !strcmp(format, "text") ? FMT_TEXT : !strcmp(format, "npy") ? FMT_NPY : !strcmp(format, "jsonl") ? FMT_JSONL : -1;
+    if (fmt < 0) die("embed: --format must be text, npy or jsonl, not '%s'", format);
+    if (batch < 1) die("embed: --batch must be positive");
+    if (prompt && prefix) die("embed: give --prompt or --prefix, not both");
+    if (prompt && strcmp(prompt, "query") && strcmp(prompt, "passage")) die("embed: --prompt must be query or passage");
+    if (ids_mode && (prompt || prefix)) die("embed: --ids takes no --prompt or --prefix");
+    StFolder sf;
+    if (stfolder_read(dir, &sf) != 0) die_xerr();
+    int pool = pooling ? xlmr_pooling_parse(pooling) : sf.pooling >= 0 ? sf.pooling : POOL_MEAN;
+    if (pool < 0) die("embed: --pooling must be mean or cls, not '%s'", pooling);
+    if (prompt && !strcmp(prompt, "query")) prefix = sf.query_prompt ? sf.query_prompt : XLMR_QUERY_PREFIX;
+    if (prompt && !strcmp(prompt, "passage")) prefix = sf.passage_prompt ? sf.passage_prompt : XLMR_PASSAGE_PREFIX;
+    if (!prompt && !prefix && !ids_mode) prefix = sf.default_prompt; /* as sentence-transformers' encode() */
+    Xlmr m;
+    if (xlmr_load(&m, sf.model_dir) != 0) die_xerr();
+    m.use_bf16 = bf16;
+    int limit = xlmr_max_len(&m.cfg);
+    if (max_len == 0) max_len = sf.max_seq_length ? stfolder_fit_default(sf.max_seq_length, limit, "embed", "max_seq_length") : limit;
+    if (max_len < 3 || max_len > limit) die("embed: --max-len %d outside [3, %d] (the model's limit)", max_len, limit);
+    Tokenizer *t = NULL;
+    if (!ids_mode && tokenizer_load(&t, sf.model_dir) != 0) die_xerr();
+    size_t n;
+    IntVec *seqs = read_inputs(t, prefix, max_len, &n); /* every line first: batches are formed by length */
     share_ids(&seqs, &n);
     const int **rows = xmalloc((n ? n : 1) * sizeof *rows);
     int *lens = xmalloc((n ? n : 1) * sizeof *lens);
@@ -215,21 +273,14 @@ int cmd_embed(int argc, char **argv) {
     /* finite weights can still overflow (a huge but finite value): never print NaN as an embedding */
     for (size_t i = 0; i < n * (size_t)C; i++)
         if (!isfinite(out[i])) die("embed: line %zu: the model gives a non-finite embedding (%s)", i / C + 1, dir);
-    StrBuf sb = {0};
-    for (size_t i = 0; i < n && dist_rank() == 0; i++) {
-        sb.len = 0;
-        for (int c = 0; c < C; c++) sb_printf(&sb, c ? " %.8g" : "%.8g", (double)out[i * C + c]);
-        sb_puts(&sb, "\n");
-        fwrite(sb.data, 1, sb.len, stdout);
-    }
-    sb_free(&sb);
-    if (stream_flush_checked(stdout, "stdout")) die_xerr();
+    if (dist_rank() == 0) write_embeddings(out, n, C, fmt, output); /* stdin and stdout are rank 0's */
     for (size_t i = 0; i < n; i++) iv_free(&seqs[i]);
     free(seqs);
     free(rows);
     free(lens);
     free(out);
     if (t) tokenizer_free(t);
+    stfolder_free(&sf);
     xlmr_free(&m);
     return 0;
 }

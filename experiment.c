@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dist.h"
+#include "encode.h"
 #include "eval.h"
 #include "json.h"
 #include "pretrain.h"
@@ -20,6 +21,7 @@
 #include "runrecord.h"
 #include "sampler.h"
 #include "squad.h"
+#include "stfolder.h"
 #include "tokenizer.h"
 #include "train.h"
 #include "util.h"
@@ -38,6 +40,7 @@ void experiment_options_default(ExperimentOptions *o) {
         .lr = -1,
         .init = "random",
         .pretrain_steps = -1,
+        .multi_dataset = MULTI_PROPORTIONAL,
     };
 }
 
@@ -103,6 +106,8 @@ typedef struct {
     int init_pretrained, pretrain_steps; /* --init pretrained: sizes pretrained first */
     const char *out, *data, *tokenizer;
     char *train_file, *dev_file;     /* the TSVs training reads */
+    const char **train_files;        /* train_file, then the extra datasets */
+    int n_train_files, multi;        /* and how they are mixed (MULTI_*) */
     char **langs;                    /* NULL: all languages */
     int n_langs;
     const char *langs_key;           /* the languages as the grid key names them */
@@ -262,7 +267,9 @@ static char *initial_model(const Grid *g, const GridSize *s, int seed) {
     /* the seed of the weights depends on (seed) only: the same for every strategy */
     xlmr_init_random(&m, hash_combine(0x1417ULL, (uint64_t)seed));
     char *spm = tokenizer_model_path(g->tokenizer);
-    int rc = mkdir_p(dir) || xlmr_save(&m, dir, spm);
+    /* a model folder like any other (stfolder.h): the pooling and prompts training uses */
+    StFolder sf = {.pooling = POOL_MEAN, .query_prompt = XLMR_QUERY_PREFIX, .passage_prompt = XLMR_PASSAGE_PREFIX};
+    int rc = mkdir_p(dir) || stfolder_save_model(&m, dir, spm, &sf);
     free(spm);
     xlmr_free(&m);
     if (rc) {
@@ -297,7 +304,8 @@ static void run_train_options(const Grid *g, const PlannedRun *run, const char *
     train_options_default(o);
     o->model_dir = init;
     o->train_files = files;
-    o->n_train_files = 1;
+    o->n_train_files = g->n_train_files;
+    o->multi_dataset = g->multi;
     o->out_dir = out;
     o->sampling = run->sampling;
     o->alpha = 0.5;
@@ -362,7 +370,8 @@ static int do_run(Grid *g, const PlannedRun *run, Progress *pr) {
         free(init);
         return -1;
     }
-    const char *files[1] = {g->train_file};
+    const char **files = g->train_files;
+    files[0] = g->train_file;
     char *tout = path_join(work, "train");
     TrainOptions o;
     run_train_options(g, run, init, files, tout, pr, &o);
@@ -419,6 +428,8 @@ static uint64_t file_hash(const char *path) {
 static void grid_key(Grid *g, const char *langs) {
     /* the training data and, for random-init sizes, the tokenizer they start from */
     uint64_t h = file_hash(g->train_file);
+    for (int i = 1; i < g->n_train_files; i++) /* extra datasets, and how they are mixed */
+        h = hash_combine(hash_combine(h, file_hash(g->train_files[i])), (uint64_t)g->multi);
     if (!g->sizes[0].model_dir) {
         char *spm = tokenizer_model_path(g->tokenizer);
         h = hash_combine(h, file_hash(spm));
@@ -529,7 +540,7 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
 }
 
 /* --model-dirs NAME=DIR,...: each pretrained folder a size of the grid. */
-static int grid_pretrained_sizes(Grid *g, const char *dirs) {
+static int grid_pretrained_sizes(Grid *g, const char *dirs, int *min_limit) {
     int n, rc = 0;
     char **items = split_csv(dirs, &n);
     g->sizes = xcalloc((size_t)(n ? n : 1), sizeof *g->sizes);
@@ -548,6 +559,7 @@ static int grid_pretrained_sizes(Grid *g, const char *dirs) {
         rc = xlmr_config_read(&c, cfg);
         free(cfg);
         if (!rc) s->cost = size_cost(c.n_layers, c.hidden);
+        if (!rc && (*min_limit == 0 || xlmr_max_len(&c) < *min_limit)) *min_limit = xlmr_max_len(&c);
     }
     free_strv(items);
     return rc;
@@ -574,7 +586,11 @@ static int grid_random_sizes(Grid *g, const ExperimentOptions *o) {
 }
 
 static int grid_sizes(Grid *g, const ExperimentOptions *o) {
-    if (g->pretrained ? grid_pretrained_sizes(g, o->model_dirs) : grid_random_sizes(g, o)) return -1;
+    int limit = 0;
+    if (g->pretrained ? grid_pretrained_sizes(g, o->model_dirs, &limit) : grid_random_sizes(g, o)) return -1;
+    /* length defaults fitted to the smallest model; explicit ones are checked by train_run */
+    if (limit && o->max_len_query <= 0) g->mlq = stfolder_fit_default(g->mlq, limit, "experiment", "--max-len-query");
+    if (limit && o->max_len_passage <= 0) g->mlp = stfolder_fit_default(g->mlp, limit, "experiment", "--max-len-passage");
     for (int i = 0; i < g->n_sizes; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(g->sizes[i].name, g->sizes[j].name))
@@ -609,6 +625,22 @@ static int grid_strategies(Grid *g, const ExperimentOptions *o) {
     return rc;
 }
 
+/* Extra datasets (--train A B, --add-train): the list training reads, and how the report names them. */
+static void datasets_summary(Grid *g, const ExperimentOptions *o, StrBuf *sb) {
+    g->n_train_files = 1 + o->n_more_train;
+    g->train_files = xcalloc((size_t)g->n_train_files, sizeof *g->train_files);
+    g->multi = o->multi_dataset;
+    for (int i = 0; i < o->n_more_train; i++) g->train_files[i + 1] = o->more_train[i];
+    if (!o->n_more_train) return;
+    sb_printf(sb, "; with %d more dataset%s (", o->n_more_train, o->n_more_train > 1 ? "s" : "");
+    for (int i = 0; i < o->n_more_train; i++) sb_printf(sb, "%s%s", i ? ", " : "", o->more_train[i]);
+    if (g->multi == MULTI_MERGED) sb_puts(sb, "), merged into one pool of groups");
+    else
+        sb_printf(sb, "), mixed %s: each batch from one file, %s, the sampling strategy within it", multi_dataset_name(g->multi),
+                  g->multi == MULTI_PROPORTIONAL ? "chosen with probability proportional to its number of groups"
+                                                 : "the files in turn");
+}
+
 /* The data: training and dev TSVs (given, or written from XQuAD-R), the eval
  * splits, and the grid key that depends on them. */
 static int grid_data(Grid *g, const ExperimentOptions *o) {
@@ -638,6 +670,7 @@ static int grid_data(Grid *g, const ExperimentOptions *o) {
         sb_printf(&sb, "XQuAD-R pairs (%s)", sum);
         free(sum);
     }
+    datasets_summary(g, o, &sb);
     g->pairs_summary = sb.data;
     if (g->pretrained) {
         StrBuf st = {0};
@@ -692,6 +725,7 @@ static void grid_free(Grid *g) {
     free(g->sizes);
     if (g->langs) free_strv(g->langs);
     free(g->train_file);
+    free(g->train_files);
     free(g->dev_file);
     free(g->pairs_summary);
     free(g->start);

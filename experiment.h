@@ -37,6 +37,9 @@ typedef struct {
     const char *sampling;    /* "S,S": strategies; NULL: all of sampler.h (--quick: mono, cross, hybrid) */
     const char *model_dirs;  /* "NAME=DIR,...": pretrained folders instead of sizes (needs train_file) */
     const char *train_file;  /* training TSV; NULL: the XQuAD-R train split, written to OUT/data/ */
+    const char *const *more_train; /* more training TSVs, each a dataset beside train_file (sampler.h) */
+    int n_more_train;
+    int multi_dataset;       /* MULTI_*: how the datasets are mixed (default proportional) */
     const char *dev_file;    /* dev TSV; NULL: the XQuAD-R dev split when train_file is NULL and not quick */
     const char *langs;       /* "L,L"; NULL: all (--quick: EXPERIMENT_LANGS_QUICK) */
     const char *data_dir;    /* holding xquad-r/ and mlqa-r/ (default "data") */

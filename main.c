@@ -23,6 +23,7 @@ static const struct {
     {"pretrain", cmd_pretrain, "masked-LM (+ TLM) pretraining on text files per language"},
     {"eval", cmd_eval, "XQuAD-R / MLQA-R retrieval: mono, cross, multi, language bias"},
     {"experiment", cmd_experiment, "the size x sampling grid, with report and charts"},
+    {"plot", cmd_plot, "a training log as a loss / learning-rate curve (SVG)"},
     {"bench", cmd_bench, "speed: gemm, forward, train, tokenize"},
 };
 

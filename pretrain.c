@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "corpus.h"
+#include "encode.h"
 #include "json.h"
 #include "loss.h"
 #include "optim.h"
@@ -579,9 +580,18 @@ static void options_json(const Pretrainer *p, StrBuf *sb) {
               p->n_tlm / (double)o->batch, o->heldout, o->seed, o->chunk);
 }
 
+/* The sentence-transformers files of a pretrained folder (stfolder.h): the
+ * fine-tuning defaults (mean pooling, the method's prompts), so the folder is a
+ * ready start for `xlmr train` and loads in sentence-transformers as it is. */
+static StFolder pretrain_folder_settings(int max_len) {
+    return (StFolder){.pooling = POOL_MEAN, .max_seq_length = max_len,
+                      .query_prompt = XLMR_QUERY_PREFIX, .passage_prompt = XLMR_PASSAGE_PREFIX};
+}
+
 static int checkpoint_write(void *ctx, const char *dir) {
     Pretrainer *p = ctx;
-    if (mkdir_p(dir) || xlmr_save(&p->m, dir, p->spm)) return -1;
+    StFolder f = pretrain_folder_settings(p->o->max_len);
+    if (mkdir_p(dir) || stfolder_save_model(&p->m, dir, p->spm, &f)) return -1;
     char *path = path_join(dir, "optimizer.bin");
     int rc = xlmr_adamw_save(&p->opt, &p->m, path);
     free(path);
@@ -797,7 +807,8 @@ static int pretrain_loop(Pretrainer *p, double *heldout) {
         if (o->save_every > 0 && st.step % o->save_every == 0 && !at_end && checkpoint_save(p)) return -1;
     }
     evaluate(p, heldout);
-    return checkpoint_save(p) || run_save_model(&p->m, o->out_dir, "final", p->spm) ? -1 : 0;
+    StFolder f = pretrain_folder_settings(o->max_len);
+    return checkpoint_save(p) || run_save_model(&p->m, o->out_dir, "final", p->spm, &f) ? -1 : 0;
 }
 
 int pretrain_run(const PretrainOptions *o, PretrainReport *r) {
@@ -884,7 +895,8 @@ int pretrain_start_model(const char *out, const char *data_dir, const char *spm,
             if (rc == 0) {
                 xlmr_init_random(&m, hash_combine(0x1417ULL, 0x9e7ULL));
                 char *spm_file = tokenizer_model_path(spm);
-                rc = run_save_model(&m, base.data, "start", spm_file);
+                StFolder f = pretrain_folder_settings(0) /* 0: the model's limit */;
+                rc = run_save_model(&m, base.data, "start", spm_file, &f);
                 free(spm_file);
                 xlmr_free(&m);
             }

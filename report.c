@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sampler.h"
+#include "svgchart.h"
 
 const char *const report_dataset_titles[RUN_N_DATASETS] = {"XQuAD-R", "MLQA-R"};
 
@@ -638,7 +639,8 @@ void report_markdown(const Report *rep, StrBuf *sb) {
         if (has_dataset(rep, d))
             sb_printf(sb, "![%s mAP by setting, size and strategy](map_%s.svg)\n\n", report_dataset_titles[d],
                       run_dataset_names[d]);
-    sb_puts(sb, "![Rank distance by size and strategy](rank_distance.svg)\n");
+    sb_puts(sb, "![Rank distance by size and strategy](rank_distance.svg)\n\n");
+    sb_puts(sb, "![The gap, hybrid minus the best specialised strategy, against parameters](gap.svg)\n");
     free(sizes.v);
     free(samplings.v);
 }
@@ -650,18 +652,7 @@ void report_markdown(const Report *rep, StrBuf *sb) {
 static const char *const colors[] = {"#4878d0", "#ee854a", "#6acc64", "#956cb4", "#8c613c", "#dc7ec0", "#797979"};
 #define N_COLORS (int)(sizeof colors / sizeof *colors)
 
-static void svg_text(StrBuf *sb, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-            case '&': sb_puts(sb, "&amp;"); break;
-            case '<': sb_puts(sb, "&lt;"); break;
-            case '>': sb_puts(sb, "&gt;"); break;
-            case '"': sb_puts(sb, "&quot;"); break;
-            default:
-                if ((unsigned char)*s >= 0x20 || *s == '\t') sb_append(sb, s, 1); /* no control chars in XML */
-        }
-    }
-}
+static void svg_text(StrBuf *sb, const char *s) { svg_escape(sb, s); }
 
 /* A "nice" upper bound for the axis: 1, 2 or 5 times a power of ten at or above x. */
 static double nice_ceil(double x) {
@@ -776,6 +767,50 @@ void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb) {
 }
 
 /* ---------------------------------------------------------------------------
+ * The chart the research question asks for: hybrid minus the best specialised
+ * strategy (per size, as in the gap table) against parameters on a log axis,
+ * one line per setting, error bars = sd of the per-seed differences. */
+
+static void gap_series(const Report *rep, const Names *sizes, int d, int metric, double *x, double *y, double *e) {
+    for (int s = 0; s < sizes->n; s++) {
+        const char *best = best_specialised(rep, sizes->v[s], d, metric);
+        ReportStat g = best ? report_paired_diff(rep, sizes->v[s], HYBRID, best, d, metric) : (ReportStat){NAN, NAN, 0};
+        x[s] = size_params(rep, sizes->v[s]);
+        y[s] = g.n ? g.mean : NAN;
+        e[s] = g.sd;
+    }
+}
+
+void report_gap_svg(const Report *rep, StrBuf *sb) {
+    Names sizes, samplings;
+    grid_axes(rep, &sizes, &samplings);
+    int n = sizes.n ? sizes.n : 1;
+    double *buf = xmalloc((size_t)(4 * 3 * n) * sizeof *buf); /* x, y, err for each of 4 metrics */
+    double pw = 400, ph = 330, W = 2 * pw + 20, H = 2 * ph + 70;
+    svg_begin(sb, W, H, "Hybrid minus the best specialised strategy, by model size (error bars: sd over seeds)");
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
+        SvgSeries ser[4];
+        for (int k = 0; k < 4; k++) {
+            double *x = buf + (size_t)(3 * k) * n, *y = x + n, *e = y + n;
+            gap_series(rep, &sizes, d, main_metrics[k], x, y, e);
+            ser[k] = (SvgSeries){main_titles[k], x, y, e, sizes.n, 1, k + 1};
+        }
+        char title[96];
+        snprintf(title, sizeof title, "%s: mAP gap", report_dataset_titles[d]);
+        SvgPanel map = {title, "parameters (log scale)", "hybrid - best specialised", 10 + pw * d, 30, pw, ph, 1, 1, 0};
+        svg_line_panel(sb, &map, ser, 3);
+        snprintf(title, sizeof title, "%s: rank distance gap (lower is better)", report_dataset_titles[d]);
+        SvgPanel rd = {title, "parameters (log scale)", "hybrid - best specialised", 10 + pw * d, 30 + ph, pw, ph, 1, 1, 0};
+        svg_line_panel(sb, &rd, ser + 3, 1);
+    }
+    svg_legend(sb, main_titles, 4, 60, H - 14);
+    svg_end(sb);
+    free(buf);
+    free(sizes.v);
+    free(samplings.v);
+}
+
+/* ---------------------------------------------------------------------------
  * Writing everything */
 
 static int write_sb(const char *dir, const char *name, const StrBuf *sb) {
@@ -806,6 +841,11 @@ int report_write(const Report *rep, const char *out_dir) {
         sb.len = 0;
         report_svg(rep, 1, 0, &sb);
         rc |= write_sb(out_dir, "rank_distance.svg", &sb);
+    }
+    if (!rc) {
+        sb.len = 0;
+        report_gap_svg(rep, &sb);
+        rc |= write_sb(out_dir, "gap.svg", &sb);
     }
     sb_free(&sb);
     return rc ? -1 : 0;

@@ -59,13 +59,16 @@ ReportStat report_paired_diff(const Report *rep, const char *size, const char *s
  * report's rule for "exceeds the spread over seeds". Not a significance test. */
 int report_exceeds_spread(ReportStat d);
 
-/* Writes OUT/results.json, OUT/report.md, OUT/map_<dataset>.svg and
- * OUT/rank_distance.svg, each atomically. */
+/* Writes OUT/results.json, OUT/report.md, OUT/map_<dataset>.svg,
+ * OUT/rank_distance.svg and OUT/gap.svg, each atomically. */
 int report_write(const Report *rep, const char *out_dir);
 /* The pieces, for tests. */
 void report_results_json(const Report *rep, StrBuf *sb);
 void report_markdown(const Report *rep, StrBuf *sb);
 /* kind 0: mAP per setting (mono, cross, multi) for one dataset; kind 1: rank distance, both datasets. */
 void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb);
+/* gap.svg: hybrid minus the best specialised strategy against parameters (log
+ * axis), one line per setting, error bars = sd of the per-seed differences. */
+void report_gap_svg(const Report *rep, StrBuf *sb);
 
 #endif

@@ -83,13 +83,13 @@ void run_restore_dir(const char *dst) {
     sb_free(&old);
 }
 
-int run_save_model(const Xlmr *m, const char *out, const char *name, const char *spm) {
+int run_save_model(const Xlmr *m, const char *out, const char *name, const char *spm, const StFolder *f) {
     char *dst = path_join(out, name);
     StrBuf tmp = {0};
     sb_printf(&tmp, "%s.tmp", dst);
     remove_tree(tmp.data);
     int rc = mkdir_p(tmp.data);
-    if (rc == 0) rc = xlmr_save(m, tmp.data, spm);
+    if (rc == 0) rc = stfolder_save_model(m, tmp.data, spm, f);
     if (rc == 0) rc = run_swap_dir(tmp.data, dst);
     if (rc == 0) fsync_dir(out);
     else remove_tree(tmp.data);

@@ -7,6 +7,7 @@
 #define XLMR_RUN_H
 
 #include "util.h"
+#include "stfolder.h"
 #include "xlmr.h"
 
 /* OUT/checkpoint-STEP + suffix (malloc'd). */
@@ -19,7 +20,8 @@ int run_swap_dir(const char *tmp, const char *dst);
 /* Puts dst.old back when a kill left no dst (between run_swap_dir's renames). */
 void run_restore_dir(const char *dst);
 /* The model into OUT/name atomically (OUT/name.tmp, then swapped in). */
-int run_save_model(const Xlmr *m, const char *out, const char *name, const char *spm);
+/* f: the sentence-transformers files written beside the model (stfolder.h). */
+int run_save_model(const Xlmr *m, const char *out, const char *name, const char *spm, const StFolder *f);
 /* The tokenizer file every folder the run saves gets a copy of, copied once
  * from src_dir into OUT/.sentencepiece.bpe.model: a run owns its source, so the
  * user may delete the start folder or any checkpoint (to free disk) while it

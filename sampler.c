@@ -73,7 +73,9 @@ static void pool_init(SamplerPool *p, int cap) {
     p->n = p->pos = p->passes = 0;
 }
 
-int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, int batch, uint64_t seed) {
+/* A sampler over the groups groups[0..n) of d (all of them when groups is NULL). */
+static int build_groups(Sampler *s, const TrainData *d, const int *groups, int n, int sampling, double alpha, int batch,
+                        uint64_t seed) {
     memset(s, 0, sizeof *s);
     if (sampling < 0 || sampling >= SAMPLING_COUNT) return xerr("unknown sampling %d", sampling);
     if (batch < 1) return xerr("batch size must be at least 1, got %d", batch);
@@ -87,7 +89,8 @@ int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, in
     for (int l = 0; l < d->n_langs; l++) pool_init(&s->mono[l], d->n_groups);
     pool_init(&s->cross, d->n_groups);
     pool_init(&s->mixed, d->n_groups);
-    for (int g = 0; g < d->n_groups; g++) {
+    for (int j = 0; j < (groups ? n : d->n_groups); j++) {
+        int g = groups ? groups[j] : j;
         int k = d->group_start[g + 1] - d->group_start[g];
         for (int i = d->group_start[g]; i < d->group_start[g + 1]; i++) {
             SamplerPool *p = &s->mono[d->rows[i].lang];
@@ -98,11 +101,15 @@ int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, in
     }
     s->stamp = xmalloc((size_t)(d->n_groups ? d->n_groups : 1) * sizeof(int));
     for (int g = 0; g < d->n_groups; g++) s->stamp[g] = -1;
+    /* the languages of these groups: a mono batch draws one of them */
+    s->langs = xmalloc((size_t)(d->n_langs ? d->n_langs : 1) * sizeof(int));
+    for (int l = 0; l < d->n_langs; l++)
+        if (s->mono[l].n > 0) s->langs[s->n_langs++] = l;
     int use_mono = sampling == SAMPLING_MONO || (sampling == SAMPLING_HYBRID && alpha > 0);
     int use_cross = sampling == SAMPLING_CROSS || (sampling == SAMPLING_HYBRID && alpha < 1);
     int rc = 0;
     if (use_mono)
-        for (int l = 0; l < d->n_langs && rc == 0; l++)
+        for (int j = 0, l; j < s->n_langs && rc == 0 && (l = s->langs[j]) >= 0; j++)
             if (s->mono[l].n < batch)
                 rc = xerr("language %s has %d groups, fewer than the batch size %d: a mono batch needs %d distinct "
                           "groups of one language (lower --batch or leave out %s)",
@@ -124,7 +131,102 @@ int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, in
     return 0;
 }
 
+int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, int batch, uint64_t seed) {
+    return build_groups(s, d, NULL, 0, sampling, alpha, batch, seed);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Several datasets: each batch from one of them                             */
+
+static const char *const multi_names[MULTI_COUNT] = {
+    [MULTI_MERGED] = "merged", [MULTI_PROPORTIONAL] = "proportional", [MULTI_ROUND_ROBIN] = "round-robin"};
+
+int multi_dataset_parse(const char *s) {
+    for (int i = 0; i < MULTI_COUNT; i++)
+        if (s && !strcmp(s, multi_names[i])) return i;
+    return -1;
+}
+const char *multi_dataset_name(int mode) { return mode >= 0 && mode < MULTI_COUNT ? multi_names[mode] : "?"; }
+
+/* Groups of one file each: a group with rows in two files belongs to no single dataset. */
+static int dataset_groups(const TrainData *d, const char *const *files, int **groups, int *counts) {
+    for (int g = 0; g < d->n_groups; g++)
+        if (d->group_file[g] < 0)
+            return xerr("group '%s' has rows in two training files: with several datasets each file holds its own "
+                        "groups (or use --multi-dataset merged)",
+                        d->groups[g]);
+    for (int k = 0; k < d->n_files; k++) {
+        groups[k] = xmalloc((size_t)(d->n_groups ? d->n_groups : 1) * sizeof(int));
+        counts[k] = 0;
+    }
+    for (int g = 0; g < d->n_groups; g++) groups[d->group_file[g]][counts[d->group_file[g]]++] = g;
+    for (int k = 0; k < d->n_files; k++)
+        if (counts[k] == 0) return xerr("%s: no training rows", files[k]);
+    return 0;
+}
+
+/* Hybrid on a dataset without B multilingual groups (e.g. English-only SQuAD
+ * pairs beside XQuAD-R) cannot draw cross batches: it serves mono ones only. */
+static double dataset_alpha(const TrainData *d, const int *groups, int n, int sampling, double alpha, int batch) {
+    if (sampling != SAMPLING_HYBRID) return alpha;
+    int multi = 0;
+    for (int j = 0; j < n; j++) multi += d->group_start[groups[j] + 1] - d->group_start[groups[j]] >= 2;
+    return multi < batch ? 1.0 : alpha;
+}
+
+int sampler_build_multi(Sampler *s, const TrainData *d, const char *const *files, int mode, int sampling, double alpha,
+                        int batch, uint64_t seed) {
+    if (mode < 0 || mode >= MULTI_COUNT) return xerr("unknown --multi-dataset mode %d", mode);
+    if (mode == MULTI_MERGED || d->n_files < 2) return sampler_build(s, d, sampling, alpha, batch, seed);
+    int D = d->n_files, rc = 0;
+    int **groups = xcalloc((size_t)D, sizeof *groups), *counts = xcalloc((size_t)D, sizeof(int));
+    Sampler *sets = xcalloc((size_t)D, sizeof *sets);
+    rc = dataset_groups(d, files, groups, counts);
+    int built = 0;
+    for (; rc == 0 && built < D; built++)
+        if (build_groups(&sets[built], d, groups[built], counts[built], sampling,
+                         dataset_alpha(d, groups[built], counts[built], sampling, alpha, batch), batch,
+                         hash_combine(seed, (uint64_t)built + 1))) {
+            char *msg = xstrdup(xerr_msg());
+            rc = xerr("%s: %s", files[built], msg);
+            free(msg);
+            break;
+        }
+    for (int k = 0; k < D; k++) free(groups[k]);
+    free(groups);
+    if (rc) {
+        for (int k = 0; k < built; k++) sampler_free(&sets[k]);
+        free(sets);
+        free(counts);
+        return -1;
+    }
+    memset(s, 0, sizeof *s); /* the parent draws no pairs itself: no pools */
+    s->d = d;
+    s->sampling = sampling;
+    s->alpha = alpha;
+    s->batch = batch;
+    s->multi = mode;
+    s->sets = sets;
+    s->set_groups = counts;
+    s->n_sets = D;
+    rng_seed(&s->pick, hash_combine(seed, 0xda7a5e7ULL));
+    return 0;
+}
+
+/* The dataset of the next batch: in turn, or with probability proportional to its groups. */
+static int pick_dataset(Sampler *s) {
+    if (s->multi == MULTI_ROUND_ROBIN) return (int)(s->batches % s->n_sets);
+    uint32_t r = rng_below(&s->pick, (uint32_t)s->d->n_groups);
+    int k = 0;
+    while (k < s->n_sets - 1 && r >= (uint32_t)s->set_groups[k]) r -= (uint32_t)s->set_groups[k++];
+    return k;
+}
+
 void sampler_free(Sampler *s) {
+    for (int k = 0; k < s->n_sets; k++) sampler_free(&s->sets[k]);
+    free(s->sets);
+    free(s->set_groups);
+    free(s->langs);
     if (s->mono && s->d)
         for (int l = 0; l < s->d->n_langs; l++) free(s->mono[l].order);
     free(s->mono);
@@ -135,6 +237,11 @@ void sampler_free(Sampler *s) {
 }
 
 int sampler_next(Sampler *s, SamplePair *pairs) {
+    if (s->n_sets) {
+        s->dataset = pick_dataset(s);
+        s->batches++;
+        return sampler_next(&s->sets[s->dataset], pairs);
+    }
     const TrainData *d = s->d;
     int batchno = (int)(s->batches++ & 0x7fffffff);
     int kind;
@@ -143,7 +250,7 @@ int sampler_next(Sampler *s, SamplePair *pairs) {
     else if (s->sampling == SAMPLING_MIXED) kind = BATCH_MIXED;
     else kind = rng_uniform(&s->rng) < s->alpha ? BATCH_MONO : BATCH_CROSS;
     if (kind == BATCH_MONO) {
-        int lang = (int)rng_below(&s->rng, (uint32_t)d->n_langs);
+        int lang = s->langs[rng_below(&s->rng, (uint32_t)s->n_langs)];
         for (int i = 0; i < s->batch; i++) {
             int g = pool_next(&s->mono[lang], &s->rng, s->stamp, batchno);
             pairs[i].qrow = pairs[i].prow = train_data_find(d, g, lang);
@@ -212,7 +319,42 @@ static int pool_read(SamplerPool *p, FILE *f, int n_groups, int *mark, const cha
     return 0;
 }
 
+/* Several datasets: this header, then each dataset's sampler state in order. */
+#define MULTI_MAGIC 0x544c4d58u /* "XMLT" */
+typedef struct {
+    uint32_t magic, version;
+    int32_t mode, n_sets, dataset, pad;
+    uint64_t pick;
+    int64_t batches;
+} MultiHeader;
+
+static int multi_state_write(const Sampler *s, FILE *f) {
+    MultiHeader h = {MULTI_MAGIC, SAMPLER_VERSION, s->multi, s->n_sets, s->dataset, 0, s->pick.s, s->batches};
+    if (fwrite(&h, sizeof h, 1, f) != 1) return xerr("cannot write the sampler state");
+    for (int k = 0; k < s->n_sets; k++)
+        if (sampler_state_write(&s->sets[k], f)) return -1;
+    return 0;
+}
+
+static int multi_state_read(Sampler *s, FILE *f, const char *name) {
+    MultiHeader h;
+    if (fread(&h, sizeof h, 1, f) != 1) return xerr("%s: sampler state is truncated", name);
+    if (h.magic == SAMPLER_MAGIC) return xerr("%s: sampler state is for --multi-dataset merged", name);
+    if (h.magic != MULTI_MAGIC || h.version != SAMPLER_VERSION) return xerr("%s: not a sampler state (bad magic)", name);
+    if (h.mode != s->multi || h.n_sets != s->n_sets)
+        return xerr("%s: sampler state is for --multi-dataset %s over %d files", name, multi_dataset_name(h.mode),
+                    (int)h.n_sets);
+    if (h.batches < 0 || h.dataset < 0 || h.dataset >= s->n_sets) return xerr("%s: sampler state is corrupt", name);
+    for (int k = 0; k < s->n_sets; k++)
+        if (sampler_state_read(&s->sets[k], f, name)) return -1;
+    s->pick.s = h.pick;
+    s->batches = h.batches;
+    s->dataset = h.dataset;
+    return 0;
+}
+
 int sampler_state_write(const Sampler *s, FILE *f) {
+    if (s->n_sets) return multi_state_write(s, f);
     SamplerHeader h;
     memset(&h, 0, sizeof h);
     h.magic = SAMPLER_MAGIC;
@@ -233,8 +375,10 @@ int sampler_state_write(const Sampler *s, FILE *f) {
 }
 
 int sampler_state_read(Sampler *s, FILE *f, const char *name) {
+    if (s->n_sets) return multi_state_read(s, f, name);
     SamplerHeader h;
     if (fread(&h, sizeof h, 1, f) != 1) return xerr("%s: sampler state is truncated", name);
+    if (h.magic == MULTI_MAGIC) return xerr("%s: sampler state is for several datasets (--multi-dataset)", name);
     if (h.magic != SAMPLER_MAGIC) return xerr("%s: not a sampler state (bad magic)", name);
     if (h.version != SAMPLER_VERSION) return xerr("%s: sampler state version %u, expected %d", name, h.version, SAMPLER_VERSION);
     if (h.fingerprint != s->d->fingerprint || h.n_langs != s->d->n_langs || h.n_groups != s->d->n_groups)
@@ -444,6 +588,13 @@ int train_data_load(TrainData *d, const char *const *files, int n_files) {
     d->rows = xmalloc((size_t)(raw.n ? raw.n : 1) * sizeof(TrainRow));
     for (int i = 0; i < raw.n; i++) d->rows[i] = raw.rows[i].row;
     d->n_rows = raw.n;
+    d->n_files = n_files;
+    d->group_file = xmalloc((size_t)(d->n_groups ? d->n_groups : 1) * sizeof(int));
+    for (int g = 0; g < d->n_groups; g++) d->group_file[g] = -2; /* -2: no row yet */
+    for (int i = 0; i < raw.n; i++) {
+        int *gf = &d->group_file[raw.rows[i].row.group];
+        *gf = *gf == -2 || *gf == raw.rows[i].file ? raw.rows[i].file : -1;
+    }
     free(raw.rows);
     if (rc) {
         train_data_free(d);
@@ -469,6 +620,7 @@ void train_data_free(TrainData *d) {
     free(d->langs);
     free(d->groups);
     free(d->group_start);
+    free(d->group_file);
     memset(d, 0, sizeof *d);
 }
 

@@ -11,7 +11,9 @@
  *   - lines starting with '#' are comments and empty lines are ignored; a
  *     trailing '\r' (CRLF files) is dropped; anything else that is not a valid
  *     row is an error "FILE:LINE: what is wrong" (nothing is skipped silently).
- *   Several files may be given; a group may span files.
+ *   Several files may be given; a group may span files when they are merged
+ *   into one pool (sampler_build), not when each file is a dataset of its own
+ *   (sampler_build_multi).
  *
  * Samplers (B pairs a batch, never the same group twice in a batch):
  *   mono   (X-X-mono) the batch language X is uniform over the languages; B
@@ -53,6 +55,8 @@ typedef struct {
     int *group_start;  /* (n_groups + 1): rows of group g are [group_start[g], group_start[g+1]) */
     int n_hard;        /* rows with a hard negative */
     uint64_t fingerprint; /* hash of the whole content: resume checks the data did not change */
+    int n_files;       /* files loaded */
+    int *group_file;   /* (n_groups) the file of each group's rows; -1 when they span files */
 } TrainData;
 
 /* Reads and validates the files. -1 + xerr("FILE:LINE: ...") on the first bad row. */
@@ -78,21 +82,45 @@ typedef struct {
     int passes;  /* completed passes */
 } SamplerPool;
 
-typedef struct {
+typedef struct Sampler Sampler;
+struct Sampler {
     const TrainData *d;
     int sampling, batch;
     double alpha;
     Rng rng;
-    SamplerPool *mono;  /* (n_langs) */
+    SamplerPool *mono;  /* (d->n_langs) */
     SamplerPool cross, mixed;
+    int *langs, n_langs; /* the languages its groups have (mono batches draw among them) */
     long long batches;  /* drawn so far */
     int *stamp;         /* (n_groups) scratch: batch number a group was last drawn in */
-} Sampler;
+    /* several datasets (sampler_build_multi): one sampler per training file */
+    int multi;          /* MULTI_* (MULTI_MERGED: no sets) */
+    Sampler *sets;      /* (n_sets) each over its file's groups, with its own RNG */
+    int *set_groups;    /* (n_sets) groups of each */
+    int n_sets;
+    Rng pick;           /* proportional: which dataset */
+    int dataset;        /* dataset of the last batch (0 when merged) */
+};
 
 /* -1 + xerr when a pool the sampler may use has fewer than B groups. */
 int sampler_build(Sampler *s, const TrainData *d, int sampling, double alpha, int batch, uint64_t seed);
+
+/* Several training files (the paper's "sampled based on dataset size"):
+ *   merged        one pool of all groups: sampler_build, whatever the files;
+ *   proportional  each batch from one file, drawn with probability proportional
+ *                 to its number of groups (sentence-transformers' PROPORTIONAL);
+ *   round-robin   each batch from the next file in turn;
+ * the strategy (mono/cross/hybrid/mixed) applies within the file. Each file's
+ * pools must hold B groups (errors name the file), and no group may have rows
+ * in two files. With one file every mode is merged. */
+enum { MULTI_MERGED = 0, MULTI_PROPORTIONAL = 1, MULTI_ROUND_ROBIN = 2, MULTI_COUNT = 3 };
+int multi_dataset_parse(const char *s); /* "merged" | "proportional" | "round-robin" -> MULTI_*, or -1 */
+const char *multi_dataset_name(int mode);
+int sampler_build_multi(Sampler *s, const TrainData *d, const char *const *files, int mode, int sampling, double alpha,
+                        int batch, uint64_t seed);
 void sampler_free(Sampler *s);
-/* Draws the next batch into pairs (batch entries); returns its BATCH_* kind. */
+/* Draws the next batch into pairs (batch entries); returns its BATCH_* kind
+ * (s->dataset: the file it came from). */
 int sampler_next(Sampler *s, SamplePair *pairs);
 /* State for resume: binary, versioned, sizes checked against the data on read. */
 int sampler_state_write(const Sampler *s, FILE *f);

@@ -13,8 +13,10 @@
 #include "dist.h"
 #include "encode.h"
 #include "eval.h"
+#include "logplot.h"
 #include "loss.h"
 #include "optim.h"
+#include "stfolder.h"
 #include "tensor.h"
 #include "tokenizer.h"
 #include "json.h"
@@ -45,6 +47,7 @@ void train_options_default(TrainOptions *o) {
         .seed = 1,
         .query_prefix = XLMR_QUERY_PREFIX,
         .passage_prefix = XLMR_PASSAGE_PREFIX,
+        .multi_dataset = MULTI_PROPORTIONAL,
     };
 }
 
@@ -368,9 +371,26 @@ static int evaluate(Trainer *tr, double *dev_loss, double *dev_map) {
 /* ------------------------------------------------------------------------- */
 /* Folders                                                                   */
 
+/* This run's sentence-transformers settings (stfolder.h): the pooling, length
+ * and prompts it trains with, written into every model folder it saves. */
+static StFolder folder_settings_of(const Trainer *tr) {
+    const TrainOptions *o = tr->o;
+    return (StFolder){.pooling = o->pooling,
+                      .max_seq_length = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage,
+                      .query_prompt = (char *)o->query_prefix,
+                      .passage_prompt = (char *)o->passage_prefix};
+}
+
+/* A model folder: the HF files plus sentence-transformers' and the tokenizer's. */
+static int save_model_files(const Trainer *tr, const char *dir) {
+    StFolder f = folder_settings_of(tr);
+    return stfolder_save_model(&tr->m, dir, tr->spm, &f);
+}
+
 /* Writes the model into OUT/name atomically (run.h). */
 static int save_model_dir(Trainer *tr, const char *name) {
-    return run_save_model(&tr->m, tr->o->out_dir, name, tr->spm);
+    StFolder f = folder_settings_of(tr);
+    return run_save_model(&tr->m, tr->o->out_dir, name, tr->spm, &f);
 }
 
 static void options_json(const TrainOptions *o, int total, StrBuf *sb) {
@@ -381,7 +401,9 @@ static void options_json(const TrainOptions *o, int total, StrBuf *sb) {
         if (i) sb_puts(sb, ", ");
         sb_json_string(sb, o->train_files[i]);
     }
-    sb_puts(sb, "], \"sampling\": ");
+    sb_puts(sb, "], ");
+    if (o->n_train_files > 1) sb_printf(sb, "\"multi_dataset\": \"%s\", ", multi_dataset_name(o->multi_dataset));
+    sb_puts(sb, "\"sampling\": ");
     sb_json_string(sb, sampling_name(o->sampling));
     sb_printf(sb, ", \"alpha\": %.17g, \"batch\": %d, \"steps\": %d, \"lr\": %.17g, \"warmup\": %.17g", o->alpha,
               o->batch, total, o->lr, o->warmup);
@@ -427,7 +449,7 @@ static int state_write(const Trainer *tr, const char *path) {
 
 /* Everything of a checkpoint into the folder dir. */
 static int checkpoint_write(const Trainer *tr, const char *dir) {
-    if (mkdir_p(dir) || xlmr_save(&tr->m, dir, tr->spm)) return -1;
+    if (mkdir_p(dir) || save_model_files(tr, dir)) return -1;
     char *p = path_join(dir, "optimizer.bin");
     int rc = xlmr_adamw_save(&tr->opt, &tr->m, p);
     free(p);
@@ -526,6 +548,7 @@ static int check_options(const TrainOptions *o) {
     if (!o->out_dir || !*o->out_dir) return xerr("train: no output folder given (--out)");
     if (o->n_train_files < 1 || !o->train_files) return xerr("train: no training file given (--train)");
     if (o->sampling < 0 || o->sampling >= SAMPLING_COUNT) return xerr("train: unknown sampling %d", o->sampling);
+    if (o->multi_dataset < 0 || o->multi_dataset >= MULTI_COUNT) return xerr("train: unknown --multi-dataset %d", o->multi_dataset);
     if (!(o->alpha >= 0 && o->alpha <= 1)) return xerr("train: --alpha must be in [0,1], got %g", o->alpha);
     if (o->batch < 1) return xerr("train: --batch must be >= 1, got %d", o->batch);
     if (o->steps < 0) return xerr("train: --steps must be >= 0, got %d", o->steps);
@@ -709,7 +732,9 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     tr->best_step = -1;
     tr->best_map = tr->best_loss = NAN;
     if (train_data_load(&tr->data, o->train_files, o->n_train_files)) return -1;
-    if (sampler_build(&tr->sampler, &tr->data, o->sampling, o->alpha, o->batch, o->seed)) return -1;
+    if (sampler_build_multi(&tr->sampler, &tr->data, o->train_files, o->multi_dataset, o->sampling, o->alpha, o->batch,
+                            o->seed))
+        return -1;
     double total = o->steps ? o->steps : ceil(o->epochs * tr->data.n_groups / o->batch);
     if (total > 1e9) return xerr("train: --epochs %g gives %.0f steps, more than 1e9", o->epochs, total);
     tr->total = (int)total;
@@ -791,7 +816,9 @@ static double tokens_per_s(const StepStats *st) { return st->tokens / (st->secon
 static void log_step(Trainer *tr, const StepStats *st) {
     if (!tr->log) return;
     StrBuf sb = {0};
-    sb_printf(&sb, "{\"step\": %d, \"kind\": \"%s\", \"loss\": ", st->step, batch_kind_name(st->kind));
+    sb_printf(&sb, "{\"step\": %d, \"kind\": \"%s\", ", st->step, batch_kind_name(st->kind));
+    if (tr->sampler.n_sets) sb_printf(&sb, "\"dataset\": %d, ", tr->sampler.dataset); /* the --train file's index */
+    sb_puts(&sb, "\"loss\": ");
     sb_json_number(&sb, st->loss);
     sb_puts(&sb, ", \"lr\": ");
     sb_json_number(&sb, st->lr);
@@ -844,6 +871,14 @@ static int train_finish(Trainer *tr) {
     return writer && (checkpoint_save(tr) || save_model_dir(tr, "final")) ? -1 : 0;
 }
 
+/* OUT/train_log.svg from the finished --log (logplot.h); a chart that cannot
+ * be drawn costs the run nothing but a note. */
+static void write_log_plot(const TrainOptions *o) {
+    char *svg = path_join(o->out_dir, "train_log.svg");
+    if (logplot_write(o->log_file, svg) && !o->quiet) fprintf(stderr, "train: no chart of the log: %s\n", xerr_msg());
+    free(svg);
+}
+
 int train_run(const TrainOptions *o, TrainReport *r) {
     *r = (TrainReport){.final_loss = NAN, .best_dev_map = NAN, .best_dev_loss = NAN, .best_step = -1};
     if (check_options(o)) return -1;
@@ -878,6 +913,7 @@ int train_run(const TrainOptions *o, TrainReport *r) {
         r->best_dir = tr.have_dev ? path_join(o->out_dir, "best") : NULL;
     }
     trainer_free(&tr);
+    if (rc == 0 && o->log_file && r->final_dir) write_log_plot(o);
     dir_unlock(&lock);
     return rc ? -1 : 0;
 }

@@ -33,6 +33,7 @@
  * OUT is locked for the run's life (util.h: dir_lock): a second run on the same
  * OUT fails at once. The tokenizer every saved folder gets is copied once into
  * OUT/.sentencepiece.bpe.model, so deleting any checkpoint mid-run is safe.
+ *   OUT/train_log.svg     with --log: the log's loss / lr / dev mAP curves (logplot.h)
  * A folder is never half written: checkpoints are renamed into place, final/ and
  * best/ are swapped in (NAME.tmp -> NAME, the old one kept as NAME.old until
  * then), and a run killed at any moment resumes from its last checkpoint.
@@ -55,8 +56,9 @@
  * validation loss; mAP is what is reported, and does not depend on a batch
  * composition).
  *
- * --log FILE: one JSON object per line: per step {"step", "kind", "loss", "lr",
- * "grad_norm", "tokens_per_s", "seconds"}, per evaluation {"step", "dev_loss", "dev_map"}.
+ * --log FILE: one JSON object per line: per step {"step", "kind", ["dataset",] "loss", "lr",
+ * "grad_norm", "tokens_per_s", "seconds"} ("dataset": the --train file's index, with
+ * several datasets), per evaluation {"step", "dev_loss", "dev_map"}.
  * A non-finite loss or gradient norm stops the run with an error naming the step
  * and the last complete checkpoint; nothing of that step is applied or saved.
  */
@@ -70,6 +72,7 @@ typedef struct {
     const char *model_dir;          /* required: model folder (config.json, model.safetensors, sentencepiece.bpe.model) */
     const char *const *train_files; /* required: one or more TSV files (sampler.h) */
     int n_train_files;
+    int multi_dataset;              /* MULTI_* (sampler.h): how several files are mixed (default proportional) */
     const char *out_dir;            /* required */
     int sampling;                   /* SAMPLING_* from sampler.h (default SAMPLING_HYBRID) */
     double alpha;                   /* hybrid: probability of a mono batch (default 0.5) */

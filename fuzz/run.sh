@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 SECONDS_EACH=${1:-60}
 shift || true
-ALL="safetensors json spm_model tokenize tsv squad sampler_state"
+ALL="safetensors json spm_model tokenize tsv squad sampler_state multi_state"
 TARGETS=${*:-$ALL}
 CC=${CC:-clang}
 B=build-fuzz

@@ -289,6 +289,9 @@ args_battery train --lr --sampling --model "$M" --train "$DEV" --out "$TMP/a2"
 args_battery eval --batch --json --model "$M" --dataset xquad-r --data "$EVALFIX"
 args_battery experiment --seeds --sizes --quick --out "$TMP/a3"
 args_battery bench --steps --size gemm --size small
+args_battery plot - --out "$TMP/no.jsonl"
+expect_error "plot: a missing log" "no.jsonl: cannot open" "$XLMR" plot "$TMP/no.jsonl"
+expect_error "train: --multi-dataset bad" "train: --multi-dataset must be" "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a2" --multi-dataset x
 expect_error "train: non-numeric float (--alpha 0.5x)" "alpha expects" "$XLMR" train --model "$M" --train "$DEV" --out "$TMP/a2" --alpha 0.5x
 expect_error "batches: non-numeric float (--alpha x)" "alpha expects" "$XLMR" batches --train "$DEV" --alpha x
 expect_error "init: --tokenizer required" 'tokenizer' "$XLMR" init --out "$TMP/a1"

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "fuzz/fuzz_json.c"
+#include "fuzz/fuzz_multi_state.c"
 #include "fuzz/fuzz_safetensors.c"
 #include "fuzz/fuzz_sampler_state.c"
 #include "fuzz/fuzz_spm_model.c"
@@ -28,6 +29,7 @@ static const struct {
     {"safetensors", fuzz_one_safetensors}, {"json", fuzz_one_json}, {"spm_model", fuzz_one_spm_model},
     {"tokenize", fuzz_one_tokenize},       {"tsv", fuzz_one_tsv},   {"squad", fuzz_one_squad},
     {"sampler_state", fuzz_one_sampler_state},
+    {"multi_state", fuzz_one_multi_state},
 };
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

@@ -279,6 +279,19 @@ static void test_report(void) {
         sb_free(&svg);
     }
 
+    /* the gap chart: hybrid - best specialised against parameters, both data sets */
+    StrBuf gap = {0};
+    report_gap_svg(&rep, &gap);
+    CHECK(xml_balanced(gap.data), "gap svg well-formed");
+    CHECK(count(gap.data, "<circle") == 2 * 4 * 3, "gap svg: a point per data set, setting and size (%d)",
+          count(gap.data, "<circle"));
+    /* tiny (0.5M): hybrid - mono mono mAP = 0.02067 ± 0.00115, drawn first (sizes by parameters) */
+    CHECK(strstr(gap.data, "<title>Mono mAP: 0.02067 at 5e+05 (± 0.001155)</title>") != NULL, "gap point and error bar");
+    CHECK(strstr(gap.data, "<title>Rank distance: -20.67 at 8e+06") != NULL, "rank-distance gap point");
+    CHECK(strstr(gap.data, ">1M</text>") != NULL && strstr(gap.data, ">5M</text>") != NULL, "log axis ticks in parameters");
+    if (getenv("XLMR_REPORT_SVG")) write_file_atomic(getenv("XLMR_REPORT_SVG"), gap.data, gap.len);
+    sb_free(&gap);
+
     /* names that need escaping */
     add_run(&rep, "a<b&c", 1e5, "mono", 0, 0.1, 0);
     StrBuf svg = {0};

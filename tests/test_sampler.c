@@ -306,6 +306,103 @@ static void test_too_small(const TrainData *d) {
     CHECK(sampling_parse("hybrid") == SAMPLING_HYBRID && sampling_parse("x-y") == -1, "sampling_parse");
 }
 
+/* Several datasets: the fixture's first 50 groups as file A, the others as B. */
+static void test_multi(void) {
+    char *text;
+    size_t len;
+    CHECK(read_file(FIX "train.tsv", &text, &len) == 0, "read fixture");
+    StrBuf a = {0}, b = {0}, seen = {0};
+    int groups = 0;
+    for (char *p = text, *nl; p < text + len; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl) nl = text + len;
+        if (*p == '#' || nl == p) continue;
+        size_t gl = strcspn(p, "\t");
+        char key[80];
+        snprintf(key, sizeof key, "|%.*s|", (int)gl, p);
+        if (!seen.data || !strstr(seen.data, key)) {
+            sb_puts(&seen, key);
+            groups++;
+        }
+        sb_append(groups <= 50 ? &a : &b, p, (size_t)(nl - p) + 1);
+    }
+    free(text);
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s", write_tmp("multi_a.tsv", a.data));
+    snprintf(pb, sizeof pb, "%s", write_tmp("multi_b.tsv", b.data));
+    sb_free(&a);
+    sb_free(&b);
+    sb_free(&seen);
+    const char *files[2] = {pa, pb};
+    TrainData d;
+    CHECK(train_data_load(&d, files, 2) == 0 && d.n_files == 2, "two files load: %s", xerr_msg());
+    int in_a = 0;
+    for (int g = 0; g < d.n_groups; g++) in_a += d.group_file[g] == 0;
+    CHECK(in_a == 50 && d.n_groups == 80, "group_file: 50 of %d groups in A (%d)", d.n_groups, in_a);
+    const int B = 6;
+    SamplePair *p1 = malloc(B * sizeof *p1), *p2 = malloc(B * sizeof *p2);
+    Sampler s1, s2;
+    /* merged over two files = sampler_build */
+    CHECK(sampler_build_multi(&s1, &d, files, MULTI_MERGED, SAMPLING_HYBRID, 0.5, B, 5) == 0 && s1.n_sets == 0, "merged");
+    sampler_build(&s2, &d, SAMPLING_HYBRID, 0.5, B, 5);
+    int same = 1;
+    for (int i = 0; i < 100; i++) same &= sampler_next(&s1, p1) == sampler_next(&s2, p2) && !memcmp(p1, p2, B * sizeof *p1);
+    CHECK(same, "merged draws what sampler_build draws");
+    sampler_free(&s1);
+    sampler_free(&s2);
+    /* proportional: every batch from one file, about 50/80 of them from A */
+    CHECK(sampler_build_multi(&s1, &d, files, MULTI_PROPORTIONAL, SAMPLING_HYBRID, 0.5, B, 5) == 0, "proportional");
+    int from_a = 0, wrong = 0;
+    for (int i = 0; i < 800; i++) {
+        sampler_next(&s1, p1);
+        from_a += s1.dataset == 0;
+        for (int k = 0; k < B; k++) wrong += d.group_file[d.rows[p1[k].qrow].group] != s1.dataset;
+    }
+    CHECK(wrong == 0, "each batch's groups from the file it names (%d wrong)", wrong);
+    CHECK(from_a > 440 && from_a < 560, "A serves %d of 800 batches (expected 500)", from_a);
+    /* the state continues exactly; another mode or a merged sampler refuses it */
+    char path[512];
+    snprintf(path, sizeof path, "%s/multi_state.bin", tmpdir);
+    FILE *f = fopen(path, "wb");
+    CHECK(sampler_state_write(&s1, f) == 0, "multi state write");
+    fclose(f);
+    SamplePair want[30 * 6];
+    int kinds[30], sets[30];
+    for (int i = 0; i < 30; i++) {
+        kinds[i] = sampler_next(&s1, want + i * B);
+        sets[i] = s1.dataset;
+    }
+    sampler_build_multi(&s2, &d, files, MULTI_PROPORTIONAL, SAMPLING_HYBRID, 0.5, B, 77);
+    f = fopen(path, "rb");
+    CHECK(sampler_state_read(&s2, f, path) == 0, "multi state read: %s", xerr_msg());
+    fclose(f);
+    same = 1;
+    for (int i = 0; i < 30; i++)
+        same &= sampler_next(&s2, p2) == kinds[i] && s2.dataset == sets[i] && !memcmp(p2, want + i * B, B * sizeof *p2);
+    CHECK(same, "restored multi sampler continues identically");
+    sampler_free(&s2);
+    sampler_build_multi(&s2, &d, files, MULTI_ROUND_ROBIN, SAMPLING_HYBRID, 0.5, B, 5);
+    f = fopen(path, "rb");
+    CHECK(sampler_state_read(&s2, f, path) == -1 && strstr(xerr_msg(), "--multi-dataset proportional"),
+          "round-robin refuses a proportional state: %s", xerr_msg());
+    fclose(f);
+    for (int i = 0; i < 4; i++) {
+        sampler_next(&s2, p2);
+        CHECK(s2.dataset == i % 2, "round-robin batch %d from file %d", i, s2.dataset);
+    }
+    sampler_free(&s2);
+    sampler_build(&s2, &d, SAMPLING_HYBRID, 0.5, B, 5);
+    f = fopen(path, "rb");
+    CHECK(sampler_state_read(&s2, f, path) == -1 && strstr(xerr_msg(), "several datasets"), "merged refuses it: %s",
+          xerr_msg());
+    fclose(f);
+    sampler_free(&s2);
+    sampler_free(&s1);
+    free(p1);
+    free(p2);
+    train_data_free(&d);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/xlmr-test-sampler.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -317,6 +414,7 @@ int main(void) {
     test_passes(&d);
     test_repro_and_state(&d);
     test_too_small(&d);
+    test_multi();
     train_data_free(&d);
     remove_tree(tmpdir);
     return test_summary("sampler");
