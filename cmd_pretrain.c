@@ -22,24 +22,24 @@ int cmd_pretrain(int argc, char **argv) {
         {"parallel", OPT_STR_LIST, &par, "FILE...", "TSV group<TAB>lang<TAB>text (rows of a group are translations): "
                                                     "TLM pairs <s> A </s></s> B </s>"},
         {"out", OPT_STR, &o.out_dir, "DIR", "output folder: checkpoint-STEP/, final/"},
-        {"steps", OPT_INT, &steps, "N", "optimizer steps (default: from --epochs)"},
-        {"epochs", OPT_FLOAT, &epochs, "E", "passes over the training blocks: steps = ceil(E*blocks/B) (default 1)"},
-        {"batch", OPT_INT, &o.batch, "B", "sequences per step (default 32)"},
-        {"max-len", OPT_INT, &o.max_len, "N", "tokens per sequence incl. <s> </s> (default 128)"},
+        {"steps", OPT_COUNT, &steps, "N", "optimizer steps (default: from --epochs)"},
+        {"epochs", OPT_POS, &epochs, "E", "passes over the training blocks: steps = ceil(E*blocks/B) (default 1)"},
+        {"batch", OPT_COUNT, &o.batch, "B", "sequences per step (default 32)"},
+        {"max-len", OPT_LEN, &o.max_len, "N", "tokens per sequence incl. <s> </s> (default 128)"},
         {"mlm-prob", OPT_FLOAT, &o.mlm_prob, "P", "share of tokens predicted, 80% <mask> / 10% random / 10% kept "
                                                   "(default 0.15)"},
-        {"lr", OPT_FLOAT, &o.lr, "LR", "peak learning rate (default 5e-4)"},
+        {"lr", OPT_POS, &o.lr, "LR", "peak learning rate (default 5e-4)"},
         {"warmup", OPT_FLOAT, &o.warmup, "W", "linear warmup: < 1 a fraction of the steps, >= 1 steps (default 0.06)"},
         {"weight-decay", OPT_FLOAT, &o.weight_decay, "WD", "AdamW decoupled weight decay (default 0.01)"},
         {"lang-alpha", OPT_FLOAT, &o.lang_alpha, "A", "language sampling p(l) ~ (n_l/N)^A (default 0.3, XLM-R's)"},
-        {"tlm-ratio", OPT_FLOAT, &o.tlm_ratio, "R", "share of a batch's sequences that are TLM pairs (default 0.5 "
+        {"tlm-ratio", OPT_PROB, &o.tlm_ratio, "R", "share of a batch's sequences that are TLM pairs (default 0.5 "
                                                     "with --parallel)"},
-        {"heldout", OPT_FLOAT, &o.heldout, "H", "share of each language's blocks held out for the MLM loss "
+        {"heldout", OPT_PROB, &o.heldout, "H", "share of each language's blocks held out for the MLM loss "
                                                 "(default 0.05)"},
-        {"chunk", OPT_INT, &o.chunk, "C", "sequences per forward/backward chunk, bounds memory (default 16)"},
-        {"eval-every", OPT_INT, &o.eval_every, "K", "steps between held-out evaluations (default: at the end only)"},
-        {"save-every", OPT_INT, &o.save_every, "K", "steps between checkpoints, 0: only at the end (default 500)"},
-        {"keep", OPT_INT, &o.keep, "K", "checkpoints kept (default 2)"},
+        {"chunk", OPT_COUNT, &o.chunk, "C", "sequences per forward/backward chunk, bounds memory (default 16)"},
+        {"eval-every", OPT_COUNT0, &o.eval_every, "K", "steps between held-out evaluations (default: at the end only)"},
+        {"save-every", OPT_COUNT0, &o.save_every, "K", "steps between checkpoints, 0: only at the end (default 500)"},
+        {"keep", OPT_COUNT, &o.keep, "K", "checkpoints kept (default 2)"},
         {"resume", OPT_FLAG, &resume, NULL, "continue from the last checkpoint in --out (same options)"},
         {"seed", OPT_INT, &seed, "S", "seed of batches, masks and dropout (default 1)"},
         {"log", OPT_STR, &o.log_file, "FILE", "JSONL log: one object per step and per evaluation"},
@@ -55,8 +55,6 @@ int cmd_pretrain(int argc, char **argv) {
     opts_require("pretrain", "text", text.n ? &text : NULL);
     opts_require("pretrain", "out", o.out_dir);
     if (steps && epochs) die("pretrain: give --steps or --epochs, not both");
-    if (steps < 0) die("pretrain: --steps must be >= 1, got %d", steps);
-    if (!(o.tlm_ratio >= 0) && o.tlm_ratio != -1) die("pretrain: --tlm-ratio must be in [0,1]");
     o.steps = steps;
     if (epochs) o.epochs = epochs;
     o.text_files = (const char *const *)text.v;
