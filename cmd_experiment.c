@@ -79,9 +79,10 @@ int cmd_experiment(int argc, char **argv) {
         {"out", OPT_STR, &o.out_dir, "DIR", "output folder (default results)"},
         {"keep-models", OPT_FLAG, &o.keep_models, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
         {"init", OPT_STR, &o.init, "random|pretrained",
-         "start of the --sizes models: random initialisation (default), or each size pretrained once with the "
-         "masked-LM + TLM objective on the xlmr corpus text (cached in OUT/pretrained/SIZE/, resumable)"},
-        {"pretrain-steps", OPT_INT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
+         "start of the --sizes models: each size pretrained once with the masked-LM + TLM objective on the "
+         "xlmr corpus text (cached in OUT/pretrained/SIZE/, resumable; the default), or random initialisation "
+         "(the default of --quick)"},
+        {"pretrain-steps", OPT_COUNT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
                                                             "(batch 32 x 128 tokens; default 300)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr experiment [options]",

@@ -269,15 +269,16 @@ int cmd_embed(int argc, char **argv) {
     }
     int C = m.cfg.hidden;
     float *out = xmalloc((n ? n : 1) * (size_t)C * sizeof(float));
-    if (xlmr_embed_ragged(&m, out, rows, lens, (int)n, batch, pool, NULL) != 0) die_xerr();
-    /* finite weights can still overflow (a huge but finite value): never print NaN as an embedding */
-    for (size_t i = 0; i < n * (size_t)C; i++)
-        if (!isfinite(out[i])) die("embed: line %zu: the model gives a non-finite embedding (%s)", i / C + 1, dir);
-    if (dist_rank() == 0) write_embeddings(out, n, C, fmt, output); /* stdin and stdout are rank 0's */
+    int rc = xlmr_embed_ragged(&m, out, rows, lens, (int)n, batch, pool, NULL);
     for (size_t i = 0; i < n; i++) iv_free(&seqs[i]);
     free(seqs);
     free(rows);
     free(lens);
+    if (rc != 0) die_xerr();
+    /* finite weights can still overflow (a huge but finite value): never print NaN as an embedding */
+    for (size_t i = 0; i < n * (size_t)C; i++)
+        if (!isfinite(out[i])) die("embed: line %zu: the model gives a non-finite embedding (%s)", i / C + 1, dir);
+    if (dist_rank() == 0) write_embeddings(out, n, C, fmt, output); /* stdin and stdout are rank 0's */
     free(out);
     if (t) tokenizer_free(t);
     stfolder_free(&sf);

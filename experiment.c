@@ -38,7 +38,7 @@ void experiment_options_default(ExperimentOptions *o) {
         .max_len_query = -1,
         .max_len_passage = -1,
         .lr = -1,
-        .init = "random",
+        .init = NULL, /* pretrained, or random with --quick / --model-dirs */
         .pretrain_steps = -1,
         .multi_dataset = MULTI_PROPORTIONAL,
     };
@@ -523,10 +523,15 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
     g->save_every = g->steps >= 200 ? g->steps / 4 : 0;
     g->keep_models = o->keep_models;
     g->select_on_dev = !quick;
-    g->init_pretrained = o->init && !strcmp(o->init, "pretrained");
+    /* The start: pretrained by default, since the question is about fine-tuning a
+     * pretrained encoder; --quick (the tests' grid, seconds per run) and
+     * --model-dirs (folders pretrained already) start from random weights or
+     * the given folders unless --init says otherwise. */
+    const char *init = o->init ? o->init : quick || g->pretrained ? "random" : "pretrained";
+    g->init_pretrained = !strcmp(init, "pretrained");
     g->pretrain_steps = o->pretrain_steps >= 0 ? o->pretrain_steps : 300;
-    if (o->init && strcmp(o->init, "random") && strcmp(o->init, "pretrained"))
-        return xerr("experiment: --init must be random or pretrained, got '%s'", o->init);
+    if (strcmp(init, "random") && strcmp(init, "pretrained"))
+        return xerr("experiment: --init must be random or pretrained, got '%s'", init);
     if (g->init_pretrained && g->pretrained) return xerr("experiment: --init pretrained is for --sizes, not --model-dirs");
     if (g->pretrain_steps < 1) return xerr("experiment: --pretrain-steps must be >= 1");
     g->out = o->out_dir;

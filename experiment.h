@@ -50,8 +50,9 @@ typedef struct {
     double lr;               /* < 0: 5e-4 (pretrained 3e-5) */
     int quick, full;         /* the reduced grid of the tests; the larger one */
     int keep_models;         /* keep each run's checkpoints under OUT/work/ */
-    const char *init;        /* random-init sizes: "random" (default) or "pretrained": each size first
-                                pretrained once (pretrain.h: pretrain_start_model, OUT/pretrained/SIZE/) */
+    const char *init;        /* the --sizes models' start: "pretrained" (each size first pretrained once,
+                                pretrain.h: pretrain_start_model, OUT/pretrained/SIZE/) or "random";
+                                NULL: pretrained, but random for --quick and --model-dirs */
     int pretrain_steps;      /* < 0: 300 */
 } ExperimentOptions;
 

@@ -4,6 +4,11 @@
 # checkpoint and resumed equals the straight run, byte for byte), fill-mask on
 # its output, and one-line errors for bad text, bad options and bad parallel rows.
 . "$(dirname "$0")/lib.sh"
+# Under the sanitizer build, LeakSanitizer's own tracer crashes at exit ("Tracer
+# caught signal 11") on these runs with two libomp threads, depending on the
+# length of the --out path; valgrind finds no error in the same run, and results
+# do not depend on the thread count. One thread keeps the check meaningful there.
+case "$XLMR" in *-san*) export OMP_NUM_THREADS=1 ;; esac
 REF=$ROOT/tests/ref/mlm_fill
 "$XLMR" init --tokenizer "$REF/sentencepiece.bpe.model" --preset nano --max-pos 40 --out "$TMP/m" 2>/dev/null
 sed -n 1,60p "$ROOT/README.md" >"$TMP/en.txt"
