@@ -5,17 +5,17 @@
 #                     gcc-aarch64-linux-gnu + libc6-dev-arm64-cross, qemu-user
 #   2. check-scalar   make check-scalar: NATIVE=0 OMP=0, -pedantic -Werror
 #   3. test-sanitize  make test-sanitize: the whole suite against clang ASan+UBSan
-#   4. fuzz           fuzz/run.sh $FUZZ_SECONDS (default 10 s per target)
+#   4. fuzz           fuzz/run.sh $FUZZ_SECONDS (default 6 s per target)
 #   5. test-aarch64   make test-aarch64: the portable build cross-compiled for
 #                     arm64 and the suite run under qemu-user
 # Prints the time of each stage and exits non-zero when any stage failed (all
 # stages run regardless, so one CI log shows every failure).
 # Usage: scripts/ci_hardening.sh [STAGE...]   (default: all; e.g. `fuzz test-aarch64`)
-# Environment: FUZZ_SECONDS (10), JOBS (make -j, default: nproc), NO_APT=1 skips installs.
+# Environment: FUZZ_SECONDS (6), JOBS (make -j, default: nproc), NO_APT=1 skips installs.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
-FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+FUZZ_SECONDS=${FUZZ_SECONDS:-6}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 STAGES=${*:-deps check-scalar test-sanitize fuzz test-aarch64}
 LOGDIR=${LOGDIR:-build-ci}

@@ -4,7 +4,8 @@
 #   N passed, N failed
 # Usage: tests/run.sh [BUILD_DIR]   (XLMR=path overrides the binary under test;
 #        RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" runs the C tests through an emulator;
-#        SKIP_TESTS="test_experiment ..." leaves out tests by name, e.g. the slowest under emulation)
+#        SKIP_TESTS="test_experiment test_train.sh ..." leaves out tests by name, e.g. the slowest under
+#        emulation: a bare name skips the C program and the script of that name, NAME.sh the script alone)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -14,8 +15,8 @@ cd "$ROOT"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 total_p=0; total_f=0
 run_one() {
-    local name=$1; shift
-    case " ${SKIP_TESTS:-} " in *" $name "*) printf '%-28s skipped (SKIP_TESTS)\n' "$name"; return ;; esac
+    local name=$1 kind=$2; shift 2
+    case " ${SKIP_TESTS:-} " in *" $name "* | *" $name$kind "*) printf '%-28s skipped (SKIP_TESTS)\n' "$name"; return ;; esac
     local log; log=$(mktemp)
     local t0=$SECONDS
     "$@" >"$log" 2>&1; local rc=$?
@@ -39,11 +40,11 @@ run_one() {
 }
 for t in "$BUILD"/test_*; do
     [ -x "$t" ] || continue
-    run_one "$(basename "$t")" ${RUNNER:-} "$t"
+    run_one "$(basename "$t")" "" ${RUNNER:-} "$t"
 done
 for t in tests/test_*.sh; do
     [ -f "$t" ] || continue
-    run_one "$(basename "$t" .sh)" bash "$t"
+    run_one "$(basename "$t" .sh)" .sh bash "$t"
 done
 echo "$total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]
