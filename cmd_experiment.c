@@ -80,10 +80,10 @@ int cmd_experiment(int argc, char **argv) {
         {"keep-models", OPT_FLAG, &o.keep_models, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
         {"init", OPT_STR, &o.init, "random|pretrained",
          "start of the --sizes models: each size pretrained once with the masked-LM + TLM objective on the "
-         "xlmr corpus text (cached in OUT/pretrained/SIZE/, resumable; the default), or random initialisation "
+         "xlmr corpus text (cached in OUT/pretrained/SIZE-Nsteps/, resumable; the default), or random initialisation "
          "(the default of --quick)"},
         {"pretrain-steps", OPT_COUNT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
-                                                            "(batch 32 x 128 tokens; default 300)"},
+                                                            "(batch 32 x 128 tokens; default 1500, EXPERIMENT_PRETRAIN_STEPS)"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr experiment [options]",
                "Trains and evaluates the grid sizes x sampling strategies x seeds and writes OUT/results.json, "

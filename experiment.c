@@ -529,7 +529,7 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
      * the given folders unless --init says otherwise. */
     const char *init = o->init ? o->init : quick || g->pretrained ? "random" : "pretrained";
     g->init_pretrained = !strcmp(init, "pretrained");
-    g->pretrain_steps = o->pretrain_steps >= 0 ? o->pretrain_steps : 300;
+    g->pretrain_steps = o->pretrain_steps >= 0 ? o->pretrain_steps : EXPERIMENT_PRETRAIN_STEPS;
     if (strcmp(init, "random") && strcmp(init, "pretrained"))
         return xerr("experiment: --init must be random or pretrained, got '%s'", init);
     if (g->init_pretrained && g->pretrained) return xerr("experiment: --init pretrained is for --sizes, not --model-dirs");
@@ -838,7 +838,7 @@ static int run_plan(Grid *g, PlannedRun *plan, int n_runs, Report *rep, const ch
 
 /* --init pretrained: every size pretrained (or found cached) before the runs,
  * and a preamble line with each one's final held-out MLM loss per language
- * (the last heldout_loss of OUT/pretrained/SIZE/log.jsonl). */
+ * (the last heldout_loss of OUT/pretrained/SIZE-Nsteps/log.jsonl). */
 static int pretrain_sizes(Grid *g, StrBuf *sb) {
     sb_printf(sb, "- **Pretraining** (`--init pretrained`): each size pretrained once, %d steps of batch 32 × 128 "
                   "tokens, masked LM + TLM on the `xlmr corpus` text (`OUT/corpus/`); held-out MLM loss per "
@@ -851,7 +851,9 @@ static int pretrain_sizes(Grid *g, StrBuf *sb) {
             return -1;
         free(dir);
         StrBuf log = {0};
-        sb_printf(&log, "%s/pretrained/%s/log.jsonl", g->out, s->name);
+        char *cache = pretrain_cache_dir(g->out, s->name, g->pretrain_steps);
+        sb_printf(&log, "%s/log.jsonl", cache);
+        free(cache);
         size_t len;
         const char *last = NULL;
         if (read_file(log.data, &data, &len) == 0)

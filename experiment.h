@@ -30,6 +30,9 @@ int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf);
 #define EXPERIMENT_SIZES "nano,micro,tiny"
 #define EXPERIMENT_SIZES_QUICK "nano,micro"
 #define EXPERIMENT_SIZES_FULL "micro,tiny,mini"
+/* --init pretrained: masked-LM + TLM steps per size (batch 32 x 128 tokens),
+ * sized so that `make run` (pretraining + the grid) takes about 30 minutes here */
+#define EXPERIMENT_PRETRAIN_STEPS 1500
 #define EXPERIMENT_LANGS_QUICK "ar,de,en"
 
 typedef struct {
@@ -51,7 +54,7 @@ typedef struct {
     int quick, full;         /* the reduced grid of the tests; the larger one */
     int keep_models;         /* keep each run's checkpoints under OUT/work/ */
     const char *init;        /* the --sizes models' start: "pretrained" (each size first pretrained once,
-                                pretrain.h: pretrain_start_model, OUT/pretrained/SIZE/) or "random";
+                                pretrain.h: pretrain_start_model, OUT/pretrained/SIZE-Nsteps/) or "random";
                                 NULL: pretrained, but random for --quick and --model-dirs */
     int pretrain_steps;      /* < 0: 300 */
 } ExperimentOptions;

@@ -869,10 +869,20 @@ static int ensure_corpus(const char *out, const char *data_dir, char **dir) {
     return rc;
 }
 
+/* One folder per size and budget: a cached model is reused only for the budget
+ * it was pretrained with. */
+char *pretrain_cache_dir(const char *out, const char *name, int steps) {
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s/pretrained/%s-%dsteps", out, name, steps);
+    return sb.data;
+}
+
 int pretrain_start_model(const char *out, const char *data_dir, const char *spm, const XlmrConfig *cfg,
                          const char *name, int steps, char **final_dir) {
     StrBuf base = {0};
-    sb_printf(&base, "%s/pretrained/%s", out, name);
+    char *cache = pretrain_cache_dir(out, name, steps);
+    sb_puts(&base, cache);
+    free(cache);
     char *fin = path_join(base.data, "final"), *fin_cfg = path_join(fin, "config.json");
     char *start = path_join(base.data, "start"), *log = path_join(base.data, "log.jsonl"), *corpus = NULL;
     int rc = 0, n_text = 0;

@@ -95,6 +95,8 @@ void pretrain_report_free(PretrainReport *r);
  * steps of batch 32 x 128 tokens, TLM on its parallel file, in OUT/pretrained/NAME/
  * (start/ the random init, checkpoints, log.jsonl, final/). A folder whose
  * final/ exists is reused; an interrupted one resumes. *final_dir: NAME/final. */
+/* OUT/pretrained/SIZE-Nsteps: where pretrain_start_model keeps a size pretrained for a budget. */
+char *pretrain_cache_dir(const char *out, const char *name, int steps); /* malloc'd */
 int pretrain_start_model(const char *out, const char *data_dir, const char *spm, const XlmrConfig *cfg,
                          const char *name, int steps, char **final_dir);
 

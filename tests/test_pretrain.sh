@@ -84,7 +84,7 @@ fi
 if [ "$DATA" != none ] && [ -z "${RUNNER:-}" ]; then
     X="--quick --init pretrained --pretrain-steps 1 --sizes nano --sampling mono --data $DATA --out $TMP/exp"
     check "experiment --init pretrained (quick)" "$XLMR" experiment $X
-    check "the size pretrained under OUT/pretrained/SIZE/final" grep -q XLMRobertaForMaskedLM "$TMP/exp/pretrained/nano/final/config.json"
+    check "the size pretrained under OUT/pretrained/SIZE-Nsteps/final" grep -q XLMRobertaForMaskedLM "$TMP/exp/pretrained/nano-1steps/final/config.json"
     check "the report names the pretraining and its held-out loss" grep -q 'Pretraining.*nano: ar [0-9.]*, de' "$TMP/exp/report.md"
     "$XLMR" experiment $X >/dev/null 2>"$TMP/exp2.err"
     check "a second call reuses everything (1 finished, 0 to do)" grep -q "1 finished, 0 to do" "$TMP/exp2.err"
