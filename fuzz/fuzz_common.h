@@ -82,4 +82,39 @@ static inline char *fuzz_strdup(const uint8_t *data, size_t size) {
     return s;
 }
 
+/* A binary state file damaged as the input says: f holds the valid state
+ * (written, not rewound; its length a multiple of 4). data[1] bit 0: cut the
+ * state to 4 * data[2] bytes; then from data[2] (data[3] with the cut) 5-byte
+ * records: a word index and the 4 bytes written there, in host order (the
+ * state's own). Returns a new tmpfile to read from, rewound, or NULL when the
+ * input is too short for its own flags. Closes f. */
+static inline FILE *fuzz_damage_state(FILE *f, const uint8_t *data, size_t size) {
+    long len = ftell(f);
+    if (len <= 0 || len % 4) abort();
+    unsigned char *st = xmalloc((size_t)len);
+    rewind(f);
+    if (fread(st, 1, (size_t)len, f) != (size_t)len) abort();
+    fclose(f);
+    size_t n = (size_t)len, words = n / 4, i = 2;
+    if (data[1] & 1) {
+        if (size < 3) {
+            free(st);
+            return NULL;
+        }
+        size_t cut = 4 * (size_t)data[2];
+        if (cut < n) n = cut;
+        i = 3;
+    }
+    for (; i + 5 <= size; i += 5) {
+        size_t w = data[i] % words;
+        if (4 * w + 4 <= n) memcpy(st + 4 * w, data + i + 1, 4);
+    }
+    FILE *g = tmpfile();
+    if (!g) abort();
+    if (n && fwrite(st, 1, n, g) != n) abort();
+    rewind(g);
+    free(st);
+    return g;
+}
+
 #endif

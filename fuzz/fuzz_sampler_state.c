@@ -45,33 +45,11 @@ FUZZ_TARGET(sampler_state) {
     FILE *f = tmpfile();
     if (!f) abort();
     if (sampler_state_write(&s, f) != 0) abort();
-    long len = ftell(f);
-    if (len <= 0 || len % 4) abort();
-    unsigned char *st = xmalloc((size_t)len);
-    rewind(f);
-    if (fread(st, 1, (size_t)len, f) != (size_t)len) abort();
-    fclose(f);
-    size_t n = (size_t)len;
-    size_t words = n / 4;
-    size_t i = 2;
-    if (data[1] & 1) {
-        if (size < 3) {
-            free(st);
-            sampler_free(&s);
-            return 0;
-        }
-        size_t cut = 4 * (size_t)data[2];
-        if (cut < n) n = cut;
-        i = 3;
+    f = fuzz_damage_state(f, data, size);
+    if (!f) {
+        sampler_free(&s);
+        return 0;
     }
-    for (; i + 5 <= size; i += 5) {
-        size_t w = data[i] % words;
-        if (4 * w + 4 <= n) memcpy(st + 4 * w, data + i + 1, 4); /* host order: the state's own */
-    }
-    f = tmpfile();
-    if (!f) abort();
-    if (n && fwrite(st, 1, n, f) != n) abort();
-    rewind(f);
     Sampler s2;
     if (sampler_build(&s2, d, sampling, 0.5, batch, 11) != 0) abort();
     if (sampler_state_read(&s2, f, "state") == 0) {
@@ -91,6 +69,5 @@ FUZZ_TARGET(sampler_state) {
     fclose(f);
     sampler_free(&s2);
     sampler_free(&s);
-    free(st);
     return 0;
 }
