@@ -35,6 +35,9 @@ static void preset_shapes(char *buf, size_t n) {
     sb_free(&seen);
 }
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x) /* a macro's value in a help string */
+
 int cmd_experiment(int argc, char **argv) {
     ExperimentOptions o;
     experiment_options_default(&o);
@@ -83,7 +86,7 @@ int cmd_experiment(int argc, char **argv) {
          "xlmr corpus text (cached in OUT/pretrained/SIZE-Nsteps/, resumable; the default), or random initialisation "
          "(the default of --quick)"},
         {"pretrain-steps", OPT_COUNT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
-                                                            "(batch 32 x 128 tokens; default 1500, EXPERIMENT_PRETRAIN_STEPS)"},
+                                                            "(batch 32 x 128 tokens; default " STRINGIFY(EXPERIMENT_PRETRAIN_STEPS) ")"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr experiment [options]",
                "Trains and evaluates the grid sizes x sampling strategies x seeds and writes OUT/results.json, "
