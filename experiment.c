@@ -481,7 +481,9 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
         else sb_printf(sb, " (%d layers, hidden %d, %d heads, FFN %d)", s->shape.n_layers, s->shape.hidden,
                        s->shape.n_heads, s->shape.ffn);
     }
-    sb_puts(sb, g->sizes[0].model_dir ? ".\n" : "; XLM-R architecture from random initialisation with the project tokenizer.\n");
+    sb_puts(sb, g->sizes[0].model_dir ? ".\n"
+                : g->init_pretrained ? "; XLM-R architecture with the project tokenizer, each size pretrained first (below).\n"
+                                     : "; XLM-R architecture from random initialisation with the project tokenizer.\n");
     sb_printf(sb, "- **Training**: %s. %d steps of batch %d, AdamW lr %g (warmup %g, linear decay), InfoNCE "
                   "τ 0.05, query/passage max %d/%d tokens, hybrid α 0.5. Same data, steps, batch and seeds "
                   "for every strategy; for a given size and seed every strategy starts from the same weights.\n",
@@ -677,6 +679,12 @@ static int grid_data(Grid *g, const ExperimentOptions *o) {
     }
     datasets_summary(g, o, &sb);
     g->pairs_summary = sb.data;
+    if (g->init_pretrained) {
+        StrBuf st = {0};
+        sb_printf(&st, "their own masked-LM + TLM pretraining (%d steps of batch 32 x 128 tokens per size on the "
+                       "non-evaluation text of data/, from random initialisation)", g->pretrain_steps);
+        g->start = st.data;
+    }
     if (g->pretrained) {
         StrBuf st = {0};
         sb_puts(&st, "the pretrained folders of --model-dirs (");
