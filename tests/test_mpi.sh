@@ -111,6 +111,11 @@ d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q2.jsonl")
 [ "$(grep -c heldout_loss "$TMP/q2.jsonl")" = 2 ] && within "$d" 1e-5 &&
     pass "pretrain: per-step and held-out losses (max rel diff $d)" || fail "pretrain: the logs (max rel diff $d)"
 same_model "pretrain: final weights" "$TMP/q1/final" "$TMP/q2/final"
+# 4 ranks for 3 chunks: rank 3 touches no word row, the others all of them (the tied decoder)
+check "pretrain, 4 ranks (one without a chunk)" mpi 4 "${PARGS[@]}" --out "$TMP/q4" --log "$TMP/q4.jsonl"
+d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q4.jsonl")
+within "$d" 1e-5 && pass "pretrain, 4 ranks: the log (max rel diff $d)" || fail "pretrain, 4 ranks: the log (max rel diff $d)"
+same_model "pretrain, 4 ranks: final weights" "$TMP/q1/final" "$TMP/q4/final"
 pstopped() { # SRC DST: DST = SRC (run and log) as a run killed after its checkpoint-3
     cp -r "$1" "$2" && cp "$1.jsonl" "$2.jsonl" && rm -rf "$2/checkpoint-6" "$2/final"
 }
