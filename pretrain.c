@@ -821,8 +821,8 @@ static int pretrain_loop(Pretrainer *p, double *heldout) {
     }
     evaluate(p, heldout);
     StFolder f = pretrain_folder_settings(o->max_len);
-    return checkpoint_save(p) || (dist_rank() == 0 && run_save_model(&p->m, o->out_dir, "final", p->spm, &f)) ? -1
-                                                                                                                 : 0;
+    if (checkpoint_save(p)) return -1;
+    return dist_rank() == 0 && run_save_model(&p->m, o->out_dir, "final", p->spm, &f) ? -1 : 0; /* rank 0 writes */
 }
 
 int pretrain_run(const PretrainOptions *o, PretrainReport *r) {
