@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "json.h"
 #include "pretrain.h"
 #include "util.h"
@@ -83,7 +84,7 @@ int cmd_pretrain(int argc, char **argv) {
         sb_printf(&sb, "%lld", r.tokens[l]);
     }
     sb_puts(&sb, "}}\n");
-    fputs(sb.data, stdout);
+    if (dist_rank() == 0) fputs(sb.data, stdout); /* one summary for the job */
     sb_free(&sb);
     pretrain_report_free(&r);
     free(text.v);

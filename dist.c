@@ -22,7 +22,11 @@ int dist_rank(void) { return solo ? 0 : world_rank; }
 int dist_size(void) { return solo ? 1 : world_size; }
 int dist_world_rank(void) { return world_rank; }
 int dist_world_size(void) { return world_size; }
-void dist_solo(int on) { solo = on; }
+int dist_solo(int on) {
+    int was = solo;
+    solo = on;
+    return was;
+}
 
 /* The rows of rank r, packed in the order of rows[] (pack: from x; unpack: into x). */
 static size_t pack_rows(float *x, float *buf, int C, const int *rows, const int *owner, int n, int r, int unpack) {

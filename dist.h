@@ -27,8 +27,8 @@ int dist_size(void);
 /* The same for the whole job, solo or not. */
 int dist_world_rank(void);
 int dist_world_size(void);
-/* 1: act alone (see above); 0: back to the job. */
-void dist_solo(int on);
+/* 1: act alone (see above); 0: back to the job. Returns the setting before. */
+int dist_solo(int on);
 
 void dist_barrier(void);
 /* x[0..n) = the sum over the ranks of x[0..n), the same on every rank (MPI_Allreduce;

@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include "corpus.h"
+#include "dist.h"
 #include "encode.h"
 #include "json.h"
 #include "loss.h"
 #include "optim.h"
 #include "run.h"
 #include "xlmr.h"
+#include "xlmr_dist.h"
 
 void pretrain_options_default(PretrainOptions *o) {
     *o = (PretrainOptions){.epochs = 1, .batch = 32, .max_len = 128, .mlm_prob = 0.15, .lr = 5e-4, .warmup = 0.06,
@@ -480,12 +482,18 @@ static int pretrain_step(Pretrainer *p, PretrainStep *st) {
     double t0 = now_seconds();
     long long toks = draw_batch(p, s, &M);
     xlmr_zero_grad(&p->m);
+    /* data parallel (dist.h): every rank draws the whole batch, so M is the
+     * global batch's count everywhere; chunk k is rank k mod P's, its dropout
+     * keyed by its place in the batch, so P ranks compute one process's sums */
     double sum = 0;
-    for (int b0 = 0; b0 < o->batch; b0 += o->chunk) {
+    for (int b0 = 0, k = 0; b0 < o->batch; b0 += o->chunk, k++) {
+        if (k % dist_size() != dist_rank()) continue;
         int b1 = b0 + o->chunk < o->batch ? b0 + o->chunk : o->batch;
         XlmrDropout dr = {.train = 1, .seed = hash_combine(o->seed, (uint64_t)s), .seq_base = b0};
         sum += run_chunk(p, b0, b1, M ? 1.0f / M : 0.0f, &dr);
     }
+    dist_allreduce_sum_d(&sum, 1);
+    xlmr_grads_allreduce(&p->m, 1); /* each rank's share -> the whole batch's */
     double loss = M ? sum / M : 0, norm = xlmr_grad_norm(&p->m, 0);
     if (!isfinite(loss) || !isfinite(norm)) return run_nonfinite_error(o->out_dir, s, loss, norm);
     double lr = lr_schedule(s, p->total, p->warmup, o->lr);
@@ -504,15 +512,18 @@ static double ema_value(const Pretrainer *p) {
 }
 
 /* loss (n_langs): the MLM loss on each language's held-out blocks (up to 64),
- * eval mode, masks fixed once (seed 0x5eed), so evaluations compare. */
+ * eval mode, masks fixed once (seed 0x5eed), so evaluations compare. Data
+ * parallel: every rank masks every chunk (the counts), runs chunk c if it is
+ * rank c mod P's, and the sums are added up over the ranks. */
 static void heldout_losses(Pretrainer *p, double *loss) {
     const PretrainOptions *o = p->o;
-    int B = o->batch < o->chunk ? o->batch : o->chunk, L = o->max_len;
+    int B = o->batch < o->chunk ? o->batch : o->chunk, L = o->max_len, c = 0;
+    int *Mt = xcalloc((size_t)p->corpus.n_langs, sizeof(int));
     for (int l = 0; l < p->corpus.n_langs; l++) {
         const PretrainLang *lg = &p->corpus.langs[l];
-        int nh = (int)lg->held.n < 64 ? (int)lg->held.n : 64, Mt = 0;
-        double sum = 0;
-        for (int h0 = 0; h0 < nh; h0 += B) {
+        int nh = (int)lg->held.n < 64 ? (int)lg->held.n : 64;
+        loss[l] = 0;
+        for (int h0 = 0; h0 < nh; h0 += B, c++) {
             int nb = h0 + B < nh ? B : nh - h0;
             for (int b = 0; b < nb; b++) {
                 int k = lg->held.data[h0 + b], *row = p->seq + (size_t)b * L;
@@ -523,12 +534,14 @@ static void heldout_losses(Pretrainer *p, double *loss) {
                 uint64_t key = hash_combine(hash_combine(0x5eedull, (uint64_t)l), (uint64_t)k);
                 p->n_masked[b] = pretrain_mask(row, p->lens[b], p->pos + (size_t)b * L, p->labels + (size_t)b * L,
                                                o->mlm_prob, p->mask_id, p->m.cfg.vocab, key);
-                Mt += p->n_masked[b];
+                Mt[l] += p->n_masked[b];
             }
-            sum += run_chunk(p, 0, nb, 0, NULL);
+            if (c % dist_size() == dist_rank()) loss[l] += run_chunk(p, 0, nb, 0, NULL);
         }
-        loss[l] = Mt ? sum / Mt : NAN;
     }
+    dist_allreduce_sum_d(loss, (size_t)p->corpus.n_langs);
+    for (int l = 0; l < p->corpus.n_langs; l++) loss[l] = Mt[l] ? loss[l] / Mt[l] : NAN;
+    free(Mt);
 }
 
 static void log_json(Pretrainer *p, const char *line) {
@@ -616,8 +629,11 @@ static int checkpoint_write(void *ctx, const char *dir) {
     return rc;
 }
 
+/* Data parallel: the ranks' weights checked equal, then rank 0 alone writes. */
 static int checkpoint_save(Pretrainer *p) {
     char *dst = NULL;
+    if (xlmr_ranks_agree(&p->m, p->step)) return -1;
+    if (dist_rank() != 0) return 0;
     if (run_checkpoint_save(p->o->out_dir, p->step, p->o->keep, checkpoint_write, p, &dst)) return -1;
     free(dst);
     return 0;
@@ -727,16 +743,13 @@ static void pretrainer_free(Pretrainer *p) {
 static int pretrainer_open(Pretrainer *p, const PretrainOptions *o) {
     memset(p, 0, sizeof *p);
     p->o = o;
-    IntVec ck = {0};
-    if (mkdir_p(o->out_dir) || run_list_checkpoints(o->out_dir, &ck)) return -1;
-    int last = ck.n ? ck.data[ck.n - 1] : -1;
-    iv_free(&ck);
-    if (last >= 0 && !o->resume)
-        return xerr("%s: holds checkpoint-%d already: pass --resume to continue that run, or choose another --out",
-                    o->out_dir, last);
+    const char *const fin[1] = {"final"}; /* a kill while final/ was swapped in: put back */
+    int last;
+    if (run_find_last(o->out_dir, fin, 1, o->resume, &last)) return -1;
     char *src = last >= 0 ? run_ckpt_path(o->out_dir, last, "") : xstrdup(o->model_dir);
     int rc = tokenizer_load(&p->tok, src);
     if (rc == 0) rc = load_start(p, src, last >= 0);
+    if (rc == 0) rc = xlmr_ranks_loaded_same(&p->m, src);
     if (rc == 0 && !(p->spm = run_own_tokenizer(src, o->out_dir))) rc = -1; /* run.h: the run's own copy */
     if (rc == 0 && tokenizer_xlmr_vocab(p->tok) != p->m.cfg.vocab)
         rc = xerr("%s: the tokenizer's vocabulary (%d) differs from vocab_size (%d)", src, tokenizer_xlmr_vocab(p->tok),
@@ -808,16 +821,24 @@ static int pretrain_loop(Pretrainer *p, double *heldout) {
     }
     evaluate(p, heldout);
     StFolder f = pretrain_folder_settings(o->max_len);
-    return checkpoint_save(p) || run_save_model(&p->m, o->out_dir, "final", p->spm, &f) ? -1 : 0;
+    if (checkpoint_save(p)) return -1;
+    return dist_rank() == 0 && run_save_model(&p->m, o->out_dir, "final", p->spm, &f) ? -1 : 0; /* rank 0 writes */
 }
 
 int pretrain_run(const PretrainOptions *o, PretrainReport *r) {
     memset(r, 0, sizeof *r);
     r->final_loss = NAN;
     if (check_options(o)) return -1;
-    /* one run per output folder, for the whole run (util.h: dir_lock) */
+    /* data parallel (dist.h): rank 0 alone prints, logs and holds the output
+     * folder's lock (one run per folder for the whole run, run.h: run_lock) */
+    PretrainOptions mine = *o;
+    if (dist_rank() != 0) {
+        mine.quiet = 1;
+        mine.log_file = NULL;
+    }
+    o = &mine;
     DirLock lock = {-1};
-    if (mkdir_p(o->out_dir) || dir_lock(o->out_dir, &lock)) return -1;
+    if (run_lock(o->out_dir, &lock)) return -1;
     double t0 = now_seconds();
     Pretrainer p;
     int rc = pretrainer_open(&p, o);
@@ -927,7 +948,11 @@ int pretrain_start_model(const char *out, const char *data_dir, const char *spm,
         o.log_file = log;
         PretrainReport r;
         if (rc == 0 && n_text == 0) rc = xerr("%s: no text files", corpus);
+        /* one process pretrains: the experiment calls this on rank 0 while the
+         * others wait (or within a rank's own runs), never as a collective */
+        int was = dist_solo(1);
         if (rc == 0 && (rc = pretrain_run(&o, &r)) == 0) pretrain_report_free(&r);
+        dist_solo(was);
         free(par);
     }
     if (texts) free_strv(texts);

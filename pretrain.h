@@ -36,6 +36,15 @@
  * no gradient cache: the loss is a sum over positions). Then clipping, AdamW,
  * warmup + linear decay (optim.h), as xlmr train.
  *
+ * Data parallel under MPI (mpirun -np P ./xlmr-mpi pretrain, dist.h), as xlmr
+ * train: every rank draws the whole batch and its masks (so every rank knows
+ * M, the batch's masked positions), runs chunk k if k mod P is its rank
+ * (dropout keyed by the sequence's place in the batch), each chunk's gradient
+ * scaled by 1/M; the gradients are summed (xlmr_grads_allreduce) and the loss
+ * sums too, so P ranks give one process's steps up to float rounding. The
+ * held-out chunks are spread the same way. Rank 0 alone writes checkpoints,
+ * final/, the log and the progress line; --resume works with another P.
+ *
  * Output OUT: checkpoint-STEP/ (an XLMRobertaForMaskedLM folder + optimizer.bin
  * + trainer_state.bin + pretrain_options.json, atomic, last `keep` kept),
  * final/; --log: {"step", "loss", "lr", "grad_norm", "masked", "tokens_per_s",

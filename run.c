@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "tokenizer.h"
 
 char *run_ckpt_path(const char *out, int step, const char *suffix) {
@@ -59,6 +60,41 @@ int run_list_checkpoints(const char *out, IntVec *steps) {
             steps->data[b - 1] = t;
         }
     return 0;
+}
+
+/* Rank 0's part of run_find_last: the tidying, the listing, the resume check. */
+static int find_last(const char *out, const char *const *names, int n_names, int resume, int *last) {
+    for (int i = 0; i < n_names; i++) {
+        char *p = path_join(out, names[i]);
+        run_restore_dir(p);
+        free(p);
+    }
+    IntVec ck = {0};
+    run_list_checkpoints(out, &ck);
+    *last = ck.n ? ck.data[ck.n - 1] : -1;
+    iv_free(&ck);
+    if (*last >= 0 && !resume)
+        return xerr("%s: holds checkpoint-%d already: pass --resume to continue that run, or choose another --out",
+                    out, *last);
+    return 0;
+}
+
+int run_find_last(const char *out, const char *const *names, int n_names, int resume, int *last) {
+    if (dist_rank() != 0) dist_barrier();
+    int rc = find_last(out, names, n_names, resume, last);
+    if (dist_rank() == 0) dist_barrier();
+    if (rc) return -1;
+    if (!dist_agree((uint64_t)(*last + 1))) {
+        char seen[32] = "none";
+        if (*last >= 0) snprintf(seen, sizeof seen, "checkpoint-%d", *last);
+        return xerr("%s: the ranks see different checkpoints (rank %d: %s): --out must be a folder all ranks share",
+                    out, dist_rank(), seen);
+    }
+    return 0;
+}
+
+int run_lock(const char *out, DirLock *lock) {
+    return mkdir_p(out) || (dist_rank() == 0 && dir_lock(out, lock)) ? -1 : 0;
 }
 
 /* Replaces the folder dst by tmp: dst -> dst.old, tmp -> dst, remove dst.old.

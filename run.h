@@ -15,6 +15,16 @@ char *run_ckpt_path(const char *out, int step, const char *suffix);
 /* Complete checkpoints in out, ascending (steps appended); removes leftover
  * *.tmp folders. A checkpoint-N folder without trainer_state.bin is not one. */
 int run_list_checkpoints(const char *out, IntVec *steps);
+/* Where a run in out starts: *last = its last complete checkpoint (-1: none),
+ * the same on every rank of a data-parallel job (dist.h). Rank 0 looks first
+ * and tidies out (leftover .tmp folders; each model folder out/names[i] a kill
+ * left as NAME.old put back, run_restore_dir) before the others look.
+ * -1 + xerr when out holds a checkpoint and resume is 0, or when the ranks see
+ * different checkpoints (--out not a folder they share). */
+int run_find_last(const char *out, const char *const *names, int n_names, int resume, int *last);
+/* mkdir_p(out), and on rank 0 the output folder's lock (util.h: dir_lock; one
+ * run per folder for the whole run; a job's other ranks share rank 0's). */
+int run_lock(const char *out, DirLock *lock);
 /* Replaces the folder dst by tmp (dst -> dst.old, tmp -> dst, dst.old removed). */
 int run_swap_dir(const char *tmp, const char *dst);
 /* Puts dst.old back when a kill left no dst (between run_swap_dir's renames). */

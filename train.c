@@ -672,19 +672,9 @@ static ResumeKey resume_key(const Trainer *tr) {
  * -1 + xerr when OUT holds a run and --resume was not given. */
 static int find_start(Trainer *tr, int *last) {
     const TrainOptions *o = tr->o;
-    /* a kill while final/ or best/ was swapped in leaves NAME.old: put it back */
-    char *names[2] = {path_join(o->out_dir, "final"), path_join(o->out_dir, "best")};
-    for (int i = 0; i < 2; i++) {
-        run_restore_dir(names[i]);
-        free(names[i]);
-    }
-    IntVec ck = {0};
-    run_list_checkpoints(o->out_dir, &ck);
-    *last = ck.n ? ck.data[ck.n - 1] : -1;
-    iv_free(&ck);
-    if (*last >= 0 && !o->resume)
-        return xerr("%s: holds checkpoint-%d already: pass --resume to continue that run, or choose another --out",
-                    o->out_dir, *last);
+    /* a kill while final/ or best/ was swapped in leaves NAME.old: put back */
+    const char *const names[2] = {"final", "best"};
+    if (run_find_last(o->out_dir, names, 2, o->resume, last)) return -1;
     tr->src_dir = *last >= 0 ? run_ckpt_path(o->out_dir, *last, "") : xstrdup(o->model_dir);
     if (*last < 0 && o->resume && !o->quiet)
         fprintf(stderr, "train: %s holds no checkpoint: starting from %s\n", o->out_dir, o->model_dir);
@@ -743,20 +733,7 @@ static int trainer_open(Trainer *tr, const TrainOptions *o) {
     if (o->dev_file && setup_dev(tr)) return -1;
     if (mkdir_p(o->out_dir)) return -1;
     int last;
-    /* rank 0 first: it tidies OUT (leftover .tmp / .old folders) before the others look */
-    if (dist_rank() != 0) dist_barrier();
-    int rc = find_start(tr, &last);
-    if (dist_rank() == 0) dist_barrier();
-    if (rc) return -1;
-    if (!dist_agree((uint64_t)(last + 1))) {
-        char seen[32] = "none";
-        if (last >= 0) snprintf(seen, sizeof seen, "checkpoint-%d", last);
-        return xerr("%s: the ranks see different checkpoints (rank %d: %s): --out must be a folder all ranks share",
-                    o->out_dir, dist_rank(), seen);
-    }
-    if (load_start(tr, last >= 0)) return -1;
-    if (dist_size() > 1 && !dist_agree(xlmr_params_hash(&tr->m)))
-        return xerr("%s: the ranks loaded different weights: every rank must read the same folder", tr->src_dir);
+    if (find_start(tr, &last) || load_start(tr, last >= 0) || xlmr_ranks_loaded_same(&tr->m, tr->src_dir)) return -1;
     if (tokenize_rows(tr, &tr->data, &tr->ids)) return -1;
     if (tr->have_dev && tokenize_rows(tr, &tr->dev, &tr->dev_ids)) return -1;
     int Tmax = o->max_len_query > o->max_len_passage ? o->max_len_query : o->max_len_passage;
@@ -829,14 +806,6 @@ static void log_step(Trainer *tr, const StepStats *st) {
     sb_free(&sb);
 }
 
-/* Data parallel: every rank applies the same update to the same weights, so
- * they stay equal; checked (a hash) before each checkpoint, as an MPI sum that
- * differed between ranks would make them drift apart. */
-static int ranks_agree(const Trainer *tr) {
-    if (dist_size() == 1 || dist_agree(xlmr_params_hash(&tr->m))) return 0;
-    return xerr("step %d: the ranks' weights differ; training stopped before the checkpoint", tr->step);
-}
-
 /* Steps until the end, or until o->stop_after steps of this call; dev
  * evaluations and checkpoints on their cadence (those of the last step are
  * train_finish's). */
@@ -856,7 +825,7 @@ static int train_loop(Trainer *tr) {
         int at_end = st.step == tr->total;
         if (tr->have_dev && o->eval_every > 0 && st.step % o->eval_every == 0 && !at_end) rc = run_eval(tr);
         if (rc == 0 && o->save_every > 0 && st.step % o->save_every == 0 && !at_end)
-            rc = ranks_agree(tr) || (dist_rank() == 0 && checkpoint_save(tr)) ? -1 : 0; /* rank 0 alone writes */
+            rc = xlmr_ranks_agree(&tr->m, tr->step) || (dist_rank() == 0 && checkpoint_save(tr)) ? -1 : 0; /* rank 0 alone writes */
     }
     return rc;
 }
@@ -865,7 +834,7 @@ static int train_loop(Trainer *tr) {
  * Stopped early (stop_after): a checkpoint to resume from. */
 static int train_finish(Trainer *tr) {
     int writer = dist_rank() == 0; /* rank 0 alone writes */
-    if (ranks_agree(tr)) return -1;
+    if (xlmr_ranks_agree(&tr->m, tr->step)) return -1;
     if (tr->step < tr->total) return writer ? checkpoint_save(tr) : 0;
     if (tr->have_dev && tr->best_step != tr->total && run_eval(tr)) return -1;
     return writer && (checkpoint_save(tr) || save_model_dir(tr, "final")) ? -1 : 0;
@@ -891,7 +860,7 @@ int train_run(const TrainOptions *o, TrainReport *r) {
     }
     o = &mine;
     DirLock lock = {-1};
-    if (mkdir_p(o->out_dir) || (dist_rank() == 0 && dir_lock(o->out_dir, &lock))) return -1;
+    if (run_lock(o->out_dir, &lock)) return -1;
     double t_start = now_seconds();
     Trainer tr;
     int rc = trainer_open(&tr, o);

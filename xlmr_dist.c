@@ -22,13 +22,16 @@ static void word_rows_allreduce(Xlmr *m) {
     dist_allreduce_max_i(counts, (size_t)P);
     int total = 0;
     for (int r = 0; r < P; r++) total += counts[r];
-    int *all = xmalloc((size_t)total * sizeof(int));
-    dist_allgatherv_i(all, m->touched_rows, counts);
-    for (int i = 0; i < total; i++)
-        if (!m->row_touched[all[i]]) {
-            m->row_touched[all[i]] = 1;
-            m->touched_rows[m->n_touched++] = all[i];
-        }
+    int *all = NULL;
+    if ((long long)total < (long long)P * m->cfg.vocab) { /* else every rank touched every row: U is known */
+        all = xmalloc((size_t)total * sizeof(int));
+        dist_allgatherv_i(all, m->touched_rows, counts);
+        for (int i = 0; i < total; i++)
+            if (!m->row_touched[all[i]]) {
+                m->row_touched[all[i]] = 1;
+                m->touched_rows[m->n_touched++] = all[i];
+            }
+    }
     qsort(m->touched_rows, (size_t)m->n_touched, sizeof(int), by_int);
     size_t row = (size_t)C * sizeof(float);
     float *buf = xmalloc((size_t)m->n_touched * row), *g = m->grads.word_emb;
@@ -66,4 +69,14 @@ uint64_t xlmr_params_hash(const Xlmr *m) {
         h = hash_combine(h, w);
     }
     return h;
+}
+
+int xlmr_ranks_loaded_same(const Xlmr *m, const char *src) {
+    if (dist_size() == 1 || dist_agree(xlmr_params_hash(m))) return 0;
+    return xerr("%s: the ranks loaded different weights: every rank must read the same folder", src);
+}
+
+int xlmr_ranks_agree(const Xlmr *m, int step) {
+    if (dist_size() == 1 || dist_agree(xlmr_params_hash(m))) return 0;
+    return xerr("step %d: the ranks' weights differ; training stopped before the checkpoint", step);
 }

@@ -13,10 +13,22 @@
  * an all-gather of the row ids (sum of |touched| ints) and an all-reduce of
  * (|U|, C) floats, never (V, C); afterwards touched_rows is U in ascending
  * order on every rank, so the optimizer visits the same rows everywhere.
+ * A tied MLM decoder touches every row on a rank that ran a masked position
+ * (xlmr_mlm_backward): U is then the whole table, and when every rank touched
+ * every row the row ids are not exchanged at all.
  * A job of one process: nothing. */
 void xlmr_grads_allreduce(Xlmr *m, int word_emb);
 
 /* A hash of the parameters, to check that every rank holds the same model. */
 uint64_t xlmr_params_hash(const Xlmr *m);
+
+/* Data parallel: every rank applies the same update to the same weights, so
+ * they stay equal; checked (xlmr_params_hash) where it matters, as an MPI sum
+ * that differed between ranks would make them drift apart. Both 0 in a job of
+ * one process. After loading src: -1 + xerr("SRC: the ranks loaded different
+ * weights: ..."); before a checkpoint of step: -1 + xerr("step STEP: the
+ * ranks' weights differ; training stopped before the checkpoint"). */
+int xlmr_ranks_loaded_same(const Xlmr *m, const char *src);
+int xlmr_ranks_agree(const Xlmr *m, int step);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/test_mpi.sh: data-parallel runs of ./xlmr-mpi (make mpi) under mpirun
-# against one process (./xlmr): training with 2 ranks gives the per-step losses
-# and the final weights of one process (within 1e-5), eval and embed give the
+# against one process (./xlmr): training and pretraining with 2 ranks give the
+# per-step losses and the final weights of one process (within 1e-5), eval and embed give the
 # same figures and vectors, a run resumes across a change of the rank count,
 # and a rank killed mid-run stops the job and leaves its last checkpoint whole.
 # Skipped with a note when mpirun or ./xlmr-mpi is missing; REQUIRE_MPI=1 (CI)
@@ -85,6 +85,48 @@ mpi 2 train "${ARGS_R[@]}" --out "$TMP/r2" >/dev/null 2>&1
 stopped "$TMP/r2" "$TMP/r2to1"
 check "resume 2 ranks -> 1 process" "$XLMR" train "${ARGS_R[@]}" --out "$TMP/r2to1" --resume
 same_model "resumed 2 -> 1 = uninterrupted" "$TMP/r1/final" "$TMP/r2to1/final"
+
+# ---- pretrain: 2 ranks = 1 process, and resume across a change of the rank count ----
+# the per-step numbers of two logs (losses, lr, grad norms, held-out losses;
+# timings aside), max relative difference
+rel_diff() {
+    vals() { sed 's/, "tokens_per_s.*//' "$1" | grep -o '": -*[0-9][0-9.e+-]*' | cut -c4-; }
+    paste <(vals "$1") <(vals "$2") | awk 'NF != 2 { bad = 1 }
+        { d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1; if (a > 0) d /= a; if (d > m) m = d; n++ }
+        END { if (bad || n == 0) print 1e9; else printf "%g\n", m }'
+}
+REF=$ROOT/tests/ref/mlm_fill
+"$ROOT/xlmr" init --tokenizer "$REF/sentencepiece.bpe.model" --preset nano --max-pos 40 --out "$TMP/pm" >/dev/null 2>&1
+sed -n 1,60p "$ROOT/README.md" >"$TMP/en.txt"
+sed -n 60,90p "$ROOT/README.md" >"$TMP/de.txt"
+printf 'g1\ten\tHello world\ng1\tde\tHallo Welt\ng2\ten\tThe model\ng2\tde\tDas Modell\n' >"$TMP/par.tsv"
+# batch 8, chunk 3: 3 chunks for 2 ranks (one rank runs two), evaluations at steps 3 and 6
+PARGS=(pretrain --model "$TMP/pm" --text "$TMP/en.txt" "de=$TMP/de.txt" --parallel "$TMP/par.tsv" --steps 6 --batch 8
+       --max-len 32 --chunk 3 --save-every 3 --eval-every 3 --quiet)
+check "pretrain, 1 process" "$XLMR" "${PARGS[@]}" --out "$TMP/q1" --log "$TMP/q1.jsonl"
+check "pretrain, 2 ranks" mpi 2 "${PARGS[@]}" --out "$TMP/q2" --log "$TMP/q2.jsonl"
+[ "$(grep -c '"steps": 6' "$TMP/out")" = 1 ] && pass "pretrain: one summary for the job" ||
+    fail "pretrain: one summary: $(cat "$TMP/out")"
+d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q2.jsonl")
+[ "$(grep -c heldout_loss "$TMP/q2.jsonl")" = 2 ] && within "$d" 1e-5 &&
+    pass "pretrain: per-step and held-out losses (max rel diff $d)" || fail "pretrain: the logs (max rel diff $d)"
+same_model "pretrain: final weights" "$TMP/q1/final" "$TMP/q2/final"
+# 4 ranks for 3 chunks: rank 3 touches no word row, the others all of them (the tied decoder)
+check "pretrain, 4 ranks (one without a chunk)" mpi 4 "${PARGS[@]}" --out "$TMP/q4" --log "$TMP/q4.jsonl"
+d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q4.jsonl")
+within "$d" 1e-5 && pass "pretrain, 4 ranks: the log (max rel diff $d)" || fail "pretrain, 4 ranks: the log (max rel diff $d)"
+same_model "pretrain, 4 ranks: final weights" "$TMP/q1/final" "$TMP/q4/final"
+pstopped() { # SRC DST: DST = SRC (run and log) as a run killed after its checkpoint-3
+    cp -r "$1" "$2" && cp "$1.jsonl" "$2.jsonl" && rm -rf "$2/checkpoint-6" "$2/final"
+}
+pstopped "$TMP/q1" "$TMP/q1to2"
+check "pretrain: resume 1 -> 2 ranks" mpi 2 "${PARGS[@]}" --out "$TMP/q1to2" --log "$TMP/q1to2.jsonl" --resume
+same_model "pretrain: resumed 1 -> 2 = uninterrupted" "$TMP/q1/final" "$TMP/q1to2/final"
+d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q1to2.jsonl")
+within "$d" 1e-5 && pass "pretrain: resumed 1 -> 2, the log (max rel diff $d)" || fail "pretrain: resumed log (max rel diff $d)"
+pstopped "$TMP/q2" "$TMP/q2to1"
+check "pretrain: resume 2 ranks -> 1 process" "$XLMR" "${PARGS[@]}" --out "$TMP/q2to1" --log "$TMP/q2to1.jsonl" --resume
+same_model "pretrain: resumed 2 -> 1 = uninterrupted" "$TMP/q1/final" "$TMP/q2to1/final"
 
 # ---- a rank killed mid-run: the job stops, the last checkpoint is whole ----
 KARGS=(--model "$TMP/m" --train "$FIX/hard.tsv" --batch 4 --chunk 2 --max-len-query 24 --max-len-passage 48
