@@ -829,16 +829,10 @@ int pretrain_run(const PretrainOptions *o, PretrainReport *r) {
     memset(r, 0, sizeof *r);
     r->final_loss = NAN;
     if (check_options(o)) return -1;
-    /* data parallel (dist.h): rank 0 alone prints, logs and holds the output
-     * folder's lock (one run per folder for the whole run, run.h: run_lock) */
-    PretrainOptions mine = *o;
-    if (dist_rank() != 0) {
-        mine.quiet = 1;
-        mine.log_file = NULL;
-    }
-    o = &mine;
+    PretrainOptions mine = *o; /* rank 0 alone prints and logs (run.h: run_lock) */
     DirLock lock = {-1};
-    if (run_lock(o->out_dir, &lock)) return -1;
+    if (run_lock(mine.out_dir, &lock, &mine.quiet, &mine.log_file)) return -1;
+    o = &mine;
     double t0 = now_seconds();
     Pretrainer p;
     int rc = pretrainer_open(&p, o);

@@ -93,7 +93,11 @@ int run_find_last(const char *out, const char *const *names, int n_names, int re
     return 0;
 }
 
-int run_lock(const char *out, DirLock *lock) {
+int run_lock(const char *out, DirLock *lock, int *quiet, const char **log_file) {
+    if (dist_rank() != 0) {
+        *quiet = 1;
+        *log_file = NULL;
+    }
     return mkdir_p(out) || (dist_rank() == 0 && dir_lock(out, lock)) ? -1 : 0;
 }
 

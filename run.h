@@ -22,9 +22,11 @@ int run_list_checkpoints(const char *out, IntVec *steps);
  * -1 + xerr when out holds a checkpoint and resume is 0, or when the ranks see
  * different checkpoints (--out not a folder they share). */
 int run_find_last(const char *out, const char *const *names, int n_names, int resume, int *last);
-/* mkdir_p(out), and on rank 0 the output folder's lock (util.h: dir_lock; one
- * run per folder for the whole run; a job's other ranks share rank 0's). */
-int run_lock(const char *out, DirLock *lock);
+/* A run's start under data parallelism (dist.h): mkdir_p(out); rank 0 takes the
+ * output folder's lock (util.h: dir_lock; one run per folder for the whole run;
+ * a job's other ranks share rank 0's), and the other ranks are made quiet with
+ * no log, since rank 0 alone prints and logs. */
+int run_lock(const char *out, DirLock *lock, int *quiet, const char **log_file);
 /* Replaces the folder dst by tmp (dst -> dst.old, tmp -> dst, dst.old removed). */
 int run_swap_dir(const char *tmp, const char *dst);
 /* Puts dst.old back when a kill left no dst (between run_swap_dir's renames). */

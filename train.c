@@ -851,16 +851,10 @@ static void write_log_plot(const TrainOptions *o) {
 int train_run(const TrainOptions *o, TrainReport *r) {
     *r = (TrainReport){.final_loss = NAN, .best_dev_map = NAN, .best_dev_loss = NAN, .best_step = -1};
     if (check_options(o)) return -1;
-    /* data parallel (dist.h): rank 0 alone prints, logs and holds the output
-     * folder's lock (one run per folder for the whole run, util.h: dir_lock) */
-    TrainOptions mine = *o;
-    if (dist_rank() != 0) {
-        mine.quiet = 1;
-        mine.log_file = NULL;
-    }
-    o = &mine;
+    TrainOptions mine = *o; /* rank 0 alone prints and logs (run.h: run_lock) */
     DirLock lock = {-1};
-    if (run_lock(o->out_dir, &lock)) return -1;
+    if (run_lock(mine.out_dir, &lock, &mine.quiet, &mine.log_file)) return -1;
+    o = &mine;
     double t_start = now_seconds();
     Trainer tr;
     int rc = trainer_open(&tr, o);
