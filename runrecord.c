@@ -40,8 +40,10 @@ void run_record_json(const RunRecord *r, StrBuf *sb) {
     sb_json_string(sb, r->size);
     sb_puts(sb, ", \"sampling\": ");
     sb_json_string(sb, r->sampling);
-    sb_printf(sb, ", \"seed\": %d, \"params\": %.0f, \"steps\": %.0f, \"train_seconds\": ", r->seed, r->params,
-              r->steps);
+    sb_printf(sb, ", \"seed\": %d, \"params\": %.0f", r->seed, r->params);
+    if (isfinite(r->non_embedding_params) && r->non_embedding_params > 0)
+        sb_printf(sb, ", \"non_embedding_params\": %.0f", r->non_embedding_params);
+    sb_printf(sb, ", \"steps\": %.0f, \"train_seconds\": ", r->steps);
     sb_json_number(sb, r->train_seconds);
     sb_puts(sb, ", \"eval_seconds\": ");
     sb_json_number(sb, r->eval_seconds);
@@ -106,6 +108,8 @@ int run_record_parse(RunRecord *r, const char *text, size_t len, const char *nam
         json_get_num(&j, "steps", &r->steps, name))
         goto done;
     const Json *ts = json_get(&j, "train_seconds"), *es = json_get(&j, "eval_seconds"), *key = json_get(&j, "grid_key");
+    const Json *ne = json_get(&j, "non_embedding_params");
+    r->non_embedding_params = ne && ne->type == JSON_NUMBER ? ne->num : NAN; /* older records lack it */
     r->train_seconds = ts && ts->type == JSON_NUMBER ? ts->num : NAN;
     r->eval_seconds = es && es->type == JSON_NUMBER ? es->num : NAN;
     if (parse_eval(r, json_get(&j, "eval"), name)) goto done;

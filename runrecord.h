@@ -2,13 +2,15 @@
  * The one definition of that file: experiment.c fills a RunRecord and writes
  * it (run_record_json), report.c reads it back (run_record_parse) and keeps
  * the figures it tabulates. The file:
- *   {"size", "sampling", "seed", "params", "steps", "train_seconds", "eval_seconds",
+ *   {"size", "sampling", "seed", "params", ["non_embedding_params",] "steps", "train_seconds", "eval_seconds",
  *    "config": {"layers", "hidden", "heads", "ffn", "vocab"}, "batch", "alpha", "lr",
  *    "max_len_query", "max_len_passage", "final_loss", "best_dev_map", "best_step",
  *    "model" ("best" | "final"), "grid_key",
  *    "eval_data": {DATASET: {"split", "questions", "candidates", "langs": [...]}},
  *    "eval": {DATASET: <eval_result_json>}}
- * with DATASET one of run_dataset_names. Non-finite numbers are null. */
+ * with DATASET one of run_dataset_names. Non-finite numbers are null.
+ * A start model evaluated before any fine-tuning is a record of the same form
+ * with sampling RUN_SAMPLING_ZEROSHOT, steps 0 and seed 0 (OUT/zeroshot/SIZE.json). */
 #ifndef XLMR_RUNRECORD_H
 #define XLMR_RUNRECORD_H
 
@@ -26,10 +28,17 @@ enum {
 };
 extern const char *const run_metric_names[RUN_N_METRICS]; /* "mono_map", ... (results.json keys) */
 
+/* The sampling of a start model's record: no sampling, no training. */
+#define RUN_SAMPLING_ZEROSHOT "zero-shot"
+
 typedef struct {
     const char *size, *sampling;      /* the grid cell */
     int seed;
     double params, steps;             /* parameter count; optimizer steps done */
+    /* params less the word, position and token-type embedding tables; written
+     * only when > 0 (a designated initializer leaves it 0: unknown), NaN when
+     * read from a record without it */
+    double non_embedding_params;
     double train_seconds, eval_seconds; /* NaN when absent */
     /* written only (the reader leaves them 0 / NULL): */
     int layers, hidden, heads, ffn, vocab;
@@ -47,7 +56,7 @@ typedef struct {
 /* Appends the file's text for r to sb. */
 void run_record_json(const RunRecord *r, StrBuf *sb);
 /* Parses a run object: size, sampling, seed, params, steps and eval are
- * required, train_seconds and grid_key optional. r owns its strings
+ * required, non_embedding_params, train_seconds and grid_key optional. r owns its strings
  * (run_record_free). NAME is for error messages. -1 + xerr on a malformed object. */
 int run_record_parse(RunRecord *r, const char *text, size_t len, const char *name);
 /* read_file + run_record_parse. */
