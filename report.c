@@ -34,19 +34,29 @@ void report_init(Report *rep) {
         for (int k = 0; k < RUN_N_METRICS; k++) rep->floor[d][k] = NAN;
 }
 
+static void free_records(RunRecord **v, int *n) {
+    for (int i = 0; i < *n; i++) run_record_free(&(*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
 void report_free(Report *rep) {
-    for (int i = 0; i < rep->n; i++) run_record_free(&rep->runs[i]);
-    free(rep->runs);
-    rep->runs = NULL;
-    rep->n = 0;
+    free_records(&rep->runs, &rep->n);
+    free_records(&rep->zeroshot, &rep->n_zeroshot);
 }
 
 /* ---------------------------------------------------------------------------
  * Reading runs */
 
+static int is_zeroshot(const RunRecord *r) { return !strcmp(r->sampling, RUN_SAMPLING_ZEROSHOT); }
+
+/* Takes r: a start model's record goes to zeroshot, so that it never enters the grid's cells. */
 static void add_run(Report *rep, const RunRecord *r) {
-    rep->runs = xrealloc(rep->runs, (size_t)(rep->n + 1) * sizeof *rep->runs);
-    rep->runs[rep->n++] = *r;
+    RunRecord **v = is_zeroshot(r) ? &rep->zeroshot : &rep->runs;
+    int *n = is_zeroshot(r) ? &rep->n_zeroshot : &rep->n;
+    *v = xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
+    (*v)[(*n)++] = *r;
 }
 
 int report_add_run_json(Report *rep, const char *text, size_t len, const char *name) {
@@ -56,17 +66,26 @@ int report_add_run_json(Report *rep, const char *text, size_t len, const char *n
     return 0;
 }
 
-int report_load_dir(Report *rep, const char *dir) {
+/* Every DIR/NAME.json in name order; with zeroshot_only, a grid run there is an error. */
+static int load_dir(Report *rep, const char *dir, int zeroshot_only) {
     int n, rc = 0;
     char **paths = list_files(dir, ".json", &n);
     for (int i = 0; i < n && !rc; i++) {
         RunRecord r;
         rc = run_record_read(&r, paths[i]);
+        if (!rc && zeroshot_only && !is_zeroshot(&r)) {
+            rc = xerr("%s: sampling \"%s\" in a folder of start-model records (want \"%s\")", paths[i], r.sampling,
+                      RUN_SAMPLING_ZEROSHOT);
+            run_record_free(&r);
+        }
         if (!rc) add_run(rep, &r);
     }
     free_strv(paths);
     return rc;
 }
+
+int report_load_dir(Report *rep, const char *dir) { return load_dir(rep, dir, 0); }
+int report_load_zeroshot(Report *rep, const char *dir) { return load_dir(rep, dir, 1); }
 
 /* ---------------------------------------------------------------------------
  * Random-ranking floors */
@@ -199,9 +218,16 @@ ReportStat report_paired_diff(const Report *rep, const char *size, const char *s
     return s;
 }
 
-int report_exceeds_spread(ReportStat d) {
-    if (d.n < 2 || isnan(d.sd) || isnan(d.mean)) return 0;
-    return fabs(d.mean) > 2.0 * d.sd / sqrt((double)d.n);
+/* The report's one rule for "exceeds the spread": |difference| > 2 standard errors. */
+static int beyond_2se(double diff, double se) { return !isnan(diff) && !isnan(se) && fabs(diff) > 2.0 * se; }
+
+int report_exceeds_spread(ReportStat d) { return d.n >= 2 && beyond_2se(d.mean, d.sd / sqrt((double)d.n)); }
+
+/* The same rule for cells of two independent grids (no pairing by seed: the
+ * grids start from different weights): the difference of the means against
+ * its standard error sqrt(sa^2/na + sb^2/nb), at least 2 seeds on each side. */
+static int exceeds_spread_unpaired(ReportStat a, ReportStat b) {
+    return a.n >= 2 && b.n >= 2 && beyond_2se(a.mean - b.mean, sqrt(a.sd * a.sd / a.n + b.sd * b.sd / b.n));
 }
 
 /* ---------------------------------------------------------------------------
@@ -227,6 +253,14 @@ static double size_params(const Report *rep, const char *size) {
     for (int i = 0; i < rep->n; i++)
         if (!strcmp(rep->runs[i].size, size)) return rep->runs[i].params;
     return 0;
+}
+
+/* The first known non-embedding count of the size (older records lack it); NaN when none. */
+static double size_non_emb(const Report *rep, const char *size) {
+    for (int i = 0; i < rep->n; i++)
+        if (!strcmp(rep->runs[i].size, size) && !isnan(rep->runs[i].non_embedding_params))
+            return rep->runs[i].non_embedding_params;
+    return NAN;
 }
 
 static void grid_axes(const Report *rep, Names *sizes, Names *samplings) {
@@ -276,12 +310,29 @@ void report_results_json(const Report *rep, StrBuf *sb) {
         }
         sb_puts(sb, "}");
     }
-    sb_puts(sb, "},\n\"runs\": [");
+    Names sizes, samplings;
+    grid_axes(rep, &sizes, &samplings);
+    sb_puts(sb, "},\n\"sizes\": [");
+    for (int s = 0; s < sizes.n; s++) {
+        sb_puts(sb, s ? ",\n {\"size\": " : "\n {\"size\": ");
+        sb_json_string(sb, sizes.v[s]);
+        sb_printf(sb, ", \"params\": %.0f, \"non_embedding_params\": ", size_params(rep, sizes.v[s]));
+        sb_json_number(sb, size_non_emb(rep, sizes.v[s]));
+        sb_puts(sb, "}");
+    }
+    sb_puts(sb, "],\n\"runs\": [");
     for (int i = 0; i < rep->n; i++) {
         sb_puts(sb, i ? ",\n" : "\n");
         sb_puts(sb, rep->runs[i].json);
     }
+    sb_puts(sb, "\n],\n\"zeroshot\": [");
+    for (int i = 0; i < rep->n_zeroshot; i++) {
+        sb_puts(sb, i ? ",\n" : "\n");
+        sb_puts(sb, rep->zeroshot[i].json);
+    }
     sb_puts(sb, "\n]}\n");
+    free(sizes.v);
+    free(samplings.v);
 }
 
 /* ---------------------------------------------------------------------------
@@ -308,8 +359,18 @@ static void fmt_signed(StrBuf *sb, double x, int metric) {
     sb_printf(sb, metric == RM_MULTI_RD ? "%+.1f" : "%+.3f", x);
 }
 
+/* A paired difference: "+0.021 ± 0.001" (no sd with one seed). */
+static void fmt_diff(StrBuf *sb, ReportStat g, int metric) {
+    fmt_signed(sb, g.mean, metric);
+    if (!isnan(g.sd)) {
+        sb_puts(sb, " ± ");
+        fmt_metric(sb, g.sd, metric);
+    }
+}
+
 static void fmt_params(StrBuf *sb, double p) {
-    if (p >= 1e6) sb_printf(sb, "%.1fM", p / 1e6);
+    if (isnan(p)) sb_puts(sb, "—"); /* not in the records (older ones lack non_embedding_params) */
+    else if (p >= 1e6) sb_printf(sb, "%.1fM", p / 1e6);
     else if (p >= 1e3) sb_printf(sb, "%.0fk", p / 1e3);
     else sb_printf(sb, "%.0f", p);
 }
@@ -333,20 +394,45 @@ static const char *best_specialised(const Report *rep, const char *size, int d, 
     return m.mean >= c.mean ? MONO : CROSS;
 }
 
+/* The gap of (size, dataset, metric): hybrid minus the best specialised
+ * strategy (*best; NULL when none), paired by seed; n = 0 when there are no pairs. */
+static ReportStat gap_stat(const Report *rep, const char *size, int d, int metric, const char **best) {
+    const char *b = best_specialised(rep, size, d, metric);
+    if (best) *best = b;
+    return b ? report_paired_diff(rep, size, HYBRID, b, d, metric) : (ReportStat){NAN, NAN, 0};
+}
+
+/* A gap table cell: "+0.021 ± 0.001 (mono) \*", "–" without pairs. */
+static void fmt_gap(StrBuf *sb, ReportStat g, const char *best, int metric) {
+    if (!g.n) {
+        sb_puts(sb, "–");
+        return;
+    }
+    fmt_diff(sb, g, metric);
+    sb_printf(sb, " (%s)%s", best, report_exceeds_spread(g) ? " \\*" : "");
+}
+
+/* The first cells of a per-size row: "| size | params | non-emb." */
+static void md_size_cells(StrBuf *sb, const Report *rep, const char *size) {
+    sb_puts(sb, "| ");
+    md_text(sb, size);
+    sb_puts(sb, " | ");
+    fmt_params(sb, size_params(rep, size));
+    sb_puts(sb, " | ");
+    fmt_params(sb, size_non_emb(rep, size));
+}
+
 static void md_main_table(const Report *rep, const Names *sizes, const Names *samplings, int d, StrBuf *sb) {
     sb_printf(sb, "\n### %s: mAP, recall and rank distance (mean ± sd over seeds)\n\n", report_dataset_titles[d]);
-    sb_puts(sb, "| size | params | sampling | seeds | Mono mAP | Cross mAP | Multi mAP | Rank distance ↓ "
+    sb_puts(sb, "| size | params | non-emb. | sampling | seeds | Mono mAP | Cross mAP | Multi mAP | Rank distance ↓ "
                 "| Mono R@1 | Cross R@1 | Multi R@10 |\n");
-    sb_puts(sb, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    sb_puts(sb, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     static const int cols[7] = {RM_MONO_MAP, RM_CROSS_MAP, RM_MULTI_MAP, RM_MULTI_RD, RM_MONO_R1, RM_CROSS_R1, RM_MULTI_R10};
     for (int s = 0; s < sizes->n; s++)
         for (int g = 0; g < samplings->n; g++) {
             ReportStat n0 = cell_stat(rep, sizes->v[s], samplings->v[g], d, RM_MONO_MAP);
             if (!n0.n) continue;
-            sb_puts(sb, "| ");
-            md_text(sb, sizes->v[s]);
-            sb_puts(sb, " | ");
-            fmt_params(sb, size_params(rep, sizes->v[s]));
+            md_size_cells(sb, rep, sizes->v[s]);
             sb_puts(sb, " | ");
             md_text(sb, samplings->v[g]);
             sb_printf(sb, " | %d", n0.n);
@@ -366,7 +452,7 @@ static void md_main_table(const Report *rep, const Names *sizes, const Names *sa
             }
             sb_puts(sb, " |\n");
         }
-    sb_puts(sb, "| *random ranking* | | | |");
+    sb_puts(sb, "| *random ranking* | | | | |");
     for (int c = 0; c < 7; c++) {
         sb_puts(sb, " *");
         fmt_metric(sb, rep->floor[d][cols[c]], cols[c]);
@@ -394,6 +480,15 @@ static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
     sb_puts(sb, " change with size | paper XLM-R |\n|---|---|");
     for (int s = 0; s < sizes->n; s++) sb_puts(sb, "---:|");
     sb_puts(sb, "---:|---:|\n");
+    for (int row = 0; row < 2; row++) { /* the parameters of each size: total, then without the embeddings */
+        sb_puts(sb, row ? "| | non-emb. |" : "| | params |");
+        for (int s = 0; s < sizes->n; s++) {
+            sb_puts(sb, " ");
+            fmt_params(sb, row ? size_non_emb(rep, sizes->v[s]) : size_params(rep, sizes->v[s]));
+            sb_puts(sb, " |");
+        }
+        sb_puts(sb, " | |\n");
+    }
     for (int d = 0; d < RUN_N_DATASETS; d++) {
         if (!has_dataset(rep, d)) continue;
         for (int k = 0; k < 4; k++) {
@@ -401,23 +496,14 @@ static void md_gap_table(const Report *rep, const Names *sizes, StrBuf *sb) {
             sb_printf(sb, "| %s | %s |", report_dataset_titles[d], main_titles[k]);
             double first = NAN, last = NAN;
             for (int s = 0; s < sizes->n; s++) {
-                const char *best = best_specialised(rep, sizes->v[s], d, metric);
-                ReportStat g = best ? report_paired_diff(rep, sizes->v[s], HYBRID, best, d, metric)
-                                    : (ReportStat){NAN, NAN, 0};
+                const char *best;
+                ReportStat g = gap_stat(rep, sizes->v[s], d, metric, &best);
                 sb_puts(sb, " ");
-                if (!g.n) {
-                    sb_puts(sb, "–");
-                } else {
-                    fmt_signed(sb, g.mean, metric);
-                    if (!isnan(g.sd)) {
-                        sb_puts(sb, " ± ");
-                        fmt_metric(sb, g.sd, metric);
-                    }
-                    sb_printf(sb, " (%s)%s", best, report_exceeds_spread(g) ? " \\*" : "");
-                    if (isnan(first)) first = g.mean;
-                    last = g.mean;
-                }
+                fmt_gap(sb, g, best, metric);
                 sb_puts(sb, " |");
+                if (!g.n) continue;
+                if (isnan(first)) first = g.mean;
+                last = g.mean;
             }
             sb_puts(sb, " ");
             fmt_signed(sb, sizes->n > 1 ? last - first : NAN, metric);
@@ -450,11 +536,7 @@ static void md_comparisons(const Report *rep, const Names *sizes, StrBuf *sb) {
                 for (int k = 0; k < 4; k++) {
                     ReportStat g = report_paired_diff(rep, sizes->v[s], pairs[0], pairs[1], d, main_metrics[k]);
                     sb_puts(sb, " ");
-                    fmt_signed(sb, g.mean, main_metrics[k]);
-                    if (!isnan(g.sd)) {
-                        sb_puts(sb, " ± ");
-                        fmt_metric(sb, g.sd, main_metrics[k]);
-                    }
+                    fmt_diff(sb, g, main_metrics[k]);
                     int x = report_exceeds_spread(g);
                     n_flag += x;
                     n_all += g.n >= 2;
@@ -464,6 +546,199 @@ static void md_comparisons(const Report *rep, const Names *sizes, StrBuf *sb) {
             }
     }
     sb_printf(sb, "\n%d of %d differences with at least 2 seeds exceed the spread.\n", n_flag, n_all);
+}
+
+/* The zero-shot records seen as a grid of one strategy, so that the cell
+ * helpers read them; rep's own runs stay out of it. */
+static Report zeroshot_view(const Report *rep) {
+    Report z = *rep;
+    z.runs = rep->zeroshot;
+    z.n = rep->n_zeroshot;
+    z.zeroshot = NULL;
+    z.n_zeroshot = 0;
+    z.compare = NULL;
+    return z;
+}
+
+/* Where fine-tuning starts from: each size's start model as it is, beside the floors. */
+static void md_zeroshot(const Report *rep, StrBuf *sb) {
+    Report z = zeroshot_view(rep);
+    if (!z.n) return;
+    Names sizes, samplings;
+    grid_axes(&z, &sizes, &samplings);
+    sb_puts(sb, "\n## Before fine-tuning: the start models (zero-shot)\n\n");
+    sb_puts(sb, "Each size's start model evaluated as it is, before any retrieval training, on the same evaluation "
+                "sets as the grid (one evaluation each, no seeds). What fine-tuning adds is the distance from "
+                "these rows to the tables below; the last row is random ranking.\n\n");
+    sb_puts(sb, "| size | params | non-emb. |");
+    int cols = 0;
+    for (int d = 0; d < RUN_N_DATASETS; d++)
+        if (has_dataset(&z, d)) {
+            for (int k = 0; k < 4; k++) sb_printf(sb, " %s %s%s |", report_dataset_titles[d], main_titles[k],
+                                                  lower_is_better(main_metrics[k]) ? " ↓" : "");
+            cols += 4;
+        }
+    sb_puts(sb, "\n|---|---:|---:|");
+    for (int c = 0; c < cols; c++) sb_puts(sb, "---:|");
+    for (int row = 0; row <= sizes.n; row++) { /* the last row: the floors */
+        sb_puts(sb, "\n");
+        if (row < sizes.n) md_size_cells(sb, &z, sizes.v[row]);
+        else sb_puts(sb, "| *random ranking* | |");
+        sb_puts(sb, " |");
+        for (int d = 0; d < RUN_N_DATASETS; d++) {
+            if (!has_dataset(&z, d)) continue;
+            for (int k = 0; k < 4; k++) {
+                int metric = main_metrics[k];
+                sb_puts(sb, row < sizes.n ? " " : " *");
+                fmt_metric(sb, row < sizes.n ? cell_stat(&z, sizes.v[row], RUN_SAMPLING_ZEROSHOT, d, metric).mean
+                                              : rep->floor[d][metric],
+                           metric);
+                sb_puts(sb, row < sizes.n ? " |" : "* |");
+            }
+        }
+    }
+    sb_puts(sb, "\n");
+    free(sizes.v);
+    free(samplings.v);
+}
+
+/* The other grid's floor where it knows it, else this one's (the same evaluation sets). */
+static double compare_floor(const Report *rep, int d, int metric) {
+    double f = rep->compare->floor[d][metric];
+    return isnan(f) ? rep->floor[d][metric] : f;
+}
+
+/* Reading beside the other grid, one sentence per data set: is cross mAP
+ * further above its floor here, and is hybrid at least as good as both
+ * specialists in either grid; "beyond the spread" only by the 2-SE rule. */
+static void md_compare_reading(const Report *rep, const Names *sizes, const Names *samplings, int d,
+                               const char *label, StrBuf *sb) {
+    const Report *o = rep->compare;
+    double f_this = rep->floor[d][RM_CROSS_MAP], f_other = compare_floor(rep, d, RM_CROSS_MAP);
+    int known = !isnan(f_this) && !isnan(f_other);
+    int n_cells = 0, n_above = 0, n_above_sig = 0, n_below_sig = 0;
+    double sum = 0;
+    for (int s = 0; s < sizes->n; s++)
+        for (int g = 0; g < samplings->n; g++) {
+            ReportStat a = cell_stat(rep, sizes->v[s], samplings->v[g], d, RM_CROSS_MAP);
+            ReportStat b = cell_stat(o, sizes->v[s], samplings->v[g], d, RM_CROSS_MAP);
+            if (isnan(a.mean) || isnan(b.mean)) continue;
+            if (known) { /* the margins over the floors; the sds are the cells' own */
+                a.mean -= f_this;
+                b.mean -= f_other;
+            }
+            n_cells++;
+            n_above += a.mean > b.mean;
+            sum += a.mean - b.mean;
+            if (exceeds_spread_unpaired(a, b)) {
+                n_above_sig += a.mean > b.mean;
+                n_below_sig += a.mean < b.mean;
+            }
+        }
+    /* hybrid >= both specialists: gap >= 0 in the better direction, over the cells both grids have */
+    int n_gaps = 0, n_ge[2] = {0, 0}, n_sig[2] = {0, 0};
+    for (int s = 0; s < sizes->n; s++)
+        for (int k = 0; k < 4; k++) {
+            int metric = main_metrics[k];
+            ReportStat g[2] = {gap_stat(rep, sizes->v[s], d, metric, NULL), gap_stat(o, sizes->v[s], d, metric, NULL)};
+            if (!g[0].n || !g[1].n) continue;
+            n_gaps++;
+            for (int i = 0; i < 2; i++) {
+                double good = lower_is_better(metric) ? -g[i].mean : g[i].mean;
+                n_ge[i] += good >= 0;
+                n_sig[i] += good > 0 && report_exceeds_spread(g[i]);
+            }
+        }
+    if (!n_cells && !n_gaps) return;
+    sb_printf(sb, "- %s: ", report_dataset_titles[d]);
+    if (n_cells) {
+        sb_printf(sb, "cross mAP is %s here than beside %s in %d of %d (size, strategy) cells, by %+.3f on average; "
+                      "%d of the cells are higher here and %d lower beyond the spread over seeds",
+                  known ? "further above its random floor" : "higher (floors unknown)", label, n_above, n_cells,
+                  sum / n_cells, n_above_sig, n_below_sig);
+        if (!n_above_sig && !n_below_sig) sb_puts(sb, ", so no difference between the grids is established");
+    }
+    if (n_gaps)
+        sb_printf(sb, "%shybrid is at least as good as both specialists in %d of %d (size, setting) cells here "
+                      "(%d clearly above, beyond the spread) and in %d of %d beside %s (%d clearly above)",
+                  n_cells ? "; " : "", n_ge[0], n_gaps, n_sig[0], n_ge[1], n_gaps, label, n_sig[1]);
+    sb_puts(sb, ".\n");
+}
+
+/* This grid beside another: the cells both have, the gaps of both, a reading. */
+static void md_compare(const Report *rep, const Names *sizes, const Names *samplings, StrBuf *sb) {
+    const Report *o = rep->compare;
+    if (!o) return;
+    StrBuf lb = {0}; /* the label, markdown-safe */
+    md_text(&lb, rep->compare_label ? rep->compare_label : "the other grid");
+    const char *label = lb.data;
+    sb_printf(sb, "\n## Beside %s\n\n", label);
+    sb_printf(sb, "Each cell: this grid / %s (Δ = this − other), means over seeds, for the sizes and strategies "
+                  "both grids have; params are this grid's. `*`: |Δ| > 2 standard errors of the difference of "
+                  "the two means (at least 2 seeds on each side): the gap table's screen, unpaired because "
+                  "the two grids do not start from the same weights.\n",
+              label);
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
+        if (!has_dataset(rep, d) || !has_dataset(o, d)) continue;
+        sb_printf(sb, "\n### %s: this / other (Δ)\n\n", report_dataset_titles[d]);
+        sb_puts(sb, "| size | params | non-emb. | sampling | seeds | Mono mAP | Cross mAP | Multi mAP | Rank distance ↓ |\n");
+        sb_puts(sb, "|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+        for (int s = 0; s < sizes->n; s++)
+            for (int g = 0; g < samplings->n; g++) {
+                ReportStat a0 = cell_stat(rep, sizes->v[s], samplings->v[g], d, RM_MONO_MAP);
+                ReportStat b0 = cell_stat(o, sizes->v[s], samplings->v[g], d, RM_MONO_MAP);
+                if (!a0.n || !b0.n) continue;
+                md_size_cells(sb, rep, sizes->v[s]);
+                sb_puts(sb, " | ");
+                md_text(sb, samplings->v[g]);
+                sb_printf(sb, " | %d / %d", a0.n, b0.n);
+                for (int k = 0; k < 4; k++) {
+                    int metric = main_metrics[k];
+                    ReportStat a = cell_stat(rep, sizes->v[s], samplings->v[g], d, metric);
+                    ReportStat b = cell_stat(o, sizes->v[s], samplings->v[g], d, metric);
+                    sb_puts(sb, " | ");
+                    fmt_metric(sb, a.mean, metric);
+                    sb_puts(sb, " / ");
+                    fmt_metric(sb, b.mean, metric);
+                    sb_puts(sb, " (");
+                    fmt_signed(sb, a.mean - b.mean, metric);
+                    sb_puts(sb, exceeds_spread_unpaired(a, b) ? ") \\*" : ")");
+                }
+                sb_puts(sb, " |\n");
+            }
+        sb_puts(sb, "| *random ranking* | | | | |");
+        for (int k = 0; k < 4; k++) {
+            sb_puts(sb, " *");
+            fmt_metric(sb, rep->floor[d][main_metrics[k]], main_metrics[k]);
+            sb_puts(sb, " / ");
+            fmt_metric(sb, compare_floor(rep, d, main_metrics[k]), main_metrics[k]);
+            sb_puts(sb, "* |");
+        }
+        sb_puts(sb, "\n");
+    }
+    sb_puts(sb, "\n### The gap in both grids: hybrid minus the best specialised strategy\n\n");
+    sb_puts(sb, "As in the gap table (paired by seed within each grid; `*` on the gap as there).\n\n");
+    sb_printf(sb, "| data | setting | size | params | non-emb. | this grid | %s |\n|---|---|---|---:|---:|---:|---:|\n",
+              label);
+    for (int d = 0; d < RUN_N_DATASETS; d++)
+        for (int k = 0; k < 4; k++)
+            for (int s = 0; s < sizes->n; s++) {
+                int metric = main_metrics[k];
+                const char *ba, *bb;
+                ReportStat a = gap_stat(rep, sizes->v[s], d, metric, &ba), b = gap_stat(o, sizes->v[s], d, metric, &bb);
+                if (!a.n || !b.n) continue;
+                sb_printf(sb, "| %s | %s ", report_dataset_titles[d], main_titles[k]);
+                md_size_cells(sb, rep, sizes->v[s]);
+                sb_puts(sb, " | ");
+                fmt_gap(sb, a, ba, metric);
+                sb_puts(sb, " | ");
+                fmt_gap(sb, b, bb, metric);
+                sb_puts(sb, " |\n");
+            }
+    sb_puts(sb, "\n");
+    for (int d = 0; d < RUN_N_DATASETS; d++)
+        if (has_dataset(rep, d) && has_dataset(o, d)) md_compare_reading(rep, sizes, samplings, d, label, sb);
+    sb_free(&lb);
 }
 
 /* What the models started from and were trained on, against the paper's setting. */
@@ -523,9 +798,7 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
             int metric = main_metrics[k], n_pos = 0, n_sig = 0, n_sz = 0;
             double first = NAN, last = NAN;
             for (int s = 0; s < sizes->n; s++) {
-                const char *best = best_specialised(rep, sizes->v[s], d, metric);
-                if (!best) continue;
-                ReportStat g = report_paired_diff(rep, sizes->v[s], HYBRID, best, d, metric);
+                ReportStat g = gap_stat(rep, sizes->v[s], d, metric, NULL);
                 if (!g.n) continue;
                 double good = lower_is_better(metric) ? -g.mean : g.mean;
                 n_pos += good > 0;
@@ -616,6 +889,12 @@ void report_markdown(const Report *rep, StrBuf *sb) {
         md_text(sb, sizes.v[s]);
         sb_puts(sb, " ");
         fmt_params(sb, size_params(rep, sizes.v[s]));
+        double ne = size_non_emb(rep, sizes.v[s]);
+        if (!isnan(ne)) {
+            sb_puts(sb, " (");
+            fmt_params(sb, ne);
+            sb_puts(sb, " non-emb.)");
+        }
     }
     sb_printf(sb, ") × %d strategies (", samplings.n);
     for (int g = 0; g < samplings.n; g++) {
@@ -628,10 +907,12 @@ void report_markdown(const Report *rep, StrBuf *sb) {
                 "uniformly at random (mono/cross mAP = mean over pools of H_n/n; multilingual AP with R "
                 "relevant in N: (H_N + (R−1)/(N−1)·(N−H_N))/N; rank distance (R−1)(N+1)/(R+1); computed "
                 "per query on the actual pools and averaged as the metric is).\n");
+    md_zeroshot(rep, sb);
     for (int d = 0; d < RUN_N_DATASETS; d++)
         if (has_dataset(rep, d)) md_main_table(rep, &sizes, &samplings, d, sb);
     md_gap_table(rep, &sizes, sb);
     md_comparisons(rep, &sizes, sb);
+    md_compare(rep, &sizes, &samplings, sb);
     md_reading(rep, &sizes, &samplings, sb);
     md_paper(sb);
     sb_puts(sb, "\n## Charts\n\n");
@@ -773,8 +1054,7 @@ void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb) {
 
 static void gap_series(const Report *rep, const Names *sizes, int d, int metric, double *x, double *y, double *e) {
     for (int s = 0; s < sizes->n; s++) {
-        const char *best = best_specialised(rep, sizes->v[s], d, metric);
-        ReportStat g = best ? report_paired_diff(rep, sizes->v[s], HYBRID, best, d, metric) : (ReportStat){NAN, NAN, 0};
+        ReportStat g = gap_stat(rep, sizes->v[s], d, metric, NULL);
         x[s] = size_params(rep, sizes->v[s]);
         y[s] = g.n ? g.mean : NAN;
         e[s] = g.sd;

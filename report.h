@@ -1,7 +1,9 @@
 /* report.h: the experiment grid's results — one JSON object per finished run
  * (OUT/runs/NAME.json, runrecord.h), gathered into results.json,
  * report.md (tables, the gap table, spread over seeds, random-ranking floors,
- * a reading of the numbers beside the paper's Table 1) and SVG charts.
+ * a reading of the numbers beside the paper's Table 1) and SVG charts; with
+ * the start models' zero-shot figures (OUT/zeroshot/SIZE.json) before the
+ * tables and, optionally, another grid's figures beside this one's.
  * Knows nothing of models or training: it reads numbers. */
 #ifndef XLMR_REPORT_H
 #define XLMR_REPORT_H
@@ -14,9 +16,14 @@
 /* The data sets (run_dataset_names) by their titles: "XQuAD-R", "MLQA-R". */
 extern const char *const report_dataset_titles[RUN_N_DATASETS];
 
-typedef struct {
-    RunRecord *runs; /* as read back: size, sampling, seed, params, steps, train_seconds, m, json */
+typedef struct Report {
+    RunRecord *runs; /* the grid, as read back: size, sampling, seed, params, non_embedding_params, steps,
+                      * train_seconds, m, json; never a zero-shot record */
     int n;
+    /* The start models before fine-tuning (sampling RUN_SAMPLING_ZEROSHOT),
+     * one per size (the last one read wins); never part of the grid's cells. */
+    RunRecord *zeroshot;
+    int n_zeroshot;
     /* Expected value of each metric under random ranking, for the pools the
      * runs were evaluated on (report_floors); NaN when unknown. */
     double floor[RUN_N_DATASETS][RUN_N_METRICS];
@@ -27,15 +34,26 @@ typedef struct {
     const char *start;
     /* What they were trained on: NULL for the XQuAD-R train split, else e.g. "the pairs of FILE". */
     const char *train_data;
+    /* Another grid to put beside this one (e.g. the random-initialisation
+     * grid beside the pretrained one), borrowed: report_free leaves it alone;
+     * NULL for none. Its floor[][] are used where known, else this one's. */
+    const struct Report *compare;
+    const char *compare_label; /* e.g. "random initialisation (results-random/)" */
 } Report;
 
 void report_init(Report *rep);
+/* Frees the runs and the zero-shot records (not compare); the rest is kept. */
 void report_free(Report *rep);
-/* Parses one run object (run_record_parse) and appends it. NAME is for error
+/* Parses one run object (run_record_parse) and appends it: to zeroshot when
+ * its sampling is RUN_SAMPLING_ZEROSHOT, else to runs. NAME is for error
  * messages. -1 + xerr on a malformed object. */
 int report_add_run_json(Report *rep, const char *text, size_t len, const char *name);
-/* Adds every DIR/NAME.json (sorted by name). A missing DIR is no error. */
+/* Adds every DIR/NAME.json (sorted by name), each as report_add_run_json
+ * does. A missing DIR is no error. */
 int report_load_dir(Report *rep, const char *dir);
+/* The same for the start models' records (OUT/zeroshot): -1 + xerr on a
+ * record whose sampling is not RUN_SAMPLING_ZEROSHOT. A missing DIR is no error. */
+int report_load_zeroshot(Report *rep, const char *dir);
 
 /* Floors of the metrics under uniformly random ranking, exact:
  *   one relevant item in a pool of n: E[AP] = E[1/rank] = H_n / n, E[R@1] = 1/n;
@@ -58,6 +76,9 @@ ReportStat report_paired_diff(const Report *rep, const char *size, const char *s
 /* 1 when |mean| > 2 standard errors of the paired difference (n >= 2): the
  * report's rule for "exceeds the spread over seeds". Not a significance test. */
 int report_exceeds_spread(ReportStat d);
+
+/* results.json: {"floors", "sizes": [{"size", "params", "non_embedding_params"}]
+ * (the grid's, by parameters), "runs": [...], "zeroshot": [...]}, the runs as read. */
 
 /* Writes OUT/results.json, OUT/report.md, OUT/map_<dataset>.svg,
  * OUT/rank_distance.svg and OUT/gap.svg, each atomically. */

@@ -227,7 +227,7 @@ static void test_report(void) {
     /* the paper row: XQ mono gap .798 - .792 */
     CHECK(strstr(md.data, "+0.006 |\n") != NULL, "paper gap");
     CHECK(count(md.data, "| *random ranking* |") == 2, "floor row per data set");
-    CHECK(strstr(md.data, "| small | 2.0M | mono | 3 | 0.331 ± 0.001 |") != NULL, "cell mean ± sd"); /* 0.3 + 0.03 + 0.001 seed */
+    CHECK(strstr(md.data, "| small | 2.0M | — | mono | 3 | 0.331 ± 0.001 |") != NULL, "cell mean ± sd, non-emb. unknown"); /* 0.3 + 0.03 + 0.001 seed */
     CHECK(strstr(md.data, "## Reading") && strstr(md.data, "do not say"), "reading section");
     CHECK(strstr(md.data, "Over all 24 (data set, size, setting) cells of the gap table, hybrid is above both mono and "
                           "cross in 24, between them in 0 and below both in 0") != NULL,
