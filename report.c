@@ -653,7 +653,7 @@ static void md_compare_reading(const Report *rep, const Names *sizes, const Name
     sb_printf(sb, "- %s: ", report_dataset_titles[d]);
     if (n_cells) {
         sb_printf(sb, "cross mAP is %s here than beside %s in %d of %d (size, strategy) cells, by %+.3f on average; "
-                      "%d of the cells are higher here and %d lower beyond the spread over seeds",
+                      "beyond the spread over seeds, %d of the cells are higher here and %d lower",
                   known ? "further above its random floor" : "higher (floors unknown)", label, n_above, n_cells,
                   sum / n_cells, n_above_sig, n_below_sig);
         if (!n_above_sig && !n_below_sig) sb_puts(sb, ", so no difference between the grids is established");
@@ -813,7 +813,8 @@ static void md_reading(const Report *rep, const Names *sizes, const Names *sampl
                       report_dataset_titles[d], main_titles[k], n_pos, n_sz, n_sig);
             if (n_sz > 1) {
                 double ch = last - first;
-                if (ch == 0) sb_puts(sb, "; the gap is the same at the smallest and the largest size");
+                if (fabs(ch) < (lower_is_better(metric) ? 0.05 : 0.0005)) /* below the shown precision: rounding noise */
+                    sb_puts(sb, "; the gap is the same at the smallest and the largest size");
                 else sb_printf(sb, "; from the smallest to the largest size the gap moves %.3g %s hybrid", fabs(ch),
                                ch > 0 ? "in favour of" : "against");
             }

@@ -128,15 +128,19 @@ static void test_stats(void) {
     CHECK(!report_exceeds_spread((ReportStat){0.1, NAN, 1}), "one seed never exceeds");
 }
 
-/* A synthetic run: mAP = base(size) + off(strategy) + 0.001 seed (+ jitter per seed for hybrid). */
-static void add_run(Report *rep, const char *size, double params, const char *samp, int seed, double base, double off) {
+/* A synthetic run: mAP = base(size) + off(strategy) + 0.001 seed (+ jitter per seed for hybrid);
+ * non_embedding_params written unless NaN. */
+static void add_run_ne(Report *rep, const char *size, double params, double non_emb, const char *samp, int seed,
+                       double base, double off) {
     StrBuf sb = {0};
     double v = base + off + 0.001 * seed;
     sb_puts(&sb, "{\"size\": ");
     sb_json_string(&sb, size);
     sb_puts(&sb, ", \"sampling\": ");
     sb_json_string(&sb, samp);
-    sb_printf(&sb, ", \"seed\": %d, \"params\": %.0f, \"steps\": 100, \"train_seconds\": 12.5, \"eval\": {", seed, params);
+    sb_printf(&sb, ", \"seed\": %d, \"params\": %.0f, ", seed, params);
+    if (!isnan(non_emb)) sb_printf(&sb, "\"non_embedding_params\": %.0f, ", non_emb);
+    sb_puts(&sb, "\"steps\": 100, \"train_seconds\": 12.5, \"eval\": {");
     for (int d = 0; d < 2; d++) {
         double w = v - 0.1 * d;
         sb_printf(&sb, "%s\"%s\": {\"mono\": {\"map\": %.6f, \"r1\": %.6f, \"by_lang\": {}}, "
@@ -149,6 +153,9 @@ static void add_run(Report *rep, const char *size, double params, const char *sa
     int rc = report_add_run_json(rep, sb.data, sb.len, "synthetic");
     CHECK(rc == 0, "add run: %s", rc ? xerr_msg() : "");
     sb_free(&sb);
+}
+static void add_run(Report *rep, const char *size, double params, const char *samp, int seed, double base, double off) {
+    add_run_ne(rep, size, params, NAN, samp, seed, base, off);
 }
 
 /* Every start tag closed, in order; the document one <svg> element. */
@@ -344,9 +351,231 @@ static void test_report(void) {
     report_free(&rep);
 }
 
+/* non_embedding_params: written when known, read back; absent (0 in the writer) reads as NaN. */
+static void test_record_non_emb(void) {
+    RunRecord w = {.size = "tiny", .sampling = "mono", .seed = 1, .params = 500000, .non_embedding_params = 123456,
+                   .steps = 10, .train_seconds = NAN, .eval_seconds = NAN, .lr = NAN, .final_loss = NAN,
+                   .best_dev_map = NAN, .model = "best", .grid_key = "k"};
+    StrBuf sb = {0};
+    run_record_json(&w, &sb);
+    CHECK(strstr(sb.data, "\"params\": 500000, \"non_embedding_params\": 123456, \"steps\": 10") != NULL,
+          "non_embedding_params written beside params: %s", sb.data);
+    RunRecord r;
+    int rc = run_record_parse(&r, sb.data, sb.len, "w.json");
+    CHECK(rc == 0 && r.non_embedding_params == 123456 && r.params == 500000, "non_embedding_params read back (%g)",
+          rc ? NAN : r.non_embedding_params);
+    if (!rc) run_record_free(&r);
+    sb.len = 0;
+    w.non_embedding_params = 0; /* not filled in */
+    run_record_json(&w, &sb);
+    CHECK(!strstr(sb.data, "non_embedding_params"), "unknown non_embedding_params not written");
+    rc = run_record_parse(&r, sb.data, sb.len, "w.json");
+    CHECK(rc == 0 && isnan(r.non_embedding_params), "absent non_embedding_params reads as NaN");
+    if (!rc) run_record_free(&r);
+    sb_free(&sb);
+}
+
+/* Two grids: tiny (500k, 100k non-emb.) and small (2M, non-emb. unknown) × hybrid, cross, mono × seeds 0, 2.
+ * This one: base 0.40 / 0.50, hybrid +0.05 (above mono +0.03 and cross +0.02). The other: every base
+ * 0.05 lower, hybrid +0.025 (below mono), no small hybrid, and a size "huge" this one lacks. */
+static void two_grids(Report *a, Report *b) {
+    static const char *const samps[3] = {"hybrid", "cross", "mono"};
+    static const double off_a[3] = {0.05, 0.02, 0.03}, off_b[3] = {0.025, 0.02, 0.03};
+    report_init(a);
+    report_init(b);
+    for (int g = 0; g < 3; g++)
+        for (int seed = 0; seed <= 2; seed += 2) {
+            add_run_ne(a, "tiny", 5e5, 1e5, samps[g], seed, 0.40, off_a[g]);
+            add_run_ne(a, "small", 2e6, NAN, samps[g], seed, 0.50, off_a[g]);
+            add_run_ne(b, "tiny", 5e5, 1e5, samps[g], seed, 0.35, off_b[g]);
+            if (g) add_run_ne(b, "small", 2e6, NAN, samps[g], seed, 0.45, off_b[g]);
+            add_run_ne(b, "huge", 8e6, 7e6, samps[g], seed, 0.60, off_b[g]);
+        }
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < RUN_N_METRICS; k++) a->floor[d][k] = 0.01 * (k + 1); /* b's stay unknown */
+}
+
+static void test_non_emb_columns(void) {
+    Report a, b;
+    two_grids(&a, &b);
+    StrBuf md = {0};
+    report_markdown(&a, &md);
+    CHECK(strstr(md.data, "| size | params | non-emb. | sampling | seeds |") != NULL, "main table: non-emb. header");
+    CHECK(strstr(md.data, "| tiny | 500k | 100k | mono | 2 | 0.431 ± 0.001 |") != NULL, "main table: non-emb. known");
+    CHECK(strstr(md.data, "| small | 2.0M | — | mono | 2 | 0.531 ± 0.001 |") != NULL, "main table: non-emb. unknown");
+    CHECK(strstr(md.data, "| *random ranking* | | | | | *0.010* |") != NULL, "floor row one cell wider");
+    CHECK(strstr(md.data, "| | params | 500k | 2.0M | | |\n| | non-emb. | 100k | — | | |\n") != NULL,
+          "gap table: params and non-emb. per size");
+    CHECK(strstr(md.data, "2 sizes (tiny 500k (100k non-emb.), small 2.0M)") != NULL, "intro: non-emb. where known");
+    CHECK(!strstr(md.data, "## Beside") && !strstr(md.data, "## Before fine-tuning"), "no compare, no zero-shot section");
+    /* the gaps are equal at both sizes up to rounding noise in the last bits */
+    CHECK(count(md.data, "the gap is the same at the smallest and the largest size") == 8, "no gap change from noise");
+    sb_free(&md);
+    StrBuf js = {0};
+    report_results_json(&a, &js);
+    CHECK(strstr(js.data, "\"sizes\": [\n {\"size\": \"tiny\", \"params\": 500000, \"non_embedding_params\": 100000},\n"
+                          " {\"size\": \"small\", \"params\": 2000000, \"non_embedding_params\": null}]") != NULL,
+          "results.json: params and non-emb. per size");
+    sb_free(&js);
+    report_free(&a);
+    report_free(&b);
+}
+
+static void test_zeroshot(void) {
+    Report a, b;
+    two_grids(&a, &b);
+    StrBuf md0 = {0}, js0 = {0}, gap0 = {0}, svg0 = {0};
+    report_markdown(&a, &md0);
+    report_gap_svg(&a, &gap0);
+    report_svg(&a, 0, 0, &svg0);
+    report_results_json(&a, &js0);
+    int n0 = a.n;
+    add_run_ne(&a, "small", 2e6, NAN, RUN_SAMPLING_ZEROSHOT, 0, 0.50, 0); /* out of order: rows by params */
+    add_run_ne(&a, "tiny", 5e5, 1e5, RUN_SAMPLING_ZEROSHOT, 0, 0.45, 0);
+    CHECK(a.n == n0 && a.n_zeroshot == 2, "zero-shot records kept apart (%d runs, %d zero-shot)", a.n, a.n_zeroshot);
+    StrBuf md = {0};
+    report_markdown(&a, &md);
+    const char *z = strstr(md.data, "\n## Before fine-tuning: the start models (zero-shot)\n");
+    const char *t = strstr(md.data, "\n### XQuAD-R: mAP");
+    CHECK(z && t && z < t, "zero-shot section before the main tables");
+    CHECK(strstr(md.data, "| size | params | non-emb. | XQuAD-R Mono mAP | XQuAD-R Cross mAP | XQuAD-R Multi mAP | "
+                          "XQuAD-R Rank distance ↓ | MLQA-R Mono mAP |") != NULL,
+          "zero-shot header");
+    const char *rt = strstr(md.data, "| tiny | 500k | 100k | 0.450 | 0.250 | 0.150 | 550.0 | 0.350 | 0.150 | 0.050 | 650.0 |\n");
+    const char *rs = strstr(md.data, "| small | 2.0M | — | 0.500 | 0.300 | 0.200 | 500.0 | 0.400 | 0.200 | 0.100 | 600.0 |\n");
+    CHECK(rt && rs && rt < rs && rs < t, "zero-shot rows, by parameters, with their figures");
+    CHECK(strstr(md.data, "| *random ranking* | | | *0.010* | *0.030* | *0.050* | *0.1* | *0.010* |") != NULL,
+          "zero-shot floors row");
+    if (getenv("XLMR_REPORT_ZS_MD")) write_file_atomic(getenv("XLMR_REPORT_ZS_MD"), md.data, md.len); /* to look at */
+    /* everything else is as without the zero-shot records */
+    if (z && t) {
+        size_t pre = (size_t)(z - md.data), cut = (size_t)(t - z);
+        CHECK(md.len - cut == md0.len && !memcmp(md.data, md0.data, pre) &&
+                  !strcmp(md.data + pre + cut, md0.data + pre),
+              "grid tables, gaps and reading unchanged by zero-shot records");
+    }
+    CHECK(!strstr(md.data, "| zero-shot |") && strstr(md.data, "12 finished runs: 2 sizes (tiny 500k (100k non-emb.), small 2.0M) × 3 strategies (mono, cross, hybrid)"),
+          "zero-shot is no strategy of the grid");
+    StrBuf gap = {0}, svg = {0};
+    report_gap_svg(&a, &gap);
+    report_svg(&a, 0, 0, &svg);
+    CHECK(gap.len == gap0.len && !strcmp(gap.data, gap0.data) && !strcmp(svg.data, svg0.data), "charts unchanged");
+    StrBuf js = {0};
+    report_results_json(&a, &js);
+    Json j;
+    int rc = json_parse(&j, js.data, js.len, "results.json");
+    CHECK(rc == 0, "results.json parses: %s", rc ? xerr_msg() : "");
+    if (!rc) {
+        const Json *zs = json_get(&j, "zeroshot"), *runs = json_get(&j, "runs");
+        const Json *z0 = zs && zs->type == JSON_ARRAY && zs->n == 2 ? json_at(zs, 0) : NULL;
+        const Json *sm = z0 ? json_get(z0, "sampling") : NULL;
+        CHECK(z0 && sm && sm->type == JSON_STRING && !strcmp(sm->str, "zero-shot"), "results.json: zeroshot array");
+        CHECK(runs && runs->n == (size_t)n0, "results.json: runs without the zero-shot records");
+        json_free(&j);
+    }
+    CHECK(strstr(js0.data, "\"zeroshot\": [\n]}") != NULL, "results.json: empty zeroshot array without records");
+
+    /* loading: runs/ routes a zero-shot record apart; zeroshot/ takes only zero-shot records */
+    char dir[] = "/tmp/xlmr-test-zeroshot.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "tmp dir");
+    char *zdir = path_join(dir, "zeroshot"), *rdir = path_join(dir, "runs");
+    mkdir_p(zdir);
+    mkdir_p(rdir);
+    char *p1 = path_join(zdir, "tiny.json"), *p2 = path_join(zdir, "small.json"), *p3 = path_join(rdir, "a.json");
+    write_file_atomic(p1, a.zeroshot[1].json, strlen(a.zeroshot[1].json));
+    write_file_atomic(p2, a.zeroshot[0].json, strlen(a.zeroshot[0].json));
+    write_file_atomic(p3, a.zeroshot[0].json, strlen(a.zeroshot[0].json));
+    Report r;
+    report_init(&r);
+    rc = report_load_zeroshot(&r, zdir);
+    CHECK(rc == 0 && r.n_zeroshot == 2 && r.n == 0 && !strcmp(r.zeroshot[0].size, "small"),
+          "load zero-shot dir, sorted by name: %s", rc ? xerr_msg() : "");
+    CHECK(report_load_zeroshot(&r, "/nonexistent/zeroshot") == 0 && r.n_zeroshot == 2, "missing zero-shot dir: no error");
+    CHECK(report_load_dir(&r, rdir) == 0 && r.n == 0 && r.n_zeroshot == 3, "a zero-shot record in runs/ stays apart");
+    write_file_atomic(p1, a.runs[0].json, strlen(a.runs[0].json));
+    rc = report_load_zeroshot(&r, zdir);
+    CHECK(rc == -1 && strstr(xerr_msg(), "tiny.json") && strstr(xerr_msg(), "hybrid"), "a grid run in zeroshot/ is an error: %s",
+          xerr_msg());
+    report_free(&r);
+    CHECK(r.n_zeroshot == 0 && !r.zeroshot, "report_free frees the zero-shot records");
+    remove_tree(dir);
+    free(zdir), free(rdir), free(p1), free(p2), free(p3);
+    sb_free(&md), sb_free(&md0), sb_free(&js), sb_free(&js0), sb_free(&gap), sb_free(&gap0), sb_free(&svg), sb_free(&svg0);
+    report_free(&a);
+    report_free(&b);
+}
+
+static void test_compare(void) {
+    Report a, b;
+    two_grids(&a, &b);
+    StrBuf md0 = {0};
+    report_markdown(&a, &md0);
+    a.compare = &b;
+    a.compare_label = "random init_2";
+    StrBuf md = {0};
+    report_markdown(&a, &md);
+    const char *c = strstr(md.data, "\n## Beside random init\\_2\n");
+    CHECK(c != NULL, "compare section, label markdown-safe");
+    CHECK(c && c > strstr(md.data, "## The gap table") && c < strstr(md.data, "\n## Reading"), "after the gap table");
+    if (!c) c = md.data;
+    /* this grid's own sections are unchanged */
+    CHECK(!strncmp(md.data, md0.data, (size_t)(c - md.data)), "tables before the section unchanged");
+    CHECK(strstr(c, "### XQuAD-R: this / other (Δ)") && strstr(c, "### MLQA-R: this / other (Δ)"), "a table per data set");
+    /* tiny mono: 0.431 vs 0.381 (mean over seeds 0, 2), sd 0.0014 each: Δ +0.050 beyond 2 SE */
+    CHECK(strstr(c, "| tiny | 500k | 100k | mono | 2 / 2 | 0.431 / 0.381 (+0.050) \\* | 0.231 / 0.181 (+0.050) \\* | "
+                    "0.131 / 0.081 (+0.050) \\* | 569.0 / 619.0 (-50.0) \\* |\n") != NULL,
+          "compare cells: this / other (Δ)");
+    /* tiny hybrid: 0.451 vs 0.376 */
+    CHECK(strstr(c, "| tiny | 500k | 100k | hybrid | 2 / 2 | 0.451 / 0.376 (+0.075) \\* |") != NULL, "hybrid Δ");
+    CHECK(strstr(c, "| small | 2.0M | — | cross | 2 / 2 | 0.521 / 0.471 (+0.050) \\* |") != NULL, "small cross");
+    CHECK(!strstr(c, "| small | 2.0M | — | hybrid |") && !strstr(c, "huge"), "cells missing on one side skipped");
+    CHECK(strstr(c, "| *random ranking* | | | | | *0.010 / 0.010* | *0.030 / 0.030* |") != NULL,
+          "floors: the other's unknown, this one's used");
+    /* gaps: hybrid - mono is +0.020 here, -0.005 there; small has none there */
+    CHECK(strstr(c, "| data | setting | size | params | non-emb. | this grid | random init\\_2 |") != NULL, "gap header");
+    CHECK(strstr(c, "| XQuAD-R | Mono mAP | tiny | 500k | 100k | +0.020 ± 0.000 (mono) \\* | -0.005 ± 0.000 (mono) \\* |\n") != NULL,
+          "gaps side by side");
+    CHECK(strstr(c, "| MLQA-R | Rank distance | tiny | 500k | 100k | -20.0 ± 0.0 (mono) \\* | +5.0 ± 0.0 (mono) \\* |\n") != NULL,
+          "rank-distance gaps side by side");
+    CHECK(!strstr(c, "| Mono mAP | small |"), "gap of a size without hybrid on one side skipped");
+    /* the reading: 5 cells in both (tiny x 3, small x 2), Δ (0.075 + 4 x 0.05) / 5 */
+    CHECK(strstr(c, "- XQuAD-R: cross mAP is further above its random floor here than beside random init\\_2 in 5 of 5 "
+                    "(size, strategy) cells, by +0.055 on average; beyond the spread over seeds, 5 of the cells "
+                    "are higher here and 0 lower; hybrid is at least as good as both specialists in 4 of 4 (size, setting) "
+                    "cells here (4 clearly above, beyond the spread) and in 0 of 4 beside random init\\_2 (0 clearly above).\n") != NULL,
+          "compare reading: %s", strstr(c, "- XQuAD-R: cross") ? strstr(c, "- XQuAD-R: cross") : "(none)");
+    CHECK(strstr(c, "- MLQA-R: cross mAP is further above") != NULL, "a sentence per data set");
+    if (getenv("XLMR_REPORT_MD")) write_file_atomic(getenv("XLMR_REPORT_MD"), md.data, md.len); /* to look at */
+    sb_free(&md);
+
+    /* one seed per cell: nothing beyond the spread, and the sentence says so */
+    Report a1, b1;
+    report_init(&a1);
+    report_init(&b1);
+    add_run_ne(&a1, "tiny", 5e5, NAN, "cross", 0, 0.40, 0);
+    add_run_ne(&b1, "tiny", 5e5, NAN, "cross", 0, 0.30, 0);
+    a1.compare = &b1;
+    a1.compare_label = "B";
+    report_markdown(&a1, &md);
+    CHECK(strstr(md.data, "| tiny | 500k | — | cross | 1 / 1 | 0.400 / 0.300 (+0.100) |") != NULL, "no flag with one seed");
+    CHECK(strstr(md.data, "in 1 of 1 (size, strategy) cells, by +0.100 on average; beyond the spread over seeds, 0 of the cells "
+                          "are higher here and 0 lower, so no difference between the grids is established.\n") != NULL,
+          "no overclaim with one seed");
+    sb_free(&md);
+    sb_free(&md0);
+    report_free(&a1);
+    report_free(&b1);
+    report_free(&a);
+    report_free(&b);
+}
+
 int main(void) {
     test_floors();
     test_stats();
     test_report();
+    test_record_non_emb();
+    test_non_emb_columns();
+    test_zeroshot();
+    test_compare();
     return test_summary("report");
 }
