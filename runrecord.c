@@ -35,6 +35,12 @@ static void eval_data_json(const RunRecord *r, StrBuf *sb) {
     sb_puts(sb, "}");
 }
 
+/* A string, or null where the writer has none (a start model has no grid key of its own). */
+static void string_or_null(StrBuf *sb, const char *s) {
+    if (s) sb_json_string(sb, s);
+    else sb_puts(sb, "null");
+}
+
 void run_record_json(const RunRecord *r, StrBuf *sb) {
     sb_puts(sb, "{\"size\": ");
     sb_json_string(sb, r->size);
@@ -57,9 +63,9 @@ void run_record_json(const RunRecord *r, StrBuf *sb) {
     sb_puts(sb, ", \"best_dev_map\": ");
     sb_json_number(sb, r->best_dev_map);
     sb_printf(sb, ", \"best_step\": %d, \"model\": ", r->best_step);
-    sb_json_string(sb, r->model);
+    string_or_null(sb, r->model);
     sb_puts(sb, ", \"grid_key\": ");
-    sb_json_string(sb, r->grid_key);
+    string_or_null(sb, r->grid_key);
     eval_data_json(r, sb);
     sb_puts(sb, ",\n \"eval\": {");
     int first = 1;

@@ -44,11 +44,12 @@ typedef struct {
     int layers, hidden, heads, ffn, vocab;
     int batch, max_len_query, max_len_passage, best_step;
     double alpha, lr, final_loss, best_dev_map;
-    const char *model;                /* "best" | "final": the model evaluated */
+    const char *model;                /* "best" | "final": the model evaluated; NULL writes null */
     const char *split[RUN_N_DATASETS];      /* squad_split_name of each data set evaluated */
     const EvalResult *eval[RUN_N_DATASETS]; /* NULL where not evaluated */
     /* read back (ignored by the writer): */
-    const char *grid_key;             /* the settings of the grid the run belongs to; NULL when absent */
+    const char *grid_key;             /* the settings of the grid the run belongs to; NULL when absent
+                                       * (the writer reads it too: NULL writes null) */
     double m[RUN_N_DATASETS][RUN_N_METRICS]; /* the figures of each data set; NaN where absent */
     char *json;                       /* the object as read, without trailing whitespace */
 } RunRecord;

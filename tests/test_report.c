@@ -369,6 +369,10 @@ static void test_record_non_emb(void) {
     w.non_embedding_params = 0; /* not filled in */
     run_record_json(&w, &sb);
     CHECK(!strstr(sb.data, "non_embedding_params"), "unknown non_embedding_params not written");
+    sb.len = 0;
+    w.model = w.grid_key = NULL; /* a start model's record may have neither */
+    run_record_json(&w, &sb);
+    CHECK(strstr(sb.data, "\"model\": null, \"grid_key\": null") != NULL, "NULL strings written as null");
     rc = run_record_parse(&r, sb.data, sb.len, "w.json");
     CHECK(rc == 0 && isnan(r.non_embedding_params), "absent non_embedding_params reads as NaN");
     if (!rc) run_record_free(&r);
