@@ -77,14 +77,16 @@ ReportStat report_paired_diff(const Report *rep, const char *size, const char *s
  * report's rule for "exceeds the spread over seeds". Not a significance test. */
 int report_exceeds_spread(ReportStat d);
 
-/* results.json: {"floors", "sizes": [{"size", "params", "non_embedding_params"}]
- * (the grid's, by parameters), "runs": [...], "zeroshot": [...]}, the runs as read. */
-
 /* Writes OUT/results.json, OUT/report.md, OUT/map_<dataset>.svg,
  * OUT/rank_distance.svg and OUT/gap.svg, each atomically. */
 int report_write(const Report *rep, const char *out_dir);
 /* The pieces, for tests. */
+/* results.json: {"floors", "sizes": [{"size", "params", "non_embedding_params"}] (the
+ * grid's, by parameters), "runs": [...], "zeroshot": [...]}, the records as read. */
 void report_results_json(const Report *rep, StrBuf *sb);
+/* report.md: the zero-shot section (when there are zero-shot records) before
+ * the tables, the section "Beside <compare_label>" (when compare is set) after
+ * the gap and comparison tables. */
 void report_markdown(const Report *rep, StrBuf *sb);
 /* kind 0: mAP per setting (mono, cross, multi) for one dataset; kind 1: rank distance, both datasets. */
 void report_svg(const Report *rep, int kind, int dataset, StrBuf *sb);
