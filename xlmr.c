@@ -155,6 +155,15 @@ static size_t tensor_numel(const XlmrConfig *c, int i) {
     return shape[0] * shape[1];
 }
 
+size_t xlmr_non_embedding_params(const XlmrConfig *c) {
+    size_t n = 0;
+    for (int i = 0; i < XLMR_NUM_TENSORS; i++) {
+        if (i == XLMR_T_WORD_EMB || i == XLMR_T_POS_EMB || i == XLMR_T_TYPE_EMB || xlmr_tensor_in_head(i)) continue;
+        n += tensor_numel(c, i) * (size_t)(xlmr_tensor_is_layered(i) ? c->n_layers : 1);
+    }
+    return n;
+}
+
 /* Points every named pointer of p at its tensor in mem. */
 static void point_tensors(XlmrParams *p, float *mem, const size_t *offsets) {
     for (int i = 0; i < XLMR_NUM_TENSORS; i++) *(float **)((char *)p + tensor_table[i].field) = mem + offsets[i];

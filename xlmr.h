@@ -151,6 +151,10 @@ int xlmr_tensor_present(const XlmrConfig *c, int i);
 /* Shape of tensor i as stored in model.safetensors (one layer's slice for the
  * layered ones): writes shape[0..ndim) and returns ndim (1 or 2). */
 int xlmr_tensor_shape(const XlmrConfig *cfg, int i, size_t shape[2]);
+/* The encoder's parameters less its word, position and token-type embedding
+ * tables (and the masked-LM head): the size small encoders are compared by,
+ * since a 32k vocabulary dominates their total. */
+size_t xlmr_non_embedding_params(const XlmrConfig *c);
 
 /* ---- inference ---- */
 /* out (B,C): L2-normalised pooled embeddings of ids (B,T), padded with pad_id.

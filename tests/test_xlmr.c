@@ -427,6 +427,21 @@ static void check_presets(void) {
           "unknown preset: %s", xerr_msg());
     xlmr_config_default(&c);
     CHECK(c.n_layers == 12 && c.hidden == 768 && c.n_heads == 12 && c.ffn == 3072, "default shape: base");
+    /* base: 12 x (4 x (768^2 + 768) + 2 x 768 x 3072 + 3072 + 768 + 4 x 768) + 2 x 768 (the embedding
+     * LayerNorm) = 85,056,000: xlm-roberta-base's 278,043,648 less its embedding tables and pooler */
+    c.vocab = 250002;
+    CHECK(xlmr_non_embedding_params(&c) == 85056000ULL, "non-embedding parameters of base: %zu",
+          xlmr_non_embedding_params(&c));
+    Xlmr m;
+    xlmr_preset(&c, "nano");
+    c.vocab = 300;
+    c.mlm_head = 1;
+    if (xlmr_build(&m, &c) == 0) { /* the total less the three embedding tables and the head */
+        size_t emb = (size_t)(c.vocab + c.max_pos + c.type_vocab) * (size_t)c.hidden, head = 0;
+        for (int i = 0; i < XLMR_NUM_TENSORS; i++) head += xlmr_tensor_in_head(i) ? m.sizes[i] : 0;
+        CHECK(head > 0 && xlmr_non_embedding_params(&c) == m.n_params - emb - head, "non-embedding parameters of nano");
+        xlmr_free(&m);
+    }
 }
 
 /* encode_texts = tokenize (prefix + text) then embed, whatever the batch size. */
