@@ -55,7 +55,9 @@ void run_record_json(const RunRecord *r, StrBuf *sb) {
     sb_json_number(sb, r->eval_seconds);
     sb_printf(sb, ",\n \"config\": {\"layers\": %d, \"hidden\": %d, \"heads\": %d, \"ffn\": %d, \"vocab\": %d}",
               r->layers, r->hidden, r->heads, r->ffn, r->vocab);
-    sb_printf(sb, ", \"batch\": %d, \"alpha\": %g, \"lr\": ", r->batch, r->alpha);
+    sb_printf(sb, ", \"batch\": %d, \"alpha\": ", r->batch);
+    sb_json_number(sb, r->alpha);
+    sb_puts(sb, ", \"lr\": ");
     sb_json_number(sb, r->lr);
     sb_printf(sb, ", \"max_len_query\": %d, \"max_len_passage\": %d, \"final_loss\": ", r->max_len_query,
               r->max_len_passage);
