@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ablation.h"
 #include "cli.h"
 #include "experiment.h"
 #include "sampler.h"
@@ -39,8 +40,10 @@ static void preset_shapes(char *buf, size_t n) {
 #define STRINGIFY(x) STRINGIFY_(x) /* a macro's value in a help string */
 
 int cmd_experiment(int argc, char **argv) {
+    AblationOptions ab = {0};
     ExperimentOptions o;
     experiment_options_default(&o);
+    int ablation = 0;
     StrList train = {0}, add = {0};
     char *multi = "proportional";
     char shapes[256], sizes_help[512], sampling_help[256], all[96];
@@ -81,12 +84,29 @@ int cmd_experiment(int argc, char **argv) {
         {"tokenizer", OPT_STR, &o.tokenizer, "FILE", "SentencePiece model of random-init sizes (default tokenizer/xlmrc.model)"},
         {"out", OPT_STR, &o.out_dir, "DIR", "output folder (default results)"},
         {"keep-models", OPT_FLAG, &o.keep_models, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
-        {"init", OPT_STR, &o.init, "random|pretrained",
-         "start of the --sizes models: each size pretrained once with the masked-LM + TLM objective on the "
-         "xlmr corpus text (cached in OUT/pretrained/SIZE-Nsteps/, resumable; the default), or random initialisation "
-         "(the default of --quick)"},
+        {"init", OPT_STR, &o.init, "START",
+         "start of the --sizes models: pretrained (each size pretrained once with the masked-LM + TLM objective on "
+         "the xlmr corpus text, cached in CACHE/pretrained/SIZE-Nsteps/, resumable; the default) or random (the "
+         "default of --quick), either optionally +qa: then trained on English QA (mono batches of the SQuAD v1.1 "
+         "train pairs, cached in CACHE/starts/)"},
         {"pretrain-steps", OPT_COUNT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
                                                             "(batch 32 x 128 tokens; default " STRINGIFY(EXPERIMENT_PRETRAIN_STEPS) ")"},
+        {"qa-steps", OPT_COUNT, &o.qa_steps, "N", "English-QA steps of a +qa start (batch 32; default " STRINGIFY(EXPERIMENT_QA_STEPS) ")"},
+        {"cache", OPT_STR, &o.cache_dir, "DIR", "CACHE: where starts and the corpus are kept (default OUT)"},
+        {"add-squad", OPT_FLAG, &o.add_squad, NULL, "the SQuAD v1.1 train pairs (English) as one more dataset (with "
+                                                    "cross: --multi-dataset merged, where they join the English pool)"},
+        {"eval-dev", OPT_FLAG, &o.eval_dev, NULL, "measure the final models on the XQuAD-R dev split only (no model "
+                                                  "selection, no test split, no MLQA-R)"},
+        {"compare", OPT_STR, &o.compare_dir, "DIR", "another experiment's output folder: its grid beside this one in the report"},
+        {"ablation", OPT_FLAG, &ablation, NULL, "the protocol ablation instead of one grid: every start x data x length "
+                                                "arm a grid of mono/cross/hybrid x seeds (default 2) at sizes "
+                                                ABLATION_SIZES " (--quick " ABLATION_SIZES_QUICK "), measured on the "
+                                                "XQuAD-R dev split; OUT/ablation/ARM/, OUT/ablation.md"},
+        {"starts", OPT_STR, &ab.starts, "S,S", "--ablation starts: random | mlm:STEPS, each optionally +qa (default "
+                                               ABLATION_STARTS ")"},
+        {"data-arms", OPT_STR, &ab.data, "D,D", "--ablation data: xquad | xquad+squad (default " ABLATION_DATA ")"},
+        {"lengths", OPT_STR, &ab.lengths, "K,K", "--ablation fine-tuning lengths, multiples of --steps (default "
+                                                 ABLATION_LENGTHS ")"},
         {0}};
     opts_parse(argc, argv, opts, "xlmr experiment [options]",
                "Trains and evaluates the grid sizes x sampling strategies x seeds and writes OUT/results.json, "
@@ -102,7 +122,10 @@ int cmd_experiment(int argc, char **argv) {
     for (int i = 1; i < train.n; i++) more[o.n_more_train++] = train.v[i];
     for (int i = 0; i < add.n; i++) more[o.n_more_train++] = add.v[i];
     o.more_train = more;
-    if (experiment_run(&o)) die_xerr();
+    if (!ablation && (ab.starts || ab.data || ab.lengths))
+        die("experiment: --starts, --data-arms and --lengths are options of --ablation");
+    ab.grid = o;
+    if (ablation ? ablation_run(&ab) : experiment_run(&o)) die_xerr();
     free(more);
     free(train.v);
     free(add.v);

@@ -40,6 +40,7 @@ void experiment_options_default(ExperimentOptions *o) {
         .lr = -1,
         .init = NULL, /* pretrained, or random with --quick / --model-dirs */
         .pretrain_steps = -1,
+        .qa_steps = -1,
         .multi_dataset = MULTI_PROPORTIONAL,
     };
 }
@@ -104,7 +105,11 @@ typedef struct {
     double lr, warmup;
     int quick, pretrained;
     int init_pretrained, pretrain_steps; /* --init pretrained: sizes pretrained first */
+    int start_qa, qa_steps;          /* --init ...+qa: then trained on English QA */
+    int eval_dev;                    /* final models on the XQuAD-R dev split only (the ablation) */
     const char *out, *data, *tokenizer;
+    const char *cache;               /* where pretrained and QA starts are kept */
+    char *squad_file;                /* SQuAD v1.1 train pairs (CACHE/data/), when a start or --add-squad uses them */
     char *train_file, *dev_file;     /* the TSVs training reads */
     const char **train_files;        /* train_file, then the extra datasets */
     int n_train_files, multi;        /* and how they are mixed (MULTI_*) */
@@ -226,21 +231,41 @@ static int prepare_pairs(Grid *g, char **summary) {
     return rc;
 }
 
-/* ---------------------------------------------------------------------------
- * One run */
-
-static char *run_name(const GridSize *s, int sampling, int seed) {
-    StrBuf sb = {0};
-    sb_printf(&sb, "%s-%s-s%d", s->name, sampling_name(sampling), seed);
-    return sb.data;
+/* CACHE/data/squad-train.tsv: every question of SQuAD v1.1 train (data/squad-train)
+ * as an English pair, written once; the path in g->squad_file. */
+static int prepare_squad(Grid *g) {
+    if (g->squad_file) return 0;
+    char *dir = path_join(g->cache, "data"), *path = path_join(dir, "squad-train.tsv");
+    char *src = path_join(g->data, "squad-train");
+    int rc = 0;
+    if (!path_exists(path)) {
+        SquadData d;
+        rc = mkdir_p(dir) || squad_load_csv(&d, "squad", src, NULL, "en", "all");
+        if (!rc) {
+            rc = write_pairs(&d, path, "SQuAD v1.1 train, English", 0) < 0 ? -1 : 0;
+            squad_free(&d);
+        }
+    }
+    free(dir);
+    free(src);
+    if (rc) {
+        free(path);
+        return -1;
+    }
+    g->squad_file = path;
+    return 0;
 }
 
-/* The initial model of (size, seed): written once under OUT/init, shared by every strategy. */
-static char *initial_model(const Grid *g, const GridSize *s, int seed) {
+/* ---------------------------------------------------------------------------
+ * The start of each size */
+
+/* The model a start is built on: random init of (size, seed) under OUT/init,
+ * the size pretrained (one model whatever the seed), or a --model-dirs folder. */
+static char *base_model(const Grid *g, const GridSize *s, int seed) {
     if (s->model_dir) return xstrdup(s->model_dir);
     if (g->init_pretrained) { /* one pretrained model per size, whatever the seed */
         char *dir = NULL;
-        return pretrain_start_model(g->out, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir) ? NULL
+        return pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir) ? NULL
                                                                                                                 : dir;
     }
     StrBuf sb = {0};
@@ -277,6 +302,82 @@ static char *initial_model(const Grid *g, const GridSize *s, int seed) {
         return NULL;
     }
     return dir;
+}
+
+/* A "+qa" start: the base model trained by English QA, mono batches of the
+ * SQuAD v1.1 train pairs (the first research probe's English-QA stage), with
+ * fixed settings (batch 32, lr 5e-4, warmup 10%, query/passage 32/64 tokens)
+ * so that one cached model serves every grid: CACHE/starts/SIZE-BASE-qaN/. */
+#define QA_BATCH 32
+char *experiment_qa_start_dir(const char *cache, const char *size, int pretrain_steps, int qa_steps) {
+    StrBuf sb = {0};
+    if (pretrain_steps) sb_printf(&sb, "%s/starts/%s-mlm%d-qa%d", cache, size, pretrain_steps, qa_steps);
+    else sb_printf(&sb, "%s/starts/%s-random-qa%d", cache, size, qa_steps);
+    return sb.data;
+}
+
+static char *qa_start_model(Grid *g, const GridSize *s) {
+    char *base = base_model(g, s, 0); /* one per size, from seed 0's base */
+    if (!base || prepare_squad(g)) {
+        free(base);
+        return NULL;
+    }
+    StrBuf dir = {0};
+    char *d = experiment_qa_start_dir(g->cache, s->name, g->init_pretrained ? g->pretrain_steps : 0, g->qa_steps);
+    sb_puts(&dir, d);
+    free(d);
+    char *fin = path_join(dir.data, "final"), *fin_cfg = path_join(fin, "config.json"),
+         *log = path_join(dir.data, "log.jsonl");
+    int rc = 0;
+    if (!path_exists(fin_cfg)) {
+        const char *files[1] = {g->squad_file};
+        TrainOptions o;
+        train_options_default(&o);
+        o.model_dir = base;
+        o.train_files = files;
+        o.n_train_files = 1;
+        o.out_dir = dir.data;
+        o.sampling = SAMPLING_MONO;
+        o.batch = QA_BATCH;
+        o.steps = g->qa_steps;
+        o.lr = 5e-4;
+        o.max_len_query = 32;
+        o.max_len_passage = 64;
+        o.save_every = g->qa_steps >= 200 ? g->qa_steps / 4 : 0;
+        o.keep = 1;
+        o.resume = 1;
+        o.log_file = log;
+        TrainReport tr = {0};
+        fprintf(stderr, "experiment: %s start: English QA, %d steps of batch %d from %s\n", s->name, g->qa_steps,
+                QA_BATCH, base);
+        int was = dist_solo(1); /* one process, as pretraining (pretrain.h) */
+        rc = mkdir_p(dir.data) || train_run(&o, &tr);
+        dist_solo(was);
+        train_report_free(&tr);
+    }
+    free(fin_cfg);
+    free(log);
+    free(base);
+    sb_free(&dir);
+    if (rc) {
+        free(fin);
+        return NULL;
+    }
+    return fin;
+}
+
+/* The initial model of (size, seed), shared by every strategy. */
+static char *initial_model(Grid *g, const GridSize *s, int seed) {
+    return g->start_qa ? qa_start_model(g, s) : base_model(g, s, seed);
+}
+
+/* ---------------------------------------------------------------------------
+ * One run */
+
+static char *run_name(const GridSize *s, int sampling, int seed) {
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s-%s-s%d", s->name, sampling_name(sampling), seed);
+    return sb.data;
 }
 
 /* OUT/work/NAME, the run's training folder. A folder left by a run with other
@@ -354,10 +455,41 @@ static void print_run_done(const Progress *pr, const RunRecord *rec) {
     fprintf(stderr, "[run %d/%d] %s: done in %.0f s (train %.0f s, eval %.0f s)", pr->run, pr->n_runs, pr->label,
             now_seconds() - pr->t_run, rec->train_seconds, rec->eval_seconds);
     for (int d = 0; d < RUN_N_DATASETS; d++)
-        if (rec->eval[d])
-            fprintf(stderr, "; %s mAP mono %.3f cross %.3f multi %.3f", run_dataset_names[d], rec->eval[d]->mono.map,
-                    rec->eval[d]->cross.map, rec->eval[d]->multi.map);
+        if (!isnan(rec->m[d][RM_MONO_MAP]))
+            fprintf(stderr, "; %s mAP mono %.3f cross %.3f multi %.3f", run_dataset_names[d], rec->m[d][RM_MONO_MAP],
+                    rec->m[d][RM_CROSS_MAP], rec->m[d][RM_MULTI_MAP]);
     fputc('\n', stderr);
+}
+
+/* Evaluates the model in dir on every evaluation set and writes rec (its
+ * training fields filled by the caller) to path, atomically. */
+static int eval_and_record(const Grid *g, const char *dir, RunRecord *rec, const char *path, const Progress *pr) {
+    EvalResult *res[RUN_N_DATASETS] = {0};
+    double t_eval = now_seconds();
+    size_t n_params = 0;
+    XlmrConfig c;
+    int rc = run_eval_sets(g, dir, pr, res, &c, &n_params);
+    if (!rc) {
+        rec->eval_seconds = now_seconds() - t_eval;
+        rec->params = (double)n_params;
+        rec->non_embedding_params = (double)xlmr_non_embedding_params(&c);
+        rec->layers = c.n_layers, rec->hidden = c.hidden, rec->heads = c.n_heads, rec->ffn = c.ffn, rec->vocab = c.vocab;
+        rec->batch = g->batch, rec->lr = g->lr, rec->max_len_query = g->mlq, rec->max_len_passage = g->mlp;
+        rec->grid_key = g->key;
+        for (int d = 0; d < RUN_N_DATASETS; d++) {
+            rec->eval[d] = res[d];
+            rec->split[d] = g->ev.split_name[d];
+        }
+        StrBuf sb = {0};
+        run_record_json(rec, &sb);
+        rc = write_file_atomic(path, sb.data, sb.len);
+        sb_free(&sb);
+    }
+    for (int d = 0; d < RUN_N_DATASETS; d++) {
+        free(res[d]);
+        rec->eval[d] = NULL;
+    }
+    return rc;
 }
 
 /* One run: trains from the (size, seed) initial model, evaluates the model
@@ -377,35 +509,25 @@ static int do_run(Grid *g, const PlannedRun *run, Progress *pr) {
     run_train_options(g, run, init, files, tout, pr, &o);
     TrainReport tr = {0};
     int rc = train_run(&o, &tr);
-    EvalResult *res[RUN_N_DATASETS] = {0};
-    double t_eval = now_seconds();
     const char *chosen = tr.best_dir && path_exists(tr.best_dir) ? tr.best_dir : tr.final_dir;
-    size_t n_params = 0;
-    XlmrConfig c;
     if (!rc && !chosen) rc = xerr("%s: training ended without a model", tout);
-    if (!rc) rc = run_eval_sets(g, chosen, pr, res, &c, &n_params);
-    t_eval = now_seconds() - t_eval;
     if (!rc) {
         RunRecord rec = {
-            .size = s->name, .sampling = sampling_name(run->sampling), .seed = run->seed,
-            .params = (double)n_params, .steps = tr.steps, .train_seconds = tr.train_seconds, .eval_seconds = t_eval,
-            .batch = g->batch, .alpha = o.alpha, .lr = g->lr, .max_len_query = g->mlq, .max_len_passage = g->mlp,
-            .final_loss = tr.final_loss, .best_dev_map = tr.best_dev_map, .best_step = tr.best_step,
-            .model = chosen == tr.best_dir ? "best" : "final", .grid_key = g->key,
+            .size = s->name, .sampling = sampling_name(run->sampling), .seed = run->seed, .steps = tr.steps,
+            .train_seconds = tr.train_seconds, .alpha = o.alpha, .final_loss = tr.final_loss,
+            .best_dev_map = tr.best_dev_map, .best_step = tr.best_step,
+            .model = chosen == tr.best_dir ? "best" : "final",
         };
-        rec.layers = c.n_layers, rec.hidden = c.hidden, rec.heads = c.n_heads, rec.ffn = c.ffn, rec.vocab = c.vocab;
-        for (int d = 0; d < RUN_N_DATASETS; d++) {
-            rec.eval[d] = res[d];
-            rec.split[d] = g->ev.split_name[d];
+        rc = eval_and_record(g, chosen, &rec, run->path, pr);
+        if (!rc) {
+            RunRecord back;
+            if (run_record_read(&back, run->path) == 0) { /* the figures as the report will read them */
+                print_run_done(pr, &back);
+                run_record_free(&back);
+            }
         }
-        StrBuf sb = {0};
-        run_record_json(&rec, &sb);
-        if (!rc) rc = write_file_atomic(run->path, sb.data, sb.len);
-        sb_free(&sb);
-        if (!rc) print_run_done(pr, &rec);
     }
     if (!rc && !g->keep_models) remove_tree(work);
-    for (int d = 0; d < RUN_N_DATASETS; d++) free(res[d]);
     train_report_free(&tr);
     free(tout);
     free(work);
@@ -438,10 +560,10 @@ static void grid_key(Grid *g, const char *langs) {
     snprintf(g->key, sizeof g->key, "steps=%d batch=%d lr=%g warmup=%g mlq=%d mlp=%d xq=%d ml=%d langs=%.100s train=%016llx",
              g->steps, g->batch, g->lr, g->warmup, g->mlq, g->mlp, g->xq_split, g->ml_split, langs,
              (unsigned long long)h);
-    if (g->init_pretrained) { /* a pretrained start is another grid than the random one */
-        size_t n = strlen(g->key);
-        snprintf(g->key + n, sizeof g->key - n, " init=pretrained:%d", g->pretrain_steps);
-    }
+    size_t n = strlen(g->key); /* a pretrained start is another grid than the random one */
+    if (g->init_pretrained) n += (size_t)snprintf(g->key + n, sizeof g->key - n, " init=pretrained:%d", g->pretrain_steps);
+    if (g->start_qa && n < sizeof g->key) n += (size_t)snprintf(g->key + n, sizeof g->key - n, " qa=%d", g->qa_steps);
+    if (g->eval_dev && n < sizeof g->key) snprintf(g->key + n, sizeof g->key - n, " eval=dev");
 }
 
 /* Checks a finished run's file: 1 reusable, 0 absent, -1 made with other settings. */
@@ -455,6 +577,33 @@ static int finished(const Grid *g, const char *path) {
         return xerr("%s: made with other settings than this grid's (%s): use another --out, or delete it", path,
                     g->key);
     return 1;
+}
+
+/* The start models before any fine-tuning (pretrained or QA starts; one per
+ * size), evaluated like a run: OUT/zeroshot/SIZE.json, sampling "zero-shot". */
+static int zeroshot_starts(Grid *g, Progress *pr) {
+    if (!g->init_pretrained && !g->start_qa) return 0;
+    char *dir = path_join(g->out, "zeroshot");
+    int rc = mkdir_p(dir);
+    for (int i = 0; i < g->n_sizes && !rc; i++) {
+        GridSize *s = &g->sizes[i];
+        StrBuf path = {0};
+        sb_printf(&path, "%s/%s.json", dir, s->name);
+        int f = finished(g, path.data);
+        char *init = f == 0 ? initial_model(g, s, 0) : NULL;
+        if (f < 0 || (f == 0 && !init)) rc = -1;
+        if (init) {
+            RunRecord rec = {.size = s->name, .sampling = RUN_SAMPLING_ZEROSHOT, .seed = 0, .steps = 0, .train_seconds = NAN,
+                             .alpha = NAN, .final_loss = NAN, .best_dev_map = NAN, .best_step = -1, .model = "start"};
+            pr->label = s->name;
+            rc = eval_and_record(g, init, &rec, path.data, pr);
+            if (!rc) fprintf(stderr, "experiment: %s start evaluated before fine-tuning: %s\n", s->name, path.data);
+        }
+        free(init);
+        sb_free(&path);
+    }
+    free(dir);
+    return rc;
 }
 
 /* Every run file under DIR must come from this grid's settings: the report
@@ -482,8 +631,9 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
                        s->shape.n_heads, s->shape.ffn);
     }
     sb_puts(sb, g->sizes[0].model_dir ? ".\n"
-                : g->init_pretrained ? "; XLM-R architecture with the project tokenizer, each size pretrained first (below).\n"
-                                     : "; XLM-R architecture from random initialisation with the project tokenizer.\n");
+                : g->init_pretrained || g->start_qa
+                    ? "; XLM-R architecture with the project tokenizer, each size given its start first (below).\n"
+                    : "; XLM-R architecture from random initialisation with the project tokenizer.\n");
     sb_printf(sb, "- **Training**: %s. %d steps of batch %d, AdamW lr %g (warmup %g, linear decay), InfoNCE "
                   "τ 0.05, query/passage max %d/%d tokens, hybrid α 0.5. Same data, steps, batch and seeds "
                   "for every strategy; for a given size and seed every strategy starts from the same weights.\n",
@@ -499,7 +649,9 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
         sb_printf(sb, " (%d questions, %d candidates, %d languages)", ev->data[d]->n_qs, ev->data[d]->n_sents,
                   ev->data[d]->n_langs);
     }
-    sb_puts(sb, ". MLQA-R is never trained on (zero-shot).\n");
+    sb_puts(sb, g->eval_dev ? ". The final models are measured on the dev split (`--eval-dev`): the test split and "
+                              "MLQA-R are not looked at.\n"
+                            : ". MLQA-R is never trained on (zero-shot).\n");
 }
 
 /* ---------------------------------------------------------------------------
@@ -530,13 +682,24 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
      * --model-dirs (folders pretrained already) start from random weights or
      * the given folders unless --init says otherwise. */
     const char *init = o->init ? o->init : quick || g->pretrained ? "random" : "pretrained";
-    g->init_pretrained = !strcmp(init, "pretrained");
+    size_t n = strlen(init);
+    g->start_qa = n > 3 && !strcmp(init + n - 3, "+qa");
+    if (g->start_qa) n -= 3;
+    g->init_pretrained = n == 10 && !strncmp(init, "pretrained", n);
+    if (!g->init_pretrained && !(n == 6 && !strncmp(init, "random", n)))
+        return xerr("experiment: --init must be random, pretrained, random+qa or pretrained+qa, got '%s'", init);
+    if ((g->init_pretrained || g->start_qa) && g->pretrained)
+        return xerr("experiment: --init %s is for --sizes, not --model-dirs", init);
     g->pretrain_steps = o->pretrain_steps >= 0 ? o->pretrain_steps : EXPERIMENT_PRETRAIN_STEPS;
-    if (strcmp(init, "random") && strcmp(init, "pretrained"))
-        return xerr("experiment: --init must be random or pretrained, got '%s'", init);
-    if (g->init_pretrained && g->pretrained) return xerr("experiment: --init pretrained is for --sizes, not --model-dirs");
+    g->qa_steps = o->qa_steps >= 0 ? o->qa_steps : EXPERIMENT_QA_STEPS;
     if (g->pretrain_steps < 1) return xerr("experiment: --pretrain-steps must be >= 1");
+    if (g->qa_steps < 1) return xerr("experiment: --qa-steps must be >= 1");
+    /* the ablation measures on dev: the final model, no selection on (part of) the same split */
+    g->eval_dev = o->eval_dev;
+    if (g->eval_dev) g->select_on_dev = 0;
+    if (g->eval_dev && g->pretrained) return xerr("experiment: --eval-dev is for --sizes, not --model-dirs");
     g->out = o->out_dir;
+    g->cache = o->cache_dir ? o->cache_dir : o->out_dir;
     g->data = o->data_dir;
     g->tokenizer = o->tokenizer;
     if (g->seeds < 1 || g->seeds > 100) return xerr("experiment: --seeds must be 1..100");
@@ -633,19 +796,24 @@ static int grid_strategies(Grid *g, const ExperimentOptions *o) {
 }
 
 /* Extra datasets (--train A B, --add-train): the list training reads, and how the report names them. */
-static void datasets_summary(Grid *g, const ExperimentOptions *o, StrBuf *sb) {
-    g->n_train_files = 1 + o->n_more_train;
+static int datasets_summary(Grid *g, const ExperimentOptions *o, StrBuf *sb) {
+    int n_more = o->n_more_train + (o->add_squad != 0);
+    if (o->add_squad && prepare_squad(g)) return -1;
+    g->n_train_files = 1 + n_more;
     g->train_files = xcalloc((size_t)g->n_train_files, sizeof *g->train_files);
     g->multi = o->multi_dataset;
     for (int i = 0; i < o->n_more_train; i++) g->train_files[i + 1] = o->more_train[i];
-    if (!o->n_more_train) return;
-    sb_printf(sb, "; with %d more dataset%s (", o->n_more_train, o->n_more_train > 1 ? "s" : "");
-    for (int i = 0; i < o->n_more_train; i++) sb_printf(sb, "%s%s", i ? ", " : "", o->more_train[i]);
+    if (o->add_squad) g->train_files[n_more] = g->squad_file;
+    if (!n_more) return 0;
+    sb_printf(sb, "; with %d more dataset%s (", n_more, n_more > 1 ? "s" : "");
+    for (int i = 0; i < n_more; i++)
+        sb_printf(sb, "%s%s", i ? ", " : "", i == o->n_more_train ? "SQuAD v1.1 train, English" : o->more_train[i]);
     if (g->multi == MULTI_MERGED) sb_puts(sb, "), merged into one pool of groups");
     else
         sb_printf(sb, "), mixed %s: each batch from one file, %s, the sampling strategy within it", multi_dataset_name(g->multi),
                   g->multi == MULTI_PROPORTIONAL ? "chosen with probability proportional to its number of groups"
                                                  : "the files in turn");
+    return 0;
 }
 
 /* The data: training and dev TSVs (given, or written from XQuAD-R), the eval
@@ -661,7 +829,7 @@ static int grid_data(Grid *g, const ExperimentOptions *o) {
     }
     if (!have) return xerr("%s: no xquad-r/ and mlqa-r/ there: run `make data` or pass --data DIR", g->data);
     if (mkdir_p(g->out)) return -1;
-    g->xq_split = g->pretrained ? SPLIT_ALL : SPLIT_TEST;
+    g->xq_split = g->pretrained ? SPLIT_ALL : g->eval_dev ? SPLIT_DEV : SPLIT_TEST;
     g->ml_split = g->quick ? SPLIT_TEST : SPLIT_ALL;
     if (o->dev_file) g->dev_file = xstrdup(o->dev_file);
     StrBuf sb = {0};
@@ -677,12 +845,20 @@ static int grid_data(Grid *g, const ExperimentOptions *o) {
         sb_printf(&sb, "XQuAD-R pairs (%s)", sum);
         free(sum);
     }
-    datasets_summary(g, o, &sb);
+    if (datasets_summary(g, o, &sb)) {
+        sb_free(&sb);
+        return -1;
+    }
     g->pairs_summary = sb.data;
-    if (g->init_pretrained) {
+    if (g->init_pretrained || g->start_qa) {
         StrBuf st = {0};
-        sb_printf(&st, "their own masked-LM + TLM pretraining (%d steps of batch 32 x 128 tokens per size on the "
-                       "non-evaluation text of data/, from random initialisation)", g->pretrain_steps);
+        if (g->init_pretrained)
+            sb_printf(&st, "their own masked-LM + TLM pretraining (%d steps of batch 32 x 128 tokens per size on the "
+                           "non-evaluation text of data/, from random initialisation)", g->pretrain_steps);
+        else sb_puts(&st, "random initialisation");
+        if (g->start_qa)
+            sb_printf(&st, ", then English QA (%d steps of batch %d, mono batches of the SQuAD v1.1 train pairs)",
+                      g->qa_steps, QA_BATCH);
         g->start = st.data;
     }
     if (g->pretrained) {
@@ -701,6 +877,7 @@ static int grid_data(Grid *g, const ExperimentOptions *o) {
 static int load_eval_sets(Grid *g, Report *rep) {
     const int splits[RUN_N_DATASETS] = {g->xq_split, g->ml_split};
     for (int d = 0; d < RUN_N_DATASETS; d++) {
+        if (g->eval_dev && d > 0) break; /* XQuAD-R dev alone: MLQA-R is a test set */
         char *dir = path_join(g->data, run_dataset_names[d]); /* folders named as the data sets */
         g->ev.data[d] = xcalloc(1, sizeof(SquadData));
         /* MLQA-R lacks some XQuAD-R languages: keep those it has */
@@ -739,6 +916,7 @@ static void grid_free(Grid *g) {
     if (g->langs) free_strv(g->langs);
     free(g->train_file);
     free(g->train_files);
+    free(g->squad_file);
     free(g->dev_file);
     free(g->pairs_summary);
     free(g->start);
@@ -807,7 +985,7 @@ static void plan_spread(PlannedRun *plan, int n, int P) {
 /* The initial models of the unfinished runs, written by rank 0 before the
  * runs start: the strategies of a (size, seed) share one, which two ranks
  * would otherwise write at the same time. */
-static int plan_initial_models(const Grid *g, const PlannedRun *plan, int n) {
+static int plan_initial_models(Grid *g, const PlannedRun *plan, int n) {
     for (int i = 0; i < n; i++) {
         if (!plan[i].todo) continue;
         char *dir = initial_model(g, plan[i].size, plan[i].seed);
@@ -815,6 +993,16 @@ static int plan_initial_models(const Grid *g, const PlannedRun *plan, int n) {
         free(dir);
     }
     return 0;
+}
+
+/* The report's records read again: the grid's runs and the start models'
+ * zero-shot figures (the compared grid, if any, stays as loaded). */
+static int report_reload(const Grid *g, Report *rep, const char *runs_dir) {
+    report_free(rep);
+    char *zs = path_join(g->out, "zeroshot");
+    int rc = report_load_dir(rep, runs_dir) || report_load_zeroshot(rep, zs);
+    free(zs);
+    return rc ? -1 : 0;
 }
 
 /* The plan's unfinished runs in order (this rank's, under xlmr-mpi); after
@@ -838,8 +1026,7 @@ static int run_plan(Grid *g, PlannedRun *plan, int n_runs, Report *rep, const ch
         s->secs += secs;
         s->n_done++;
         if (dist_world_rank() != 0) continue;
-        report_free(rep);
-        if (report_load_dir(rep, runs_dir) || report_write(rep, g->out)) return -1;
+        if (report_reload(g, rep, runs_dir) || report_write(rep, g->out)) return -1;
     }
     return 0;
 }
@@ -855,11 +1042,11 @@ static int pretrain_sizes(Grid *g, StrBuf *sb) {
     for (int i = 0; i < g->n_sizes; i++) {
         GridSize *s = &g->sizes[i];
         char *dir = NULL, *data = NULL;
-        if (pretrain_start_model(g->out, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir))
+        if (pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir))
             return -1;
         free(dir);
         StrBuf log = {0};
-        char *cache = pretrain_cache_dir(g->out, s->name, g->pretrain_steps);
+        char *cache = pretrain_cache_dir(g->cache, s->name, g->pretrain_steps);
         sb_printf(&log, "%s/log.jsonl", cache);
         free(cache);
         size_t len;
@@ -900,16 +1087,32 @@ int experiment_run(const ExperimentOptions *o) {
     if (!rc) {
         make_preamble(&g, g.pairs_summary, &g.ev, &pre, g.quick);
         if (g.init_pretrained) rc = pretrain_sizes(&g, &pre);
+        if (!rc && g.start_qa) sb_printf(&pre, "- **English QA** (`--init ...+qa`): each size's start then trained %d steps "
+                                             "of batch %d (mono batches, lr 5e-4) on the SQuAD v1.1 train pairs.\n",
+                                         g.qa_steps, QA_BATCH);
         rep.preamble = pre.data;
         rep.start = g.start;
         rep.train_data = g.train_data;
+    }
+    Report other; /* --compare: another grid beside this one */
+    report_init(&other);
+    StrBuf other_label = {0};
+    if (!rc && o->compare_dir) {
+        char *od = path_join(o->compare_dir, "runs");
+        if (!is_dir(od)) rc = xerr("%s: no runs/ there: --compare wants another experiment's output folder", o->compare_dir);
+        else rc = report_load_dir(&other, od);
+        free(od);
+        sb_printf(&other_label, "the grid of %s", o->compare_dir);
+        rep.compare = &other;
+        rep.compare_label = other_label.data;
     }
     if (!rc && P > 1) {
         plan_spread(plan, n_runs, P);
         if (me == 0) rc = plan_initial_models(&g, plan, n_runs);
     }
-    if (me == 0) dist_barrier();
     Progress pr = {.g = &g, .n_runs = n_runs, .tty = isatty(2), .t_grid = now_seconds()};
+    if (!rc && me == 0) rc = zeroshot_starts(&g, &pr);
+    if (me == 0) dist_barrier();
     if (!rc) {
         if (me == 0)
             fprintf(stderr, "experiment: %d runs (%d sizes x %d strategies x %d seeds), %d finished, %d to do; output in %s/%s\n",
@@ -921,8 +1124,7 @@ int experiment_run(const ExperimentOptions *o) {
     }
     if (!rc && P > 1) dist_barrier(); /* every rank's runs are done */
     if (!rc && me == 0 && (n_todo == 0 || P > 1)) { /* nothing ran here, or others ran: (re)write the report */
-        report_free(&rep);
-        rc = report_load_dir(&rep, runs_dir) || report_write(&rep, g.out);
+        rc = report_reload(&g, &rep, runs_dir) || report_write(&rep, g.out);
     }
     if (!rc && me == 0) {
         char el[32];
@@ -933,6 +1135,8 @@ int experiment_run(const ExperimentOptions *o) {
     plan_free(plan, n_runs);
     free(runs_dir);
     report_free(&rep);
+    report_free(&other);
+    sb_free(&other_label);
     sb_free(&pre);
     grid_free(&g);
     return rc ? -1 : 0;

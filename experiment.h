@@ -11,9 +11,11 @@
  * (report.h) are rebuilt from every finished run. A second invocation skips
  * finished runs and resumes an interrupted one from its last checkpoint.
  *
- * Folders under OUT: runs/ (results, runrecord.h), data/ (training and dev
- * TSV), init/ (initial models), work/ (training checkpoints, removed when a
- * run is done). `xlmr experiment` (cmd_experiment.c) is experiment_run(). */
+ * Folders under OUT: runs/ (results, runrecord.h), zeroshot/ (the start
+ * models evaluated before fine-tuning), data/ (training and dev TSV), init/
+ * (initial models), work/ (training checkpoints, removed when a run is done);
+ * under CACHE (default OUT): pretrained/ and starts/ (pretrained and QA starts),
+ * corpus/ (the pretraining text). `xlmr experiment` (cmd_experiment.c) is experiment_run(). */
 #ifndef XLMR_EXPERIMENT_H
 #define XLMR_EXPERIMENT_H
 
@@ -33,6 +35,8 @@ int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf);
 /* --init pretrained: masked-LM + TLM steps per size (batch 32 x 128 tokens),
  * sized so that `make run` (pretraining + the grid) takes about 30 minutes here */
 #define EXPERIMENT_PRETRAIN_STEPS 1500
+/* "+qa" starts: English-QA steps of batch 32 (about 0.3 of an epoch of SQuAD v1.1 train) */
+#define EXPERIMENT_QA_STEPS 800
 #define EXPERIMENT_LANGS_QUICK "ar,de,en"
 
 typedef struct {
@@ -54,12 +58,23 @@ typedef struct {
     int quick, full;         /* the reduced grid of the tests; the larger one */
     int keep_models;         /* keep each run's checkpoints under OUT/work/ */
     const char *init;        /* the --sizes models' start: "pretrained" (each size first pretrained once,
-                                pretrain.h: pretrain_start_model, OUT/pretrained/SIZE-Nsteps/) or "random";
+                                pretrain.h: pretrain_start_model, CACHE/pretrained/SIZE-Nsteps/) or "random",
+                                either followed by "+qa" (then trained on English QA, below);
                                 NULL: pretrained, but random for --quick and --model-dirs */
-    int pretrain_steps;      /* < 0: 300 */
+    int pretrain_steps;      /* < 0: EXPERIMENT_PRETRAIN_STEPS */
+    int qa_steps;            /* "+qa" starts: steps of mono contrastive training on the SQuAD v1.1 train pairs
+                                (batch 32), once per size, cached in CACHE/starts/; < 0: EXPERIMENT_QA_STEPS */
+    const char *cache_dir;   /* CACHE: where pretrained and QA starts (and the corpus) are kept; NULL: out_dir */
+    int add_squad;           /* the SQuAD v1.1 train pairs as one more training dataset (English only) */
+    int eval_dev;            /* evaluate the final models on the XQuAD-R dev split alone (no model
+                                selection, no test split, no MLQA-R): the ablation's measurements */
+    const char *compare_dir; /* another experiment's OUT: its grid shown beside this one in the report */
 } ExperimentOptions;
 
 void experiment_options_default(ExperimentOptions *o);
+/* CACHE/starts/SIZE-mlmN-qaQ (pretrain_steps N > 0) or SIZE-random-qaQ: where a
+ * "+qa" start is trained (final/ its model, log.jsonl its steps). malloc'd. */
+char *experiment_qa_start_dir(const char *cache, const char *size, int pretrain_steps, int qa_steps);
 /* Runs the grid's unfinished runs, writing each run's record and rebuilding
  * OUT/results.json, report.md and the charts after each. 0, or -1 + xerr. */
 int experiment_run(const ExperimentOptions *o);

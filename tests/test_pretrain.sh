@@ -90,6 +90,15 @@ if [ "$DATA" != none ] && [ -z "${RUNNER:-}" ]; then
     check "a second call reuses everything (1 finished, 0 to do)" grep -q "1 finished, 0 to do" "$TMP/exp2.err"
     expect_error "random-init runs refused in a pretrained --out" "made with other settings" \
         "$XLMR" experiment --quick --sizes nano --sampling mono --data "$DATA" --out "$TMP/exp"
+    # the start model's own retrieval before fine-tuning, and a random-init grid beside
+    check "the pretrained start evaluated zero-shot" grep -q '"sampling": "zero-shot"' "$TMP/exp/zeroshot/nano.json"
+    check "the report shows it" grep -q '^## Before fine-tuning' "$TMP/exp/report.md"
+    check "the zero-shot record is no grid cell" test "$(grep -c '"sampling": "zero-shot"' "$TMP/exp/results.json")" -eq 1
+    check "a random-init grid (quick)" "$XLMR" experiment --quick --sizes nano --sampling mono --data "$DATA" --out "$TMP/rnd"
+    check "--compare: the pretrained grid beside it" "$XLMR" experiment $X --compare "$TMP/rnd"
+    check "the report has the side-by-side section" grep -q "^## Beside the grid of $TMP/rnd" "$TMP/exp/report.md"
+    check "non-embedding parameters in the tables" grep -q 'non-emb' "$TMP/exp/report.md"
+    expect_error "--compare without runs/" "no runs/ there" "$XLMR" experiment $X --compare "$TMP/nodata"
 fi
 if [ "$DATA" = none ]; then
     echo "note: no data folder: the corpus and pretrained-experiment tests are skipped"
