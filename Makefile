@@ -91,7 +91,7 @@ AARCH64_RUN ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 # sampler, training maths) and the golden outputs run; the experiment grid (12+
 # minutes) and the CLI scripts that test no arithmetic of their own are left to
 # `make test` and `make test-sanitize` (AARCH64_SKIP= runs them here too).
-AARCH64_SKIP ?= test_experiment test_ecosystem.sh test_badinput.sh test_tensor.sh test_train.sh test_pretrain.sh test_mpi.sh
+AARCH64_SKIP ?= test_experiment test_ablation.sh test_ecosystem.sh test_badinput.sh test_tensor.sh test_train.sh test_pretrain.sh test_mpi.sh
 aarch64:
 	$(MAKE) CC=$(AARCH64_CC) NATIVE=0 BUILD=build-aarch64 BIN=xlmr-aarch64 test-bins
 
