@@ -104,7 +104,7 @@ if [ "$DATA" = none ]; then
     echo "note: no data folder: the corpus and pretrained-experiment tests are skipped"
 fi
 expect_error "corpus from a folder without data" "corpus|squad|No such|cannot" "$XLMR" corpus --data "$TMP/nodata" --out "$TMP/c2"
-expect_error "experiment --init bogus" "experiment: --init must be random or pretrained" "$XLMR" experiment --init bogus --out "$TMP/x"
+expect_error "experiment --init bogus" "experiment: --init must be random, pretrained, random\+qa or pretrained\+qa" "$XLMR" experiment --init bogus --out "$TMP/x"
 expect_error "experiment --init pretrained with --model-dirs" "init pretrained is for --sizes" \
     "$XLMR" experiment --init pretrained --model-dirs a=b --train x --out "$TMP/x"
 summary pretrain-cli
