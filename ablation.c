@@ -250,6 +250,7 @@ static int write_summary(const AblationOptions *o, const Arm *arms, int n_arms, 
     json_figures(&js, floor);
     sb_puts(&js, ", \"arms\": [");
     double *lift = xcalloc((size_t)n_arms, sizeof(double)), *mins = xcalloc((size_t)n_arms, sizeof(double));
+    int n_rows = 0;
     for (int si = 0; si < n_sizes; si++) {
         sb_printf(&md, "\n## %s\n\n| start | data | steps | zero-shot | mono | cross | hybrid | RD mono / cross / hybrid "
                        "| lift | hyb − best | minutes (start) |\n| --- | --- | ---: | --- | --- | --- | --- | --- | ---: | ---: | ---: |\n",
@@ -261,6 +262,7 @@ static int write_summary(const AblationOptions *o, const Arm *arms, int n_arms, 
             double l = arm_lift(&f, floor), gap = hybrid_gap(&f, RM_CROSS_MAP);
             lift[i] += l / n_sizes;
             mins[i] += (f.finetune_s + f.start_s) / 60;
+            if (!f.n[0] && !f.n[1] && !f.n[2]) continue; /* not started: in neither table */
             sb_printf(&md, "| %s | %s | %d | ", a->start->name, data_names[a->data], a->steps);
             md_triple(&md, f.zero);
             for (int k = 0; k < N_STRAT; k++) {
@@ -268,8 +270,11 @@ static int write_summary(const AblationOptions *o, const Arm *arms, int n_arms, 
                 md_triple(&md, f.m[k]);
             }
             sb_puts(&md, " | ");
-            for (int k = 0; k < N_STRAT; k++)
-                sb_printf(&md, "%s%.0f", k ? " / " : "", isnan(f.m[k][RM_MULTI_RD]) ? NAN : f.m[k][RM_MULTI_RD]);
+            for (int k = 0; k < N_STRAT; k++) {
+                sb_puts(&md, k ? " / " : "");
+                if (isnan(f.m[k][RM_MULTI_RD])) sb_puts(&md, "—");
+                else sb_printf(&md, "%.0f", f.m[k][RM_MULTI_RD]);
+            }
             sb_puts(&md, " | ");
             md_num(&md, l);
             sb_puts(&md, " | ");
@@ -280,7 +285,7 @@ static int write_summary(const AblationOptions *o, const Arm *arms, int n_arms, 
             sb_puts(&md, " (");
             md_minutes(&md, f.start_s);
             sb_puts(&md, ") |\n");
-            sb_printf(&js, "%s{\"arm\": ", si || i ? ", " : "");
+            sb_printf(&js, "%s{\"arm\": ", n_rows++ ? ", " : "");
             sb_json_string(&js, a->name);
             sb_puts(&js, ", \"size\": ");
             sb_json_string(&js, sizes[si]);
