@@ -34,7 +34,18 @@ typedef struct {
     int data, mult, steps;
     char *dir;           /* OUT/ablation/NAME */
     char name[128];      /* "mlm375+qa_xquad_1x" */
+    int run;             /* run by this invocation (else found from an earlier one: tabled only) */
 } Arm;
+
+/* Table order: by start (random first, then by budget; without QA first), data, length. */
+static int arm_cmp(const void *pa, const void *pb) {
+    const Arm *a = pa, *b = pb;
+    int ka[4] = {a->start->pretrain_steps, a->start->qa, a->data, a->mult};
+    int kb[4] = {b->start->pretrain_steps, b->start->qa, b->data, b->mult};
+    for (int i = 0; i < 4; i++)
+        if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    return 0;
+}
 
 /* "random" | "mlm:N", optionally "+qa". */
 static int parse_start(const char *s, Start *st) {
@@ -391,7 +402,10 @@ int ablation_run(const AblationOptions *o) {
     Arm *arms = xcalloc((size_t)(n_run + n_found + 1), sizeof *arms);
     for (int i = 0, k = 0; i < n_st && !rc; i++)
         for (int j = 0; j < n_data; j++)
-            for (int l = 0; l < n_len; l++, k++) arm_init(&arms[k], &starts[i], datas[j], mults[l], base_steps, o->grid.out_dir);
+            for (int l = 0; l < n_len; l++, k++) {
+                arm_init(&arms[k], &starts[i], datas[j], mults[l], base_steps, o->grid.out_dir);
+                arms[k].run = 1;
+            }
     for (int f = 0; f < n_found && !rc; f++) {
         const char *name = strrchr(found[f], '/') + 1;
         int data, mult, known = 0;
@@ -400,18 +414,20 @@ int ablation_run(const AblationOptions *o) {
         arm_init(&arms[n_arms++], &starts[n_starts++], data, mult, base_steps, o->grid.out_dir);
     }
     free_strv(found);
+    qsort(arms, (size_t)n_arms, sizeof *arms, arm_cmp);
     double floor[RUN_N_METRICS];
     StrBuf what = {0};
     DirLock lock = {-1}; /* the shared starts and the summary: one ablation per OUT */
     if (!rc) rc = mkdir_p(o->grid.out_dir) || dir_lock(o->grid.out_dir, &lock) || dev_floors(o, floor, &what);
-    for (int i = 0; i < n_run && !rc; i++) { /* this invocation's arms; found ones are only tabled */
+    for (int i = 0, k = 0; i < n_arms && !rc; i++) {
+        if (!arms[i].run) continue;
         ExperimentOptions e;
         arm_options(o, &arms[i], &e);
-        fprintf(stderr, "ablation: arm %d/%d %s\n", i + 1, n_arms, arms[i].name);
+        fprintf(stderr, "ablation: arm %d/%d %s\n", ++k, n_run, arms[i].name);
         rc = experiment_run(&e) || write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data);
     }
     if (!rc && !n_run) rc = write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data);
-    if (!rc) fprintf(stderr, "ablation: %d arms; table: %s/ablation.md\n", n_arms, o->grid.out_dir);
+    if (!rc) fprintf(stderr, "ablation: %d arms run, %d in the table: %s/ablation.md\n", n_run, n_arms, o->grid.out_dir);
     dir_unlock(&lock);
     for (int i = 0; i < n_arms; i++) free(arms[i].dir);
     free(arms);

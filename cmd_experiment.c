@@ -86,9 +86,9 @@ int cmd_experiment(int argc, char **argv) {
         {"keep-models", OPT_FLAG, &o.keep_models, NULL, "keep each run's checkpoints under OUT/work/ (default: removed)"},
         {"init", OPT_STR, &o.init, "START",
          "start of the --sizes models: pretrained (each size pretrained once with the masked-LM + TLM objective on "
-         "the xlmr corpus text, cached in CACHE/pretrained/SIZE-Nsteps/, resumable; the default) or random (the "
-         "default of --quick), either optionally +qa: then trained on English QA (mono batches of the SQuAD v1.1 "
-         "train pairs, cached in CACHE/starts/)"},
+         "the xlmr corpus text, cached in CACHE/pretrained/SIZE-Nsteps/, resumable) or random (the default of "
+         "--quick), either optionally +qa: then trained on English QA (mono batches of the SQuAD v1.1 train pairs, "
+         "cached in CACHE/starts/); default " EXPERIMENT_INIT " (chosen by --ablation)"},
         {"pretrain-steps", OPT_COUNT, &o.pretrain_steps, "N", "pretraining steps per size with --init pretrained "
                                                             "(batch 32 x 128 tokens; default " STRINGIFY(EXPERIMENT_PRETRAIN_STEPS) ")"},
         {"qa-steps", OPT_COUNT, &o.qa_steps, "N", "English-QA steps of a +qa start (batch 32; default " STRINGIFY(EXPERIMENT_QA_STEPS) ")"},

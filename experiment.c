@@ -677,11 +677,11 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
     g->save_every = g->steps >= 200 ? g->steps / 4 : 0;
     g->keep_models = o->keep_models;
     g->select_on_dev = !quick;
-    /* The start: pretrained by default, since the question is about fine-tuning a
-     * pretrained encoder; --quick (the tests' grid, seconds per run) and
-     * --model-dirs (folders pretrained already) start from random weights or
-     * the given folders unless --init says otherwise. */
-    const char *init = o->init ? o->init : quick || g->pretrained ? "random" : "pretrained";
+    /* The start: EXPERIMENT_INIT by default (chosen by the ablation, ablation.h);
+     * --quick (the tests' grid, seconds per run) and --model-dirs (folders
+     * pretrained already) start from random weights or the given folders
+     * unless --init says otherwise. */
+    const char *init = o->init ? o->init : quick || g->pretrained ? "random" : EXPERIMENT_INIT;
     size_t n = strlen(init);
     g->start_qa = n > 3 && !strcmp(init + n - 3, "+qa");
     if (g->start_qa) n -= 3;
