@@ -613,11 +613,13 @@ static int setup_dev(Trainer *tr) {
 }
 
 /* A dev evaluation: logged, and OUT/best replaced when the dev mAP is the
- * highest so far (the first evaluation always counts). */
+ * highest so far (the first candidate always counts; with select_trained the
+ * step-0 evaluation is no candidate). */
 static int run_eval(Trainer *tr) {
     double dl = NAN, dm = NAN;
     if (evaluate(tr, &dl, &dm)) return -1;
-    int better = tr->best_step < 0 || dm > tr->best_map;
+    int candidate = tr->step > 0 || !tr->o->select_trained;
+    int better = candidate && (tr->best_step < 0 || dm > tr->best_map);
     if (!tr->o->quiet)
         fprintf(stderr, "%sdev step %d: loss %.4f mAP %.4f%s\n", isatty(2) ? "\n" : "", tr->step, dl, dm,
                 better ? " (best)" : "");

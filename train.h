@@ -90,6 +90,8 @@ typedef struct {
     int chunk;                      /* sequences per forward/backward chunk (default 16) */
     const char *dev_file;           /* optional dev TSV */
     int eval_every;                 /* steps between dev evaluations (default 0: only at the end; needs dev_file) */
+    int select_trained;             /* best/ only from evaluations after step 0: the start's dev mAP is logged,
+                                       but the model chosen is one this run trained (the experiment's strategies) */
     int save_every;                 /* steps between checkpoints (default 200; 0: only at the end) */
     int keep;                       /* checkpoints kept (default 2) */
     int resume;                     /* continue from the last checkpoint in out_dir */

@@ -406,6 +406,33 @@ static void read_log(const char *path, double *map0, double *map1, double *loss0
     }
 }
 
+/* Model selection: the step-0 evaluation is a candidate for best/ unless
+ * select_trained. With a learning rate that is 0 in float the weights never
+ * move, every evaluation ties, and the first candidate stays best. */
+static void test_select_trained(const char *model) {
+    char *train = subset("select.tsv", 16);
+    const char *files[1] = {train};
+    for (int sel = 0; sel < 2; sel++) {
+        char name[32];
+        snprintf(name, sizeof name, "select%d", sel);
+        char *out = tmp_path(name);
+        TrainOptions o;
+        run_options(&o, model, files, out);
+        o.steps = 4;
+        o.lr = 1e-300; /* 0 in float: the weights never move */
+        o.dev_file = train;
+        o.eval_every = 2;
+        o.select_trained = sel;
+        TrainReport r;
+        int rc = train_run(&o, &r);
+        CHECK(rc == 0 && r.best_step == (sel ? 2 : 0), "select_trained %d: best step %d (want %d)", sel,
+              rc ? -9 : r.best_step, sel ? 2 : 0);
+        if (rc == 0) train_report_free(&r);
+        free(out);
+    }
+    free(train);
+}
+
 static void test_learns(const char *model) {
     char *train = subset("learn.tsv", 24), *out = tmp_path("learn"), *log = tmp_path("learn.jsonl");
     const char *files[1] = {train};
@@ -603,6 +630,7 @@ int main(void) {
     } else {
         CHECK(make_model(model, 7, 0) == 0, "tiny model: %s", xerr_msg());
         test_learns(model);
+        test_select_trained(model);
         test_resume(model);
         test_errors(model);
         test_delete_checkpoint(model);
