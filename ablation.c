@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dist.h"
 #include "json.h"
 #include "pretrain.h"
 #include "report.h"
@@ -417,17 +418,18 @@ int ablation_run(const AblationOptions *o) {
     qsort(arms, (size_t)n_arms, sizeof *arms, arm_cmp);
     double floor[RUN_N_METRICS];
     StrBuf what = {0};
-    DirLock lock = {-1}; /* the shared starts and the summary: one ablation per OUT */
-    if (!rc) rc = mkdir_p(o->grid.out_dir) || dir_lock(o->grid.out_dir, &lock) || dev_floors(o, floor, &what);
+    DirLock lock = {-1}; /* the shared starts and the summary: one ablation per OUT (xlmr-mpi: rank 0 holds it) */
+    const int writer = dist_world_rank() == 0;
+    if (!rc) rc = mkdir_p(o->grid.out_dir) || (writer && dir_lock(o->grid.out_dir, &lock)) || dev_floors(o, floor, &what);
     for (int i = 0, k = 0; i < n_arms && !rc; i++) {
         if (!arms[i].run) continue;
         ExperimentOptions e;
         arm_options(o, &arms[i], &e);
         fprintf(stderr, "ablation: arm %d/%d %s\n", ++k, n_run, arms[i].name);
-        rc = experiment_run(&e) || write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data);
+        rc = experiment_run(&e) || (writer && write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data));
     }
-    if (!rc && !n_run) rc = write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data);
-    if (!rc) fprintf(stderr, "ablation: %d arms run, %d in the table: %s/ablation.md\n", n_run, n_arms, o->grid.out_dir);
+    if (!rc && !n_run && writer) rc = write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data);
+    if (!rc && writer) fprintf(stderr, "ablation: %d arms run, %d in the table: %s/ablation.md\n", n_run, n_arms, o->grid.out_dir);
     dir_unlock(&lock);
     for (int i = 0; i < n_arms; i++) free(arms[i].dir);
     free(arms);
