@@ -97,10 +97,11 @@ static void arm_init(Arm *a, const Start *st, int data, int mult, int base_steps
     a->dir = d.data;
 }
 
-/* The grid of one arm: the user's grid with the arm's start, data and steps,
- * measured on dev; the starts cached in OUT for every arm. */
-static void arm_options(const AblationOptions *o, const Arm *a, ExperimentOptions *e) {
+/* The grid of one arm: the user's grid with the arm's start, data and steps
+ * at the ablation's sizes, measured on dev; the starts cached in OUT for every arm. */
+static void arm_options(const AblationOptions *o, const Arm *a, const char *sizes, ExperimentOptions *e) {
     *e = o->grid;
+    e->sizes = sizes;
     e->out_dir = a->dir;
     e->cache_dir = o->grid.out_dir;
     e->eval_dev = 1;
@@ -116,7 +117,6 @@ static void arm_options(const AblationOptions *o, const Arm *a, ExperimentOption
     e->multi_dataset = MULTI_MERGED;
     if (!e->sampling) e->sampling = ABLATION_SAMPLING;
     if (e->seeds < 0) e->seeds = 2;
-    if (!e->sizes) e->sizes = e->quick ? ABLATION_SIZES_QUICK : ABLATION_SIZES;
 }
 
 /* Seconds of the steps a JSONL training log records (its "seconds" fields):
@@ -424,7 +424,7 @@ int ablation_run(const AblationOptions *o) {
     for (int i = 0, k = 0; i < n_arms && !rc; i++) {
         if (!arms[i].run) continue;
         ExperimentOptions e;
-        arm_options(o, &arms[i], &e);
+        arm_options(o, &arms[i], sizes_s, &e);
         fprintf(stderr, "ablation: arm %d/%d %s\n", ++k, n_run, arms[i].name);
         rc = experiment_run(&e) || (writer && write_summary(o, arms, n_arms, sizes, n_sizes, floor, what.data));
     }

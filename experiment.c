@@ -196,14 +196,15 @@ static int write_pairs(const SquadData *d, const char *path, const char *what, i
     return atomic_commit(&af) ? -1 : n;
 }
 
-/* Writes OUT/data/{train,dev}.tsv from the XQuAD-R train and dev splits. */
+/* Writes OUT/data/train.tsv from the XQuAD-R train split, and dev.tsv from
+ * the dev split where it selects models. */
 #define DEV_GROUPS 100
 static int prepare_pairs(Grid *g, char **summary) {
     char *dir = path_join(g->out, "data"), *xq = path_join(g->data, "xquad-r");
     int rc = mkdir_p(dir);
     StrBuf sb = {0};
     static const int splits[2] = {SPLIT_TRAIN, SPLIT_DEV};
-    for (int i = 0; i < 2 && !rc; i++) {
+    for (int i = 0; i < (g->select_on_dev ? 2 : 1) && !rc; i++) {
         SquadData d;
         if (squad_load(&d, "xquad-r", xq, g->langs, g->n_langs, NULL, splits[i])) {
             rc = -1;
@@ -221,7 +222,7 @@ static int prepare_pairs(Grid *g, char **summary) {
         sb_printf(&sb, "%s%s split %d pairs (%d groups, %d languages)", i ? "; " : "", name, n,
                   cap && cap < d.n_groups ? cap : d.n_groups, d.n_langs);
         if (i == 0 && !g->train_file) g->train_file = xstrdup(p);
-        if (i == 1 && !g->dev_file && g->select_on_dev) g->dev_file = xstrdup(p);
+        if (i == 1 && !g->dev_file) g->dev_file = xstrdup(p);
         free(p);
         squad_free(&d);
     }

@@ -28,10 +28,16 @@
  * shapes). -1 + xerr on an unknown name or a bad shape. */
 int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf);
 
-/* The grids' sizes (presets of xlmr_preset) and --quick's languages. */
-#define EXPERIMENT_SIZES "nano,micro,tiny"
+/* The grids' sizes (presets of xlmr_preset, or a shape) and --quick's languages.
+ * The default's fourth size, 3 layers x 192 (1.3M non-embedding parameters),
+ * sits between tiny (0.4M) and mini (3.2M) on a log scale: mini's 12 runs alone
+ * take about 50 minutes on 2 cores, 3x192's about 25, which keeps `make run`
+ * near 45 minutes (README, Results). */
+#define EXPERIMENT_SIZES "nano,micro,tiny,3x192"
 #define EXPERIMENT_SIZES_QUICK "nano,micro"
-#define EXPERIMENT_SIZES_FULL "micro,tiny,mini"
+/* --full: the default ladder and mini at 4x the steps; about 4 hours on 2 cores
+ * (small would add about 7 more: --full --sizes ...,small) */
+#define EXPERIMENT_SIZES_FULL "nano,micro,tiny,3x192,mini"
 /* The default start of the --sizes models (see --init): chosen by the protocol
  * ablation on the XQuAD-R dev split (README, "The protocol ablation"): English
  * QA from random initialisation lifted cross-lingual mAP most above its floor,

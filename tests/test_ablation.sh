@@ -19,6 +19,7 @@ if [ -n "$DATA" ]; then
     check "the arm is a grid of mono/cross/hybrid" test "$(ls "$ARM"/runs/*.json 2>/dev/null | wc -l)" -eq 3
     check "measured on the dev split only" sh -c "grep -q '\"xquad-r\": {\"split\": \"dev\"' '$ARM/runs/nano-hybrid-s0.json' && ! grep -q mlqa-r '$ARM/runs/nano-hybrid-s0.json'"
     check "final models, no selection on dev" grep -q '"model": "final"' "$ARM/runs/nano-mono-s0.json"
+    check "no dev TSV written or listed (nothing selects on it)" sh -c "test ! -e '$ARM/data/dev.tsv' && ! grep -q 'dev split [0-9]' '$ARM/report.md'"
     check "the QA start is cached once" test -s "$OUT/starts/nano-random-qa2/final/model.safetensors"
     check "the QA start is English mono training" grep -q '"kind": "mono"' "$OUT/starts/nano-random-qa2/log.jsonl"
     check "SQuAD pairs written once" test "$(grep -vc '^#' "$OUT/data/squad-train.tsv")" -gt 80000
