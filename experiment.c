@@ -630,8 +630,9 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
         const GridSize *s = &g->sizes[i];
         sb_printf(sb, "%s%s", i ? "; " : "", s->name);
         if (s->model_dir) sb_printf(sb, " (pretrained: %s)", s->model_dir);
-        else sb_printf(sb, " (%d layers, hidden %d, %d heads, FFN %d)", s->shape.n_layers, s->shape.hidden,
-                       s->shape.n_heads, s->shape.ffn);
+        else sb_printf(sb, " (%d layer%s, hidden %d, %d head%s, FFN %d)", s->shape.n_layers,
+                       s->shape.n_layers == 1 ? "" : "s", s->shape.hidden, s->shape.n_heads,
+                       s->shape.n_heads == 1 ? "" : "s", s->shape.ffn);
     }
     sb_puts(sb, g->sizes[0].model_dir ? ".\n"
                 : g->init_pretrained || g->start_qa
