@@ -114,7 +114,7 @@ corpus: $(BIN) data
 
 # Idle OpenMP threads sleep rather than spin: the grid's models are small and
 # spinning threads cost more than they save when anything else runs.
-# RUN_FLAGS: more `xlmr experiment` options, e.g. RUN_FLAGS="--sizes nano,micro,tiny,mini".
+# RUN_FLAGS: more `xlmr experiment` options, e.g. RUN_FLAGS="--sizes nano,micro,tiny,3x192,mini".
 RUN_FLAGS ?=
 run: $(BIN) data
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./$(BIN) experiment $(RUN_FLAGS)
