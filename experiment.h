@@ -35,9 +35,9 @@ int experiment_size_parse(const char *s, XlmrConfig *cfg, char *name_buf);
  * near 45 minutes (README, Results). */
 #define EXPERIMENT_SIZES "nano,micro,tiny,3x192"
 #define EXPERIMENT_SIZES_QUICK "nano,micro"
-/* --full: the default ladder and mini at 4x the steps; about 4 1/2 hours on 2
- * cores by the per-run times of the default grid (not yet measured whole);
- * small, several hours more, is left to --full --sizes ...,small */
+/* --full: the default ladder and mini at 4x the steps; 3 h 48 min on 2 cores
+ * with the starts made (measured 2026-12-02, README); small, several hours
+ * more, is left to --full --sizes ...,small */
 #define EXPERIMENT_SIZES_FULL "nano,micro,tiny,3x192,mini"
 /* The default start of the --sizes models (see --init): chosen by the protocol
  * ablation on the XQuAD-R dev split (README, "The protocol ablation"): English
