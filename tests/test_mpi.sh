@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/test_mpi.sh: data-parallel runs of ./xlmr-mpi (make mpi) under mpirun
 # against one process (./xlmr): training and pretraining with 2 ranks give the
-# per-step losses and the final weights of one process (within 1e-5), eval and embed give the
+# per-step losses of one process (within 1e-5) and its final weights (within 1% of how far
+# training moved them), eval and embed give the
 # same figures and vectors, a run resumes across a change of the rank count,
 # and a rank killed mid-run stops the job and leaves its last checkpoint whole.
 # Skipped with a note when mpirun or ./xlmr-mpi is missing; REQUIRE_MPI=1 (CI)
@@ -50,9 +51,24 @@ loss_diff() {
         awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
              END { if (bad || n == 0) print 1e9; else printf "%g\n", m }'
 }
-same_model() { # NAME DIR1 DIR2
-    local d; d=$(maxdiff "$2/model.safetensors" "$3/model.safetensors")
-    within "$d" 1e-5 && pass "$1 (weights max diff $d)" || fail "$1 (weights max diff $d)"
+# NAME DIR1 DIR2 START: the two runs' weights agree to 1% of the largest move
+# training made from START (the initial model, or for pretraining, whose initial
+# model has no masked-LM head yet, the checkpoint of step 3). Not to a fixed 1e-5: the ranks sum the chunks'
+# gradients in another order than one process, and Adam divides each update by
+# the gradient's own size, so a weight whose gradient is near zero turns a
+# rounding difference into a visible one (1.3e-5 of a 4e-3 move with
+# -march=sapphirerapids, 2e-6 with znver4). A lost or doubled chunk moves
+# weights by about as much as training does.
+same_model() {
+    local a=$2/model.safetensors b=$3/model.safetensors s=$4/model.safetensors
+    local n; n=$(($(od -An -tu8 -N8 "$a") + 8))
+    if ! cmp -s <(head -c "$n" "$a") <(head -c "$n" "$b") || ! cmp -s <(head -c "$n" "$a") <(head -c "$n" "$s"); then
+        fail "$1 (the safetensors headers differ)"; return
+    fi
+    local d m; d=$(maxdiff "$a" "$b"); m=$(maxdiff "$a" "$s")
+    awk -v d="$d" -v m="$m" 'BEGIN { exit !(m > 0 && d <= 0.01 * m) }' &&
+        pass "$1 (weights max diff $d, training moved them up to $m)" ||
+        fail "$1 (weights max diff $d, over 1% of the largest move, $m)"
 }
 
 "$ROOT/xlmr" init --tokenizer "$SPM" --out "$TMP/m" --preset tiny --hidden 64 --heads 2 --ffn 128 --max-pos 130 \
@@ -69,7 +85,7 @@ check "train, 2 ranks" mpi 2 train "${ARGS[@]}" --out "$TMP/p2" --log "$TMP/p2.j
 d=$(loss_diff "$TMP/p1.jsonl" "$TMP/p2.jsonl")
 within "$d" 1e-5 && pass "per-step losses (max diff $d)" || fail "per-step losses (max diff $d)"
 [ "$(grep -c dev_map "$TMP/p2.jsonl")" = 3 ] && pass "dev evaluations logged once" || fail "dev evaluations in the log"
-same_model "final weights" "$TMP/p1/final" "$TMP/p2/final"
+same_model "final weights" "$TMP/p1/final" "$TMP/p2/final" "$TMP/m"
 [ -d "$TMP/p2/best" ] && pass "best model written" || fail "best model written"
 
 # ---- resume with another rank count: a run stopped after checkpoint-3 ----
@@ -80,11 +96,11 @@ ARGS_R=("${ARGS[@]}" --save-every 3 --keep 2)
 "$XLMR" train "${ARGS_R[@]}" --out "$TMP/r1" >/dev/null 2>&1
 stopped "$TMP/r1" "$TMP/r1to2"
 check "resume 1 -> 2 ranks" mpi 2 train "${ARGS_R[@]}" --out "$TMP/r1to2" --resume
-same_model "resumed 1 -> 2 = uninterrupted" "$TMP/r1/final" "$TMP/r1to2/final"
+same_model "resumed 1 -> 2 = uninterrupted" "$TMP/r1/final" "$TMP/r1to2/final" "$TMP/m"
 mpi 2 train "${ARGS_R[@]}" --out "$TMP/r2" >/dev/null 2>&1
 stopped "$TMP/r2" "$TMP/r2to1"
 check "resume 2 ranks -> 1 process" "$XLMR" train "${ARGS_R[@]}" --out "$TMP/r2to1" --resume
-same_model "resumed 2 -> 1 = uninterrupted" "$TMP/r1/final" "$TMP/r2to1/final"
+same_model "resumed 2 -> 1 = uninterrupted" "$TMP/r1/final" "$TMP/r2to1/final" "$TMP/m"
 
 # ---- pretrain: 2 ranks = 1 process, and resume across a change of the rank count ----
 # the per-step numbers of two logs (losses, lr, grad norms, held-out losses;
@@ -110,23 +126,23 @@ check "pretrain, 2 ranks" mpi 2 "${PARGS[@]}" --out "$TMP/q2" --log "$TMP/q2.jso
 d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q2.jsonl")
 [ "$(grep -c heldout_loss "$TMP/q2.jsonl")" = 2 ] && within "$d" 1e-5 &&
     pass "pretrain: per-step and held-out losses (max rel diff $d)" || fail "pretrain: the logs (max rel diff $d)"
-same_model "pretrain: final weights" "$TMP/q1/final" "$TMP/q2/final"
+same_model "pretrain: final weights" "$TMP/q1/final" "$TMP/q2/final" "$TMP/q1/checkpoint-3"
 # 4 ranks for 3 chunks: rank 3 touches no word row, the others all of them (the tied decoder)
 check "pretrain, 4 ranks (one without a chunk)" mpi 4 "${PARGS[@]}" --out "$TMP/q4" --log "$TMP/q4.jsonl"
 d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q4.jsonl")
 within "$d" 1e-5 && pass "pretrain, 4 ranks: the log (max rel diff $d)" || fail "pretrain, 4 ranks: the log (max rel diff $d)"
-same_model "pretrain, 4 ranks: final weights" "$TMP/q1/final" "$TMP/q4/final"
+same_model "pretrain, 4 ranks: final weights" "$TMP/q1/final" "$TMP/q4/final" "$TMP/q1/checkpoint-3"
 pstopped() { # SRC DST: DST = SRC (run and log) as a run killed after its checkpoint-3
     cp -r "$1" "$2" && cp "$1.jsonl" "$2.jsonl" && rm -rf "$2/checkpoint-6" "$2/final"
 }
 pstopped "$TMP/q1" "$TMP/q1to2"
 check "pretrain: resume 1 -> 2 ranks" mpi 2 "${PARGS[@]}" --out "$TMP/q1to2" --log "$TMP/q1to2.jsonl" --resume
-same_model "pretrain: resumed 1 -> 2 = uninterrupted" "$TMP/q1/final" "$TMP/q1to2/final"
+same_model "pretrain: resumed 1 -> 2 = uninterrupted" "$TMP/q1/final" "$TMP/q1to2/final" "$TMP/q1/checkpoint-3"
 d=$(rel_diff "$TMP/q1.jsonl" "$TMP/q1to2.jsonl")
 within "$d" 1e-5 && pass "pretrain: resumed 1 -> 2, the log (max rel diff $d)" || fail "pretrain: resumed log (max rel diff $d)"
 pstopped "$TMP/q2" "$TMP/q2to1"
 check "pretrain: resume 2 ranks -> 1 process" "$XLMR" "${PARGS[@]}" --out "$TMP/q2to1" --log "$TMP/q2to1.jsonl" --resume
-same_model "pretrain: resumed 2 -> 1 = uninterrupted" "$TMP/q1/final" "$TMP/q2to1/final"
+same_model "pretrain: resumed 2 -> 1 = uninterrupted" "$TMP/q1/final" "$TMP/q2to1/final" "$TMP/q1/checkpoint-3"
 
 # ---- a rank killed mid-run: the job stops, the last checkpoint is whole ----
 KARGS=(--model "$TMP/m" --train "$FIX/hard.tsv" --batch 4 --chunk 2 --max-len-query 24 --max-len-passage 48
