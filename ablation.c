@@ -131,16 +131,17 @@ static double log_seconds(const char *path) {
     return s;
 }
 
-static double start_seconds(const char *cache, const Start *st, const char *size, int qa_steps) {
+static double start_seconds(const char *cache, const Start *st, const char *size, int qa_steps, int bf16) {
     double s = 0;
     if (st->pretrain_steps) {
-        char *dir = pretrain_cache_dir(cache, size, st->pretrain_steps), *log = path_join(dir, "log.jsonl");
+        char *dir = pretrain_cache_dir(cache, size, st->pretrain_steps, bf16), *log = path_join(dir, "log.jsonl");
         s += log_seconds(log);
         free(log);
         free(dir);
     }
     if (st->qa) {
-        char *dir = experiment_qa_start_dir(cache, size, st->pretrain_steps, qa_steps), *log = path_join(dir, "log.jsonl");
+        char *dir = experiment_qa_start_dir(cache, size, st->pretrain_steps, qa_steps, bf16);
+        char *log = path_join(dir, "log.jsonl");
         s += log_seconds(log);
         free(log);
         free(dir);
@@ -159,12 +160,12 @@ typedef struct {
     double finetune_s, start_s;
 } ArmSize;
 
-static void arm_size_figures(const Arm *a, const char *size, const char *cache, int qa_steps, ArmSize *f) {
+static void arm_size_figures(const Arm *a, const char *size, const char *cache, int qa_steps, int bf16, ArmSize *f) {
     for (int k = 0; k < N_STRAT; k++)
         for (int j = 0; j < RUN_N_METRICS; j++) f->m[k][j] = NAN;
     for (int j = 0; j < RUN_N_METRICS; j++) f->zero[j] = NAN;
     f->finetune_s = 0;
-    f->start_s = start_seconds(cache, a->start, size, qa_steps);
+    f->start_s = start_seconds(cache, a->start, size, qa_steps, bf16);
     Report rep;
     report_init(&rep);
     char *runs = path_join(a->dir, "runs");
@@ -270,7 +271,7 @@ static int write_summary(const AblationOptions *o, const Arm *arms, int n_arms, 
         for (int i = 0; i < n_arms; i++) {
             const Arm *a = &arms[i];
             ArmSize f;
-            arm_size_figures(a, sizes[si], cache, qa_steps, &f);
+            arm_size_figures(a, sizes[si], cache, qa_steps, o->grid.bf16, &f);
             double l = arm_lift(&f, floor), gap = hybrid_gap(&f, RM_CROSS_MAP);
             lift[i] += l / n_sizes;
             mins[i] += (f.finetune_s + f.start_s) / 60;

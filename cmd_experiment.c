@@ -98,6 +98,9 @@ int cmd_experiment(int argc, char **argv) {
         {"eval-dev", OPT_FLAG, &o.eval_dev, NULL, "measure the final models on the XQuAD-R dev split only (no model "
                                                   "selection, no test split, no MLQA-R)"},
         {"compare", OPT_STR, &o.compare_dir, "DIR", "another experiment's output folder: its grid beside this one in the report"},
+        {"bf16", OPT_FLAG, &o.bf16, NULL, "BF16 matrix products (fp32 weights and accumulation) in all training, the "
+                                          "starts' included, and evaluation: faster where the CPU has BF16 "
+                                          "instructions (README, Results), results ~1e-2 off fp32; its own grid and starts"},
         {"ablation", OPT_FLAG, &ablation, NULL, "the protocol ablation instead of one grid: every start x data x length "
                                                 "arm a grid of mono/cross/hybrid x seeds (default 2) at sizes "
                                                 ABLATION_SIZES " (--quick " ABLATION_SIZES_QUICK "), measured on the "

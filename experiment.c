@@ -107,6 +107,7 @@ typedef struct {
     int init_pretrained, pretrain_steps; /* --init pretrained: sizes pretrained first */
     int start_qa, qa_steps;          /* --init ...+qa: then trained on English QA */
     int eval_dev;                    /* final models on the XQuAD-R dev split only (the ablation) */
+    int bf16;                        /* BF16 matrix products in all training and evaluation (--bf16) */
     const char *out, *data, *tokenizer;
     const char *cache;               /* where pretrained and QA starts are kept */
     char *squad_file;                /* SQuAD v1.1 train pairs (CACHE/data/), when a start or --add-squad uses them */
@@ -266,8 +267,10 @@ static char *base_model(const Grid *g, const GridSize *s, int seed) {
     if (s->model_dir) return xstrdup(s->model_dir);
     if (g->init_pretrained) { /* one pretrained model per size, whatever the seed */
         char *dir = NULL;
-        return pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir) ? NULL
-                                                                                                                : dir;
+        return pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, g->bf16,
+                                    &dir)
+                   ? NULL
+                   : dir;
     }
     StrBuf sb = {0};
     sb_printf(&sb, "%s/init/%s-s%d", g->out, s->name, seed);
@@ -308,12 +311,13 @@ static char *base_model(const Grid *g, const GridSize *s, int seed) {
 /* A "+qa" start: the base model trained by English QA, mono batches of the
  * SQuAD v1.1 train pairs (the first research probe's English-QA stage), with
  * fixed settings (batch 32, lr 5e-4, warmup 10%, query/passage 32/64 tokens)
- * so that one cached model serves every grid: CACHE/starts/SIZE-BASE-qaN/. */
+ * so that one cached model serves every grid: CACHE/starts/SIZE-BASE-qaN[-bf16]/. */
 #define QA_BATCH 32
-char *experiment_qa_start_dir(const char *cache, const char *size, int pretrain_steps, int qa_steps) {
+char *experiment_qa_start_dir(const char *cache, const char *size, int pretrain_steps, int qa_steps, int bf16) {
     StrBuf sb = {0};
     if (pretrain_steps) sb_printf(&sb, "%s/starts/%s-mlm%d-qa%d", cache, size, pretrain_steps, qa_steps);
     else sb_printf(&sb, "%s/starts/%s-random-qa%d", cache, size, qa_steps);
+    if (bf16) sb_puts(&sb, "-bf16");
     return sb.data;
 }
 
@@ -324,7 +328,7 @@ static char *qa_start_model(Grid *g, const GridSize *s) {
         return NULL;
     }
     StrBuf dir = {0};
-    char *d = experiment_qa_start_dir(g->cache, s->name, g->init_pretrained ? g->pretrain_steps : 0, g->qa_steps);
+    char *d = experiment_qa_start_dir(g->cache, s->name, g->init_pretrained ? g->pretrain_steps : 0, g->qa_steps, g->bf16);
     sb_puts(&dir, d);
     free(d);
     char *fin = path_join(dir.data, "final"), *fin_cfg = path_join(fin, "config.json"),
@@ -347,6 +351,7 @@ static char *qa_start_model(Grid *g, const GridSize *s) {
         o.save_every = g->qa_steps >= 200 ? g->qa_steps / 4 : 0;
         o.keep = 1;
         o.resume = 1;
+        o.use_bf16 = g->bf16;
         o.log_file = log;
         TrainReport tr = {0};
         fprintf(stderr, "experiment: %s start: English QA, %d steps of batch %d from %s\n", s->name, g->qa_steps,
@@ -424,6 +429,7 @@ static void run_train_options(const Grid *g, const PlannedRun *run, const char *
     o->keep = 1;
     o->resume = 1;
     o->seed = (unsigned long long)run->seed + 1;
+    o->use_bf16 = g->bf16;
     o->quiet = 1;
     o->on_step = on_step;
     o->user = pr;
@@ -435,6 +441,7 @@ static int run_eval_sets(const Grid *g, const char *dir, const Progress *pr, Eva
     Xlmr m;
     Tokenizer *tok = NULL;
     if (xlmr_load(&m, dir)) return -1;
+    m.use_bf16 = g->bf16;
     *cfg = m.cfg;
     *n_params = m.n_params;
     int rc = tokenizer_load(&tok, dir);
@@ -566,6 +573,7 @@ static void grid_key(Grid *g, const char *langs) {
     if (g->init_pretrained) n += (size_t)snprintf(g->key + n, sizeof g->key - n, " init=pretrained:%d", g->pretrain_steps);
     if (g->start_qa && n < sizeof g->key) n += (size_t)snprintf(g->key + n, sizeof g->key - n, " qa=%d", g->qa_steps);
     if (g->eval_dev && n < sizeof g->key) n += (size_t)snprintf(g->key + n, sizeof g->key - n, " eval=dev");
+    if (g->bf16 && n < sizeof g->key) n += (size_t)snprintf(g->key + n, sizeof g->key - n, " bf16");
     if (g->dev_file && n < sizeof g->key) snprintf(g->key + n, sizeof g->key - n, " select=trained");
 }
 
@@ -639,9 +647,11 @@ static void make_preamble(const Grid *g, const char *pairs, const EvalSets *ev, 
                     ? "; XLM-R architecture with the project tokenizer, each size given its start first (below).\n"
                     : "; XLM-R architecture from random initialisation with the project tokenizer.\n");
     sb_printf(sb, "- **Training**: %s. %d steps of batch %d, AdamW lr %g (warmup %g, linear decay), InfoNCE "
-                  "τ 0.05, query/passage max %d/%d tokens, hybrid α 0.5. Same data, steps, batch and seeds "
+                  "τ 0.05, query/passage max %d/%d tokens, hybrid α 0.5, %s. Same data, steps, batch and seeds "
                   "for every strategy; for a given size and seed every strategy starts from the same weights.\n",
-              pairs, g->steps, g->batch, g->lr, g->warmup, g->mlq, g->mlp);
+              pairs, g->steps, g->batch, g->lr, g->warmup, g->mlq, g->mlp,
+              g->bf16 ? "BF16 matrix products (`--bf16`, fp32 weights and accumulation; the starts and evaluation too)"
+                      : "fp32");
     sb_printf(sb, "- **Model selection**: %s.\n",
               g->dev_file ? "the checkpoint with the best dev mAP (evaluated every third of the steps and at the end; "
                             "the start's is logged, never chosen: each strategy's model is one it trained)"
@@ -702,6 +712,7 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
     /* the ablation measures on dev: the final model, no selection on (part of) the same split */
     g->eval_dev = o->eval_dev;
     if (g->eval_dev) g->select_on_dev = 0;
+    g->bf16 = o->bf16;
     if (g->eval_dev && g->pretrained) return xerr("experiment: --eval-dev is for --sizes, not --model-dirs");
     g->out = o->out_dir;
     g->cache = o->cache_dir ? o->cache_dir : o->out_dir;
@@ -1047,11 +1058,11 @@ static int pretrain_sizes(Grid *g, StrBuf *sb) {
     for (int i = 0; i < g->n_sizes; i++) {
         GridSize *s = &g->sizes[i];
         char *dir = NULL, *data = NULL;
-        if (pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, &dir))
+        if (pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, g->bf16, &dir))
             return -1;
         free(dir);
         StrBuf log = {0};
-        char *cache = pretrain_cache_dir(g->cache, s->name, g->pretrain_steps);
+        char *cache = pretrain_cache_dir(g->cache, s->name, g->pretrain_steps, g->bf16);
         sb_printf(&log, "%s/log.jsonl", cache);
         free(cache);
         size_t len;

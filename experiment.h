@@ -69,7 +69,7 @@ typedef struct {
     int quick, full;         /* the reduced grid of the tests; the larger one */
     int keep_models;         /* keep each run's checkpoints under OUT/work/ */
     const char *init;        /* the --sizes models' start: "pretrained" (each size first pretrained once,
-                                pretrain.h: pretrain_start_model, CACHE/pretrained/SIZE-Nsteps/) or "random",
+                                pretrain.h: pretrain_start_model, CACHE/pretrained/SIZE-Nsteps[-bf16]/) or "random",
                                 either followed by "+qa" (then trained on English QA, below);
                                 NULL: pretrained, but random for --quick and --model-dirs */
     int pretrain_steps;      /* < 0: EXPERIMENT_PRETRAIN_STEPS */
@@ -80,12 +80,15 @@ typedef struct {
     int eval_dev;            /* evaluate the final models on the XQuAD-R dev split alone (no model
                                 selection, no test split, no MLQA-R): the ablation's measurements */
     const char *compare_dir; /* another experiment's OUT: its grid shown beside this one in the report */
+    int bf16;                /* BF16 matrix products (fp32 weights and accumulation) in every training, the
+                                starts' included, and evaluation: a grid of its own (key, start caches) */
 } ExperimentOptions;
 
 void experiment_options_default(ExperimentOptions *o);
-/* CACHE/starts/SIZE-mlmN-qaQ (pretrain_steps N > 0) or SIZE-random-qaQ: where a
- * "+qa" start is trained (final/ its model, log.jsonl its steps). malloc'd. */
-char *experiment_qa_start_dir(const char *cache, const char *size, int pretrain_steps, int qa_steps);
+/* CACHE/starts/SIZE-mlmN-qaQ (pretrain_steps N > 0) or SIZE-random-qaQ, with
+ * "-bf16" for a start trained with BF16 products: where a "+qa" start is
+ * trained (final/ its model, log.jsonl its steps). malloc'd. */
+char *experiment_qa_start_dir(const char *cache, const char *size, int pretrain_steps, int qa_steps, int bf16);
 /* Runs the grid's unfinished runs, writing each run's record and rebuilding
  * OUT/results.json, report.md and the charts after each. 0, or -1 + xerr. */
 int experiment_run(const ExperimentOptions *o);

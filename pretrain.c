@@ -884,18 +884,18 @@ static int ensure_corpus(const char *out, const char *data_dir, char **dir) {
     return rc;
 }
 
-/* One folder per size and budget: a cached model is reused only for the budget
- * it was pretrained with. */
-char *pretrain_cache_dir(const char *out, const char *name, int steps) {
+/* One folder per size, budget and precision: a cached model is reused only for
+ * the budget it was pretrained with, in fp32 or BF16 products as it was made. */
+char *pretrain_cache_dir(const char *out, const char *name, int steps, int bf16) {
     StrBuf sb = {0};
-    sb_printf(&sb, "%s/pretrained/%s-%dsteps", out, name, steps);
+    sb_printf(&sb, "%s/pretrained/%s-%dsteps%s", out, name, steps, bf16 ? "-bf16" : "");
     return sb.data;
 }
 
 int pretrain_start_model(const char *out, const char *data_dir, const char *spm, const XlmrConfig *cfg,
-                         const char *name, int steps, char **final_dir) {
+                         const char *name, int steps, int bf16, char **final_dir) {
     StrBuf base = {0};
-    char *cache = pretrain_cache_dir(out, name, steps);
+    char *cache = pretrain_cache_dir(out, name, steps, bf16);
     sb_puts(&base, cache);
     free(cache);
     char *fin = path_join(base.data, "final"), *fin_cfg = path_join(fin, "config.json");
@@ -939,6 +939,7 @@ int pretrain_start_model(const char *out, const char *data_dir, const char *spm,
         o.steps = steps;
         o.save_every = steps >= 40 ? steps / 4 : 0;
         o.resume = 1;
+        o.use_bf16 = bf16;
         o.log_file = log;
         PretrainReport r;
         if (rc == 0 && n_text == 0) rc = xerr("%s: no text files", corpus);

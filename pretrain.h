@@ -103,11 +103,12 @@ void pretrain_report_free(PretrainReport *r);
  * corpus.h (built from data_dir into OUT/corpus/ when missing) for `steps`
  * steps of batch 32 x 128 tokens, TLM on its parallel file, in OUT/pretrained/NAME/
  * (start/ the random init, checkpoints, log.jsonl, final/). A folder whose
- * final/ exists is reused; an interrupted one resumes. *final_dir: NAME/final. */
-/* OUT/pretrained/SIZE-Nsteps: where pretrain_start_model keeps a size pretrained for a budget. */
-char *pretrain_cache_dir(const char *out, const char *name, int steps); /* malloc'd */
+ * final/ exists is reused; an interrupted one resumes. bf16: BF16 matrix
+ * products (--bf16), in a folder of its own. *final_dir: NAME/final. */
+/* OUT/pretrained/SIZE-Nsteps[-bf16]: where pretrain_start_model keeps a size pretrained for a budget. */
+char *pretrain_cache_dir(const char *out, const char *name, int steps, int bf16); /* malloc'd */
 int pretrain_start_model(const char *out, const char *data_dir, const char *spm, const XlmrConfig *cfg,
-                         const char *name, int steps, char **final_dir);
+                         const char *name, int steps, int bf16, char **final_dir);
 
 /* ---- pieces, for tests ---- */
 

@@ -119,6 +119,20 @@ check "model-dirs: two runs" test "$(ls "$TMP"/pre/runs/pre-*.json 2>/dev/null |
 check "model-dirs: all of XQuAD-R" grep -q '"xquad-r": {"split": "all", "questions": 3570' "$TMP/pre/runs/pre-mono-s0.json"
 check "model-dirs: report" grep -q '^| pre |' "$TMP/pre/report.md"
 
+# --bf16: BF16 products in the start's training, fine-tuning and evaluation:
+# a grid of its own (key, start folder), figures near but not equal to fp32's.
+BF=(experiment --quick --sizes nano --sampling mono --data "$DATA" --out "$TMP/bf")
+check "bf16 grid (English-QA start)" "$XLMR" "${BF[@]}" --bf16 --init random+qa --qa-steps 2
+check "bf16: its own start folder" test -f "$TMP/bf/starts/nano-random-qa2-bf16/final/config.json"
+check "bf16: in the grid key" grep -q '"grid_key": "[^"]* bf16' "$TMP/bf/runs/nano-mono-s0.json"
+check "bf16: in the report" grep -q 'BF16 matrix products' "$TMP/bf/report.md"
+expect_error "bf16 and fp32 runs never mix" 'made with other settings' "$XLMR" "${BF[@]}" --init random+qa --qa-steps 2
+map_of() { grep -o '"xquad-r": {[^}]*"mono": {"map": [0-9.e-]*' "$1" | grep -o '[0-9.e-]*$'; }
+check "bf16 grid from random init" "$XLMR" "${BF[@]}" --bf16 --out "$TMP/bf2"
+a=$(map_of "$OUT/runs/nano-mono-s0.json"); b=$(map_of "$TMP/bf2/runs/nano-mono-s0.json")
+[ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d < 0.05 && d > -0.05) }' &&
+    pass "bf16: XQuAD-R mono mAP near fp32's, not equal ($b against $a)" || fail "bf16 against fp32 mono mAP: '$b' '$a'"
+
 # Errors: one line, exit status 1.
 expect_error "other settings in the same --out" 'made with other settings' \
     "$XLMR" experiment --quick --steps 7 --data "$DATA" --out "$OUT"
