@@ -267,10 +267,9 @@ static char *base_model(const Grid *g, const GridSize *s, int seed) {
     if (s->model_dir) return xstrdup(s->model_dir);
     if (g->init_pretrained) { /* one pretrained model per size, whatever the seed */
         char *dir = NULL;
-        return pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, g->bf16,
-                                    &dir)
-                   ? NULL
-                   : dir;
+        if (pretrain_start_model(g->cache, g->data, g->tokenizer, &s->shape, s->name, g->pretrain_steps, g->bf16, &dir))
+            return NULL;
+        return dir;
     }
     StrBuf sb = {0};
     sb_printf(&sb, "%s/init/%s-s%d", g->out, s->name, seed);
@@ -712,8 +711,8 @@ static int grid_settings(Grid *g, const ExperimentOptions *o) {
     /* the ablation measures on dev: the final model, no selection on (part of) the same split */
     g->eval_dev = o->eval_dev;
     if (g->eval_dev) g->select_on_dev = 0;
-    g->bf16 = o->bf16;
     if (g->eval_dev && g->pretrained) return xerr("experiment: --eval-dev is for --sizes, not --model-dirs");
+    g->bf16 = o->bf16;
     g->out = o->out_dir;
     g->cache = o->cache_dir ? o->cache_dir : o->out_dir;
     g->data = o->data_dir;

@@ -53,8 +53,8 @@ loss_diff() {
 }
 # NAME DIR1 DIR2 START: the two runs' weights agree to 1% of the largest move
 # training made from START (the initial model, or for pretraining, whose initial
-# model has no masked-LM head yet, the checkpoint of step 3). Not to a fixed 1e-5: the ranks sum the chunks'
-# gradients in another order than one process, and Adam divides each update by
+# model has no masked-LM head yet, the checkpoint of step 3). Not to a fixed
+# 1e-5: the ranks sum the chunks' gradients in another order than one process, and Adam divides each update by
 # the gradient's own size, so a weight whose gradient is near zero turns a
 # rounding difference into a visible one (1.3e-5 of a 4e-3 move with
 # -march=sapphirerapids, 2e-6 with znver4). A lost or doubled chunk moves
