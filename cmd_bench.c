@@ -24,9 +24,9 @@
 #endif
 
 typedef struct {
-    int layers, hidden, heads, ffn, vocab, batch, seq, steps, threads, bf16, no_amx;
+    int layers, hidden, heads, ffn, vocab, batch, seq, steps, threads, bf16;
     int chunk, seq_query, seq_passage, dense; /* memory */
-    const char *size, *model;
+    const char *size, *model, *bf16_engine;
 } BenchOpts;
 
 static void set_threads(int n) {
@@ -572,7 +572,8 @@ int cmd_bench(int argc, char **argv) {
         {"steps", OPT_INT, &o.steps, "N", "timed runs after one warm-up; the best is reported (default 3)"},
         {"threads", OPT_INT, &o.threads, "N", "OpenMP threads (default: all)"},
         {"bf16", OPT_FLAG, &o.bf16, NULL, "BF16 GEMMs (gemm: timed next to fp32)"},
-        {"no-amx", OPT_FLAG, &o.no_amx, NULL, "BF16 without AMX tiles (AVX512-BF16 or emulation)"},
+        {"bf16-engine", OPT_STR, &o.bf16_engine, "NAME",
+         "BF16 products on amx, avx512-bf16 or emulated (default auto: the best this CPU runs)"},
         {"model", OPT_STR, &o.model, "PATH", "tokenize: SentencePiece .model file or model folder"},
         {"chunk", OPT_INT, &o.chunk, "C", "memory: sequences per forward/backward chunk (default 16)"},
         {"seq-query", OPT_INT, &o.seq_query, "T", "memory: tokens per query (default 64)"},
@@ -606,7 +607,9 @@ int cmd_bench(int argc, char **argv) {
         die("bench: sizes must be positive");
     if (apply_size(&o, kind) != 0) die_xerr();
     set_threads(o.threads);
-    if (o.no_amx) tensor_set_amx(0);
+    if (o.bf16_engine && tensor_set_bf16_engine(o.bf16_engine) != 0)
+        die("bench: --bf16-engine %s: not an engine this build and CPU run (amx, avx512-bf16, emulated, auto)",
+            o.bf16_engine);
     int rc;
     if (!strcmp(kind, "gemm")) rc = bench_gemm(&o);
     else if (!strcmp(kind, "forward")) rc = bench_forward(&o);

@@ -25,10 +25,15 @@
  *   AVX-512F       12 x 32 (24 zmm accumulators)
  *   AVX2 + FMA      6 x 16 (12 ymm accumulators)
  *   portable C      4 x 16 (XLMR_SCALAR_ONLY, or any other CPU)
- * BF16: AMX tiles (32 x 32 blocks of tdpbf16ps) where the CPU and kernel allow,
- * else AVX512-BF16 (12 x 32 with vdpbf16ps over k pairs); elsewhere inputs are
- * rounded to bf16 and the fp32 path runs on them (exact: a product of two bf16
- * values is exact in fp32, so fma(a,b,c) rounds like vdpbf16ps's each step). */
+ * BF16 engines, chosen at run time (tensor_set_bf16_engine can force one):
+ *   amx           32 x 32 blocks of tdpbf16ps, where the build targets AMX and
+ *                 Linux grants the tile state
+ *   avx512-bf16   12 x 32 with vdpbf16ps over k pairs, on every x86-64 build,
+ *                 where CPUID reports AVX512-BF16
+ *   emulated      inputs rounded to bf16, then the fp32 kernels (a product of
+ *                 two bf16 values is exact in fp32: only the order of the
+ *                 sums differs from the hardware's)
+ * All three take the same bf16 inputs and accumulate in fp32. */
 /* AMX-BF16 as gcc and clang spell it; syscall() (to ask Linux for the tile
  * state) is outside POSIX. */
 #if !defined(XLMR_SCALAR_ONLY) && defined(__linux__) && \
@@ -48,7 +53,24 @@
 #include <omp.h>
 #endif
 
-#if !defined(XLMR_SCALAR_ONLY) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
+/* The BF16 kernels are compiled on every x86-64 build whose compiler knows
+ * AVX512-BF16 (gcc >= 10, clang >= 9), each function for that instruction set
+ * alone (BF16_FN), and run only where CPUID says the CPU has it: one binary
+ * uses vdpbf16ps where it can and the exact emulation elsewhere. */
+#if !defined(XLMR_SCALAR_ONLY) && defined(__x86_64__) && defined(__GNUC__) && \
+    (defined(__clang__) ? __clang_major__ >= 9 : __GNUC__ >= 10)
+#define BF16_KERNELS 1
+#define BF16_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#include <cpuid.h>
+#if defined(XLMR_HAVE_AMX)
+#define GEMM_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
+
+#if !defined(XLMR_SCALAR_ONLY) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)) || \
+                                   defined(BF16_KERNELS))
 #include <immintrin.h>
 #endif
 
@@ -66,14 +88,6 @@
 #define NR 16
 #endif
 
-#if !defined(XLMR_SCALAR_ONLY) && defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512BW__)
-#define GEMM_BF16 1
-#if defined(XLMR_HAVE_AMX)
-#define GEMM_AMX 1
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-#endif
 
 /* Cache blocking (measured on the 2-core Xeon with AMX of BENCHMARKS.md: 48 KB
  * L1d, 2 MB L2 per core; KC 512 beat 384 by 4-8% at K = 3072, NC 1024 lost 10%).
@@ -117,6 +131,15 @@ void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const f
 
 /* ------------------------------------------------------------------------- */
 /* Helpers                                                                   */
+
+/* Micro-kernels stay out of line: inlined into the blocking loops, gcc runs out
+ * of vector registers and spills the B sliver to the stack (measured: half the
+ * FMA rate on Zen 4, where every spilled operand is a load). */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static int round_up(int a, int b) { return ceil_div(a, b) * b; }
@@ -209,15 +232,21 @@ static void pack_b(float *Bp, int transB, const float *B, int ldb, int j0, int n
 }
 
 /* ------------------------------------------------------------------------- */
-/* Micro-kernels: C[m x n] = alpha * (Ap · Bp) + beta * C, m <= MR, n <= NR.
- * beta == 0 never reads C.                                                 */
+/* AVX-512 helpers, shared by the fp32 kernels of AVX-512 builds and by the
+ * BF16 kernels of every x86-64 build (AVX512_FN: their instruction set where
+ * the build's own flags lack it).                                          */
 
+#if defined(GEMM_AVX512) || defined(BF16_KERNELS)
 #if defined(GEMM_AVX512)
+#define AVX512_FN
+#else
+#define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#endif
 
 #define ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
 /* Stores one row pair of accumulators with lane masks for partial tiles. */
-static inline void store_row16(float *c, __m512 acc, __mmask16 mask, __m512 valpha, float beta) {
+static inline AVX512_FN void store_row16(float *c, __m512 acc, __mmask16 mask, __m512 valpha, float beta) {
     __m512 v = _mm512_mul_ps(acc, valpha);
     if (beta != 0.0f) {
         __m512 old = _mm512_maskz_loadu_ps(mask, c);
@@ -237,10 +266,10 @@ static inline void store_row16(float *c, __m512 acc, __mmask16 mask, __m512 valp
     }
 
 /* The lane mask of a 16-column half tile holding n (<= 0 .. >= 16) columns. */
-static inline __mmask16 tile_mask(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+static inline AVX512_FN __mmask16 tile_mask(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
 /* Transposes a 16 x 16 block of 32-bit elements held in r[0..15] (row i -> column i). */
-static inline void transpose16x16(__m512i r[16]) {
+static inline AVX512_FN void transpose16x16(__m512i r[16]) {
     __m512i t[16];
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
@@ -263,7 +292,15 @@ static inline void transpose16x16(__m512i r[16]) {
     }
 }
 
-static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Micro-kernels: C[m x n] = alpha * (Ap · Bp) + beta * C, m <= MR, n <= NR.
+ * beta == 0 never reads C.                                                 */
+
+#if defined(GEMM_AVX512)
+
+static NOINLINE void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
                    float alpha, float beta, int m, int n) {
     ROWS12(TILE_DECL)
     for (int k = 0; k < kc; k++) {
@@ -288,7 +325,7 @@ static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, f
 
 #define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
+static NOINLINE void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
                    float alpha, float beta, int m, int n) {
 #define DECL(r) __m256 c##r##_0 = _mm256_setzero_ps(), c##r##_1 = _mm256_setzero_ps();
     ROWS6(DECL)
@@ -329,7 +366,7 @@ static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, f
 
 #else /* portable C */
 
-static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
+static NOINLINE void kernel(int kc, const float *restrict Ap, const float *restrict Bp, float *C, int ldc,
                    float alpha, float beta, int m, int n) {
     float acc[MR][NR];
     memset(acc, 0, sizeof(acc));
@@ -364,7 +401,7 @@ static void kernel(int kc, const float *restrict Ap, const float *restrict Bp, f
 
 /* C[m x n] = alpha * op(A)[rows i0..] · Bs + beta * C. Rows past m reuse row
  * m - 1 (in bounds, never stored). B row k at Bs + k * bk. */
-static void kernel_direct(int K, const float *A, size_t ai, size_t ak, int m, const float *restrict Bs, size_t bk,
+static NOINLINE void kernel_direct(int K, const float *A, size_t ai, size_t ak, int m, const float *restrict Bs, size_t bk,
                           __mmask16 m0, __mmask16 m1, float *C, int ldc, float alpha, float beta) {
 #define PTR(r) const float *a##r = A + (size_t)(r < m ? r : m - 1) * ai;
     ROWS12(PTR)
@@ -537,65 +574,140 @@ static inline uint16_t bf16_bits(float x) {
     return (uint16_t)(u >> 16);
 }
 
-#if defined(GEMM_BF16)
+/* The engines sgemm_bf16 runs on, in the order tensor_set_bf16_engine names them. */
+typedef enum { ENGINE_AUTO, ENGINE_AMX, ENGINE_AVX512_BF16, ENGINE_EMULATED, ENGINE_COUNT } Bf16Engine;
+static const char *const engine_names[ENGINE_COUNT] = {"auto", "amx", "avx512-bf16", "emulated"};
 
-int tensor_has_bf16(void) { return 1; }
+#if defined(BF16_KERNELS)
+
+/* The vdpbf16ps tile: 12 rows x 32 columns, as the fp32 AVX-512 kernel's. */
+#define BMR 12
+#define BNR 32
+
+/* CPUID leaf 7: AVX-512 F, DQ, BW and VL (subleaf 0, EBX), AVX512_BF16
+ * (subleaf 1, EAX bit 5); and the OS must save the zmm and mask registers on
+ * a context switch (XCR0 bits 1, 2 and 5-7), or the instructions fault. */
+static int cpu_has_avx512_bf16(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & 1u << 27)) return 0; /* OSXSAVE: xgetbv works */
+    unsigned xcr0, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0_hi) : "c"(0));
+    (void)xcr0_hi;
+    if ((xcr0 & 0xe6u) != 0xe6u) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    unsigned need = 1u << 16 | 1u << 17 | 1u << 30 | 1u << 31;
+    if ((b & need) != need || a < 1) return 0; /* a: the highest subleaf */
+    __get_cpuid_count(7, 1, &a, &b, &c, &d);
+    return (a >> 5) & 1u;
+}
 
 /* Packed bf16 operands hold k in pairs (vdpbf16ps sums two products per lane):
- * Ap: per MR sliver, per k pair p, per row r: one uint32 = (A[r][2p], A[r][2p+1]).
- * Bp: per NR sliver, per k pair p, per col c: one uint32 = (B[2p][c], B[2p+1][c]).
- * An odd K is padded with a zero k. */
+ * Ap: per BMR sliver, per k pair p, per row r: one uint32 = (A[r][2p], A[r][2p+1]).
+ * Bp: per BNR sliver, per k pair p, per col c: one uint32 = (B[2p][c], B[2p+1][c]).
+ * Zero-padded to kp pairs (AMX wants kp a multiple of 16). Vector conversions
+ * (vcvtne2ps2bf16) round to nearest even like bf16_bits and, like every BF16
+ * instruction, read denormal inputs as zero. */
 static inline float a_at(int transA, const float *A, int lda, int i, int k) {
     return transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
 }
-static void pack_a_bf16(uint32_t *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc) {
+
+/* 32 floats at lo (16) and hi (16) as 32 bf16 in one register, lo's first. */
+static inline BF16_FN __m512i bf16x32(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+
+/* [x0..x15 | y0..y15] (bf16) -> 16 pairs (x_j, y_j). */
+static inline BF16_FN __m512i pair_up(__m512i v) {
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(ilv, v);
+}
+
+static BF16_FN void pack_a_bf16(uint32_t *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc) {
     int kp = (kc + 1) / 2;
-    for (int ir = 0; ir < mc; ir += MR) {
-        int m = mc - ir < MR ? mc - ir : MR;
+    for (int ir = 0; ir < mc; ir += BMR) {
+        int m = mc - ir < BMR ? mc - ir : BMR;
         uint32_t *dst = Ap + (size_t)ir * kp;
-        for (int r = 0; r < MR; r++)
-            for (int p = 0; p < kp; p++) {
+        int p = 0;
+        if (!transA) { /* a row's 32 k are 16 pairs: 12 rows x 16 pairs, transposed */
+            for (; 2 * p + 32 <= kc; p += 16) {
+                __m512i v[16];
+                for (int r = 0; r < 16; r++) {
+                    const float *src = A + (size_t)(i0 + ir + r) * lda + p0 + 2 * p;
+                    v[r] = r < m ? bf16x32(_mm512_loadu_ps(src), _mm512_loadu_ps(src + 16)) : _mm512_setzero_si512();
+                }
+                transpose16x16(v);
+                for (int i = 0; i < 16; i++) _mm512_mask_storeu_epi32(dst + (size_t)(p + i) * BMR, 0x0FFF, v[i]);
+            }
+        } else { /* rows 2p and 2p+1 of A (K,M) hold the sliver's k pair p */
+            __mmask16 mm = tile_mask(m);
+            for (; 2 * p + 2 <= kc; p++) {
+                const float *r0 = A + (size_t)(p0 + 2 * p) * lda + i0 + ir;
+                __m512i v = bf16x32(_mm512_maskz_loadu_ps(mm, r0), _mm512_maskz_loadu_ps(mm, r0 + lda));
+                _mm512_mask_storeu_epi32(dst + (size_t)p * BMR, 0x0FFF, pair_up(v));
+            }
+        }
+        for (; p < kp; p++)
+            for (int r = 0; r < BMR; r++) {
                 uint32_t lo = 0, hi = 0;
                 if (r < m) {
                     lo = bf16_bits(a_at(transA, A, lda, i0 + ir + r, p0 + 2 * p));
                     if (2 * p + 1 < kc) hi = bf16_bits(a_at(transA, A, lda, i0 + ir + r, p0 + 2 * p + 1));
                 }
-                dst[(size_t)p * MR + r] = lo | hi << 16;
+                dst[(size_t)p * BMR + r] = lo | hi << 16;
             }
     }
 }
-static void pack_b_bf16(uint32_t *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
-    int kp = (kc + 1) / 2;
-    for (int jr = 0; jr < nc; jr += NR) {
-        int n = nc - jr < NR ? nc - jr : NR;
+
+/* Bp with kp = kcp / 2 pairs (kcp even, >= kc); both engines use this layout. */
+static BF16_FN void pack_b_bf16(uint32_t *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc,
+                                int kcp) {
+    int kp = kcp / 2;
+    for (int jr = 0; jr < nc; jr += BNR) {
+        int n = nc - jr < BNR ? nc - jr : BNR;
         uint32_t *dst = Bp + (size_t)jr * kp;
-        if (!transB) {
+        if (!transB) { /* rows 2p and 2p+1 of B (K,N): 32 columns, paired */
+            __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
             for (int p = 0; p < kp; p++) {
-                const float *r0 = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr;
-                const float *r1 = 2 * p + 1 < kc ? r0 + ldb : NULL;
-                uint32_t *d = dst + (size_t)p * NR;
-                int c = 0;
-                for (; c < n; c++) d[c] = bf16_bits(r0[c]) | (r1 ? (uint32_t)bf16_bits(r1[c]) << 16 : 0u);
-                for (; c < NR; c++) d[c] = 0;
-            }
-        } else {
-            for (int c = 0; c < NR; c++) {
-                const float *src = B + (size_t)(j0 + jr + c) * ldb + p0;
-                for (int p = 0; p < kp; p++) {
-                    uint32_t v = 0;
-                    if (c < n) {
-                        v = bf16_bits(src[2 * p]);
-                        if (2 * p + 1 < kc) v |= (uint32_t)bf16_bits(src[2 * p + 1]) << 16;
-                    }
-                    dst[(size_t)p * NR + c] = v;
+                uint32_t *d = dst + (size_t)p * BNR;
+                const float *r0 = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr, *r1 = r0 + ldb;
+                int has0 = 2 * p < kc, has1 = 2 * p + 1 < kc;
+                for (int c = 0; c < BNR; c += 16) {
+                    __mmask16 mk = c ? m1 : m0;
+                    __m512 x = has0 ? _mm512_maskz_loadu_ps(mk, r0 + c) : _mm512_setzero_ps();
+                    __m512 y = has1 ? _mm512_maskz_loadu_ps(mk, r1 + c) : _mm512_setzero_ps();
+                    _mm512_storeu_si512((void *)(d + c), pair_up(bf16x32(x, y)));
                 }
             }
+            continue;
+        }
+        /* B (N,K): column c's k are contiguous, 32 of them are 16 pairs; 16
+         * columns of pairs are transposed into 16 rows of the sliver */
+        for (int c0 = 0; c0 < BNR; c0 += 16) {
+            int k = 0;
+            for (; k + 32 <= kc; k += 32) {
+                __m512i v[16];
+                for (int i = 0; i < 16; i++) {
+                    const float *src = B + (size_t)(j0 + jr + c0 + i) * ldb + p0 + k;
+                    v[i] = c0 + i < n ? bf16x32(_mm512_loadu_ps(src), _mm512_loadu_ps(src + 16)) : _mm512_setzero_si512();
+                }
+                transpose16x16(v);
+                for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(dst + (size_t)(k / 2 + i) * BNR + c0), v[i]);
+            }
+            for (; k < kcp; k += 2)
+                for (int c = c0; c < c0 + 16; c++) {
+                    uint32_t v = 0;
+                    if (c < n && k < kc) {
+                        const float *src = B + (size_t)(j0 + jr + c) * ldb + p0;
+                        v = bf16_bits(src[k]);
+                        if (k + 1 < kc) v |= (uint32_t)bf16_bits(src[k + 1]) << 16;
+                    }
+                    dst[(size_t)(k / 2) * BNR + c] = v;
+                }
         }
     }
 }
 
-static void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *restrict Bp, float *C, int ldc,
-                        float alpha, float beta, int m, int n) {
+static NOINLINE BF16_FN void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *restrict Bp, float *C,
+                                         int ldc, float alpha, float beta, int m, int n) {
     ROWS12(TILE_DECL)
     for (int p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)Bp);
@@ -603,29 +715,29 @@ static void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *res
 #define STEP(r)                                                   \
     {                                                             \
         __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[r]);     \
-        c##r##_0 = _mm512_dpbf16_ps(c##r##_0, a, b0);               \
-        c##r##_1 = _mm512_dpbf16_ps(c##r##_1, a, b1);               \
+        c##r##_0 = _mm512_dpbf16_ps(c##r##_0, a, b0);             \
+        c##r##_1 = _mm512_dpbf16_ps(c##r##_1, a, b1);             \
     }
         ROWS12(STEP)
 #undef STEP
-        Ap += MR;
-        Bp += NR;
+        Ap += BMR;
+        Bp += BNR;
     }
     __m512 valpha = _mm512_set1_ps(alpha);
     __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
     ROWS12(TILE_STORE)
 }
 
-static void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                             const float *B, int ldb, float beta, float *C, int ldc) {
+static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     /* k pairs make a bf16 sliver half the bytes: twice the k per block */
     int kcb = even_block(K, 2 * KC_MAX, 2);
-    int ncb = even_block(N, NC_MAX, NR);
-    int mcb = even_block(M, MC_MAX, MR);
+    int ncb = even_block(N, NC_MAX, BNR);
+    int mcb = even_block(M, MC_MAX, BMR);
     int kpb = kcb / 2;
     void *raw_a, *raw_b;
-    uint32_t *Ap = (uint32_t *)scratch_alloc((size_t)round_up(mcb, MR) * kpb, &raw_a);
-    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, NR) * kpb, &raw_b);
+    uint32_t *Ap = (uint32_t *)scratch_alloc((size_t)round_up(mcb, BMR) * kpb, &raw_a);
+    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, BNR) * kpb, &raw_b);
     for (int ic = 0; ic < M; ic += mcb) {
         int mc = M - ic < mcb ? M - ic : mcb;
         for (int pc = 0; pc < K; pc += kcb) {
@@ -634,11 +746,11 @@ static void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float 
             pack_a_bf16(Ap, transA, A, lda, ic, mc, pc, kc);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
-                pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc);
-                for (int ir = 0; ir < mc; ir += MR) {
-                    int m = mc - ir < MR ? mc - ir : MR;
-                    for (int jr = 0; jr < nc; jr += NR) {
-                        int n = nc - jr < NR ? nc - jr : NR;
+                pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc, 2 * kp);
+                for (int ir = 0; ir < mc; ir += BMR) {
+                    int m = mc - ir < BMR ? mc - ir : BMR;
+                    for (int jr = 0; jr < nc; jr += BNR) {
+                        int n = nc - jr < BNR ? nc - jr : BNR;
                         kernel_bf16(kp, Ap + (size_t)ir * kp, Bp + (size_t)jr * kp,
                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
@@ -650,6 +762,8 @@ static void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float 
     free(raw_b);
 }
 
+#endif /* BF16_KERNELS */
+
 #if defined(GEMM_AMX)
 /* AMX-BF16 tiles: 8 tile registers of 16 rows x 64 bytes. A 32 x 32 block of C
  * lives in tiles 0-3 (2 x 2 tiles of 16 x 16 fp32); per 32 k: A rows 0-15 and
@@ -657,7 +771,8 @@ static void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float 
  * tiles 6, 7 (16 k-pairs x 16 columns, pairs interleaved as pack_b_bf16 makes
  * them). tdpbf16ps does 16 x 16 x 32 multiply-adds with fp32 accumulation.
  * Linux hands out the tile state only on request (arch_prctl); without it the
- * AVX512-BF16 kernel runs instead. */
+ * AVX512-BF16 kernel runs instead. Compiled only where the build targets AMX
+ * (-march=sapphirerapids or native there). */
 #define AMX_MR 32
 #define AMX_KQ 32 /* k per tile step: 16 pairs */
 #define AMX_KC 512
@@ -669,7 +784,6 @@ typedef struct {
 } AmxConfig;
 
 static int amx_state; /* 0 not asked yet, 1 usable, -1 refused */
-static int bf16_use_amx = 1;
 
 static int amx_usable(void) {
     int st;
@@ -734,73 +848,9 @@ static void pack_a_amx(uint16_t *Ap, int transA, const float *A, int lda, int i0
     }
 }
 
-/* Bp: per 32-column sliver, kcp/2 rows of 32 uint32 (k pair, column), as pack_b_bf16. */
-static void pack_b_amx(uint32_t *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc, int kcp) {
-    int kp = kcp / 2;
-    /* interleaves [r0 x16 | r1 x16] into (r0, r1) pairs */
-    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
-                                         6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    for (int jr = 0; jr < nc; jr += NR) {
-        int n = nc - jr < NR ? nc - jr : NR;
-        uint32_t *dst = Bp + (size_t)jr * kp;
-        if (!transB && n == NR) {
-            for (int p = 0; p < kp; p++) {
-                uint32_t *d = dst + (size_t)p * NR;
-                if (2 * p + 1 < kc) {
-                    const float *r0 = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr, *r1 = r0 + ldb;
-                    for (int c = 0; c < NR; c += 16) {
-                        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(r1 + c), _mm512_loadu_ps(r0 + c));
-                        _mm512_storeu_si512((void *)(d + c), _mm512_permutexvar_epi16(ilv, v));
-                    }
-                } else {
-                    for (int c = 0; c < NR; c++)
-                        d[c] = 2 * p < kc ? bf16_bits(B[(size_t)(p0 + 2 * p) * ldb + j0 + jr + c]) : 0u;
-                }
-            }
-        } else if (transB) {
-            /* column c's k values are contiguous: 32 of them become 16 pairs;
-             * 16 columns of pairs are transposed into 16 rows of the sliver */
-            for (int c0 = 0; c0 < NR; c0 += 16) {
-                int k = 0;
-                for (; k + 32 <= kc; k += 32) {
-                    __m512i v[16];
-                    for (int i = 0; i < 16; i++) {
-                        const float *src = B + (size_t)(j0 + jr + c0 + i) * ldb + p0 + k;
-                        v[i] = c0 + i < n ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src))
-                                          : _mm512_setzero_si512();
-                    }
-                    transpose16x16(v);
-                    for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(dst + (size_t)(k / 2 + i) * NR + c0), v[i]);
-                }
-                for (; k < kcp; k += 2)
-                    for (int c = c0; c < c0 + 16; c++) {
-                        uint32_t v = 0;
-                        if (c < n && k < kc) {
-                            const float *src = B + (size_t)(j0 + jr + c) * ldb + p0;
-                            v = bf16_bits(src[k]);
-                            if (k + 1 < kc) v |= (uint32_t)bf16_bits(src[k + 1]) << 16;
-                        }
-                        dst[(size_t)(k / 2) * NR + c] = v;
-                    }
-            }
-        } else {
-            for (int p = 0; p < kp; p++)
-                for (int c = 0; c < NR; c++) {
-                    uint32_t v = 0;
-                    if (c < n && 2 * p < kc) {
-                        const float *src = B + (size_t)(p0 + 2 * p) * ldb + j0 + jr + c;
-                        v = bf16_bits(src[0]);
-                        if (2 * p + 1 < kc) v |= (uint32_t)bf16_bits(src[ldb]) << 16;
-                    }
-                    dst[(size_t)p * NR + c] = v;
-                }
-        }
-    }
-}
-
 static void kernel_amx(int kcp, const uint16_t *Ap, const uint32_t *Bp, float *C, int ldc, float alpha, float beta,
                        int m, int n) {
-    float tmp[AMX_MR * NR] __attribute__((aligned(64)));
+    float tmp[AMX_MR * BNR] __attribute__((aligned(64)));
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -809,22 +859,22 @@ static void kernel_amx(int kcp, const uint16_t *Ap, const uint32_t *Bp, float *C
     for (int q = 0; q < kcp; q += AMX_KQ) {
         _tile_loadd(4, Ap + q, sa);
         _tile_loadd(5, Ap + (size_t)16 * kcp + q, sa);
-        _tile_loadd(6, Bp + (size_t)(q / 2) * NR, NR * 4);
-        _tile_loadd(7, Bp + (size_t)(q / 2) * NR + 16, NR * 4);
+        _tile_loadd(6, Bp + (size_t)(q / 2) * BNR, BNR * 4);
+        _tile_loadd(7, Bp + (size_t)(q / 2) * BNR + 16, BNR * 4);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    _tile_stored(0, tmp, NR * 4);
-    _tile_stored(1, tmp + 16, NR * 4);
-    _tile_stored(2, tmp + 16 * NR, NR * 4);
-    _tile_stored(3, tmp + 16 * NR + 16, NR * 4);
+    _tile_stored(0, tmp, BNR * 4);
+    _tile_stored(1, tmp + 16, BNR * 4);
+    _tile_stored(2, tmp + 16 * BNR, BNR * 4);
+    _tile_stored(3, tmp + 16 * BNR + 16, BNR * 4);
     __m512 valpha = _mm512_set1_ps(alpha);
     __mmask16 m0 = tile_mask(n), m1 = tile_mask(n - 16);
     for (int r = 0; r < m; r++) {
-        store_row16(C + (size_t)r * ldc, _mm512_load_ps(tmp + r * NR), m0, valpha, beta);
-        store_row16(C + (size_t)r * ldc + 16, _mm512_load_ps(tmp + r * NR + 16), m1, valpha, beta);
+        store_row16(C + (size_t)r * ldc, _mm512_load_ps(tmp + r * BNR), m0, valpha, beta);
+        store_row16(C + (size_t)r * ldc + 16, _mm512_load_ps(tmp + r * BNR + 16), m1, valpha, beta);
     }
 }
 
@@ -839,12 +889,12 @@ static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float a
     }
     _tile_loadconfig(&cfg); /* per thread */
     int kcb = even_block(K, AMX_KC, AMX_KQ);
-    int ncb = even_block(N, NC_MAX, NR);
+    int ncb = even_block(N, NC_MAX, BNR);
     int mcb = even_block(M, MC_MAX, AMX_MR);
     int kcpb = round_up(kcb, AMX_KQ);
     void *raw_a, *raw_b;
     uint16_t *Ap = (uint16_t *)scratch_alloc((size_t)round_up(mcb, AMX_MR) * kcpb / 2, &raw_a);
-    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, NR) * kcpb / 2, &raw_b);
+    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, BNR) * kcpb / 2, &raw_b);
     for (int ic = 0; ic < M; ic += mcb) {
         int mc = M - ic < mcb ? M - ic : mcb;
         for (int pc = 0; pc < K; pc += kcb) {
@@ -853,11 +903,11 @@ static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float a
             pack_a_amx(Ap, transA, A, lda, ic, mc, pc, kc, kcp);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
-                pack_b_amx(Bp, transB, B, ldb, jc, nc, pc, kc, kcp);
+                pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc, kcp);
                 for (int ir = 0; ir < mc; ir += AMX_MR) {
                     int m = mc - ir < AMX_MR ? mc - ir : AMX_MR;
-                    for (int jr = 0; jr < nc; jr += NR) {
-                        int n = nc - jr < NR ? nc - jr : NR;
+                    for (int jr = 0; jr < nc; jr += BNR) {
+                        int n = nc - jr < BNR ? nc - jr : BNR;
                         kernel_amx(kcp, Ap + (size_t)ir * kcp, Bp + (size_t)jr * (kcp / 2),
                                    C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
@@ -871,43 +921,7 @@ static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float a
 }
 #endif /* GEMM_AMX */
 
-void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
-        return;
-    }
-#if defined(GEMM_AMX)
-    if (bf16_use_amx && amx_usable()) {
-        gemm_dispatch(gemm_serial_amx, AMX_MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#endif
-    gemm_dispatch(gemm_serial_bf16, MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void tensor_set_amx(int on) {
-#if defined(GEMM_AMX)
-    bf16_use_amx = on;
-#else
-    (void)on;
-#endif
-}
-
-const char *tensor_bf16_engine(void) {
-#if defined(GEMM_AMX)
-    if (bf16_use_amx && amx_usable()) return "amx";
-#endif
-    return "avx512-bf16";
-}
-
-#else /* no BF16 instructions: round the inputs, then the fp32 path */
-
-int tensor_has_bf16(void) { return 0; }
-void tensor_set_amx(int on) { (void)on; }
-const char *tensor_bf16_engine(void) { return "emulated"; }
-
+/* The emulation: bf16-rounded copies of A and B through the fp32 kernels. */
 static inline float bf16_round(float x) {
     uint32_t u = (uint32_t)bf16_bits(x) << 16;
     float y;
@@ -923,13 +937,8 @@ static float *bf16_copy(const float *X, int rows, int cols, int ld) {
     return y;
 }
 
-void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
-        return;
-    }
+static void gemm_emulated(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc) {
     int ar = transA ? K : M, ac = transA ? M : K;
     int br = transB ? N : K, bc = transB ? K : N;
     float *a = bf16_copy(A, ar, ac, lda), *b = bf16_copy(B, br, bc, ldb);
@@ -938,8 +947,72 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const 
     free(b);
 }
 
+/* Whether engine e can run here: compiled in, and the CPU (and for AMX, Linux) allow it. */
+static int engine_usable(Bf16Engine e) {
+    switch (e) {
+#if defined(GEMM_AMX)
+    case ENGINE_AMX: return amx_usable();
 #endif
+#if defined(BF16_KERNELS)
+    case ENGINE_AVX512_BF16: return cpu_has_avx512_bf16();
+#endif
+    case ENGINE_EMULATED: return 1;
+    default: return 0;
+    }
+}
 
+/* The best engine (asked once: CPUID traps to the hypervisor in a VM) and the
+ * one tensor_set_bf16_engine forced, if any. */
+static Bf16Engine engine_best, engine_forced;
+
+static Bf16Engine engine_auto(void) {
+    if (!engine_best) {
+#ifdef _OPENMP
+#pragma omp critical(xlmr_bf16_engine)
+#endif
+        for (Bf16Engine e = ENGINE_AMX; !engine_best; e++)
+            if (engine_usable(e)) engine_best = e;
+    }
+    return engine_best;
+}
+
+static Bf16Engine engine_now(void) { return engine_forced ? engine_forced : engine_auto(); }
+
+int tensor_has_bf16(void) { return engine_auto() != ENGINE_EMULATED; }
+
+const char *tensor_bf16_engine(void) { return engine_names[engine_now()]; }
+
+int tensor_set_bf16_engine(const char *name) {
+    for (int e = ENGINE_AUTO; e < ENGINE_COUNT; e++)
+        if (!strcmp(name, engine_names[e])) {
+            if (e != ENGINE_AUTO && !engine_usable((Bf16Engine)e)) return -1;
+            engine_forced = (Bf16Engine)e;
+            return 0;
+        }
+    return -1;
+}
+
+void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    switch (engine_now()) {
+#if defined(GEMM_AMX)
+    case ENGINE_AMX:
+        gemm_dispatch(gemm_serial_amx, AMX_MR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+#endif
+#if defined(BF16_KERNELS)
+    case ENGINE_AVX512_BF16:
+        gemm_dispatch(gemm_serial_bf16, BMR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+#endif
+    default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+}
 const char *tensor_backend(void) {
 #if defined(GEMM_AVX512)
 #define BK_ISA "avx512"

@@ -28,17 +28,20 @@ void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                float *C, int ldc);
 
 /* BF16 compute (round-to-nearest-even inputs, fp32 accumulation), same
- * semantics as sgemm otherwise. Available on every build: AMX-BF16 tiles where
- * compiled in and granted by Linux (several times fp32 speed), else AVX512-BF16
- * dot products, else an exact emulation (bf16-rounded copies through the fp32
- * kernels). tensor_has_bf16() is 1 when BF16 instructions are compiled in.
+ * semantics as sgemm otherwise. Available on every build; the engine is chosen
+ * at run time: AMX-BF16 tiles where compiled in and granted by Linux, else
+ * AVX512-BF16 dot products where CPUID reports them (any x86-64 build), else an
+ * exact emulation (bf16-rounded copies through the fp32 kernels).
+ * tensor_has_bf16() is 1 when this CPU runs BF16 instructions for it.
  * Results are identical for 1 and N threads within one engine. */
 int tensor_has_bf16(void);
 /* The engine sgemm_bf16 runs on: "amx" (AMX-BF16 tiles, fp32 accumulation),
  * "avx512-bf16" (vdpbf16ps) or "emulated" (bf16-rounded inputs, fp32 kernels). */
 const char *tensor_bf16_engine(void);
-/* on = 0 keeps sgemm_bf16 off AMX (tests and benchmarks compare the engines). */
-void tensor_set_amx(int on);
+/* Forces one of those engines, or "auto" (the best usable, the default). -1,
+ * nothing changed, when the name is unknown or the engine cannot run here.
+ * Not thread-safe: call it between products (tests and benchmarks compare). */
+int tensor_set_bf16_engine(const char *name);
 void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc);

@@ -10,6 +10,10 @@ options and prints lines ending in "N GFLOPS" / "N tokens/s" like it:
            backward, clip_grad_norm_(1.0), AdamW (lr 1e-5, wd 0.01, none on
            biases/LayerNorm). The word embedding is sparse (nn.Embedding(sparse=True)
            + SparseAdam), which matches xlmr's lazy row updates (optim.h).
+--bf16: PyTorch's own BF16, each the way a user would run it: gemm on bfloat16
+  tensors, forward on the model converted with .to(torch.bfloat16), train under
+  torch.autocast("cpu", torch.bfloat16) with fp32 weights (oneDNN's BF16 kernels:
+  AMX or AVX512-BF16 where the CPU has them).
 Timings: best of --steps runs after one warm-up, as xlmr bench.
 """
 import argparse
@@ -77,10 +81,10 @@ class Xlmr(nn.Module):
         pos = torch.cumsum(keep.int(), 1) * keep + 1
         x = s.word(ids) + s.pos(pos) + s.typ.weight[0]
         x = Fn.dropout(s.ln(x), 0.1, s.training)
-        mask = ((~keep).float() * -1e9)[:, None, None, :]
+        mask = ((~keep).to(x.dtype) * -1e9)[:, None, None, :]
         for l in s.layers:
             x = l(x, mask)
-        k = keep.unsqueeze(-1).float()
+        k = keep.unsqueeze(-1).to(x.dtype)
         pooled = (x * k).sum(1) / k.sum(1)
         return Fn.normalize(pooled, dim=-1)
 
@@ -104,19 +108,23 @@ def fwd_flops_per_token(a):
     return a.layers * 2.0 * (4 * C * C + 2 * C * F + 2 * T * C)
 
 
+def dtype(a):
+    return torch.bfloat16 if a.bf16 else torch.float32
+
+
 def bench_gemm(a):
     N, C, F = a.batch * a.seq, a.hidden, a.ffn
     shapes = [("fwd qkv/ao x W^T", 0, 1, N, C, C), ("fwd fc x W^T", 0, 1, N, F, C), ("fwd fo x W^T", 0, 1, N, C, F),
               ("bwd dx qkv dy W", 0, 0, N, C, C), ("bwd dx fc dy W", 0, 0, N, C, F), ("bwd dx fo dy W", 0, 0, N, F, C),
               ("bwd dW qkv dy^T x", 1, 0, C, C, N), ("bwd dW fc dy^T x", 1, 0, F, C, N),
               ("bwd dW fo dy^T x", 1, 0, C, F, N), ("square", 0, 0, C, C, C), ("square", 0, 0, 2 * C, 2 * C, 2 * C)]
-    print(f"torch gemm: torch {torch.__version__}, {torch.get_num_threads()} threads, best of {a.steps}")
+    print(f"torch gemm: torch {torch.__version__}, {dtype(a)}, {torch.get_num_threads()} threads, best of {a.steps}")
     print(f"{'shape':<18} op {'M':>6} {'N':>6} {'K':>6} {'ms':>10} {'GFLOPS':>9} {'cpuGF':>9}")
     tot_f = tot_t = 0.0
     for name, ta, tb, M, Nn, K in shapes:
-        A = torch.rand(K, M) if ta else torch.rand(M, K)
-        B = torch.rand(Nn, K) if tb else torch.rand(K, Nn)
-        out = torch.empty(M, Nn)
+        A = (torch.rand(K, M) if ta else torch.rand(M, K)).to(dtype(a))
+        B = (torch.rand(Nn, K) if tb else torch.rand(K, Nn)).to(dtype(a))
+        out = torch.empty(M, Nn, dtype=dtype(a))
         opA = A.t() if ta else A
         opB = B.t() if tb else B
         cpu = []
@@ -135,10 +143,10 @@ def rand_ids(a, n):
 
 def bench_forward(a):
     torch.manual_seed(1)
-    m = Xlmr(a, False).eval()
+    m = Xlmr(a, False).eval().to(dtype(a))
     ids = rand_ids(a, a.batch)
     print(f"torch forward: L{a.layers} H{a.hidden} A{a.heads} F{a.ffn} V{a.vocab}, batch {a.batch} x seq {a.seq}, "
-          f"{torch.get_num_threads()} threads")
+          f"{dtype(a)}, {torch.get_num_threads()} threads")
     with torch.no_grad():
         t = best_of(lambda: m(ids), a.steps)
     tok = a.batch * a.seq
@@ -159,15 +167,16 @@ def bench_train(a):
     sopt = torch.optim.SparseAdam([m.word.weight], lr=1e-5)
     B = a.batch
     print(f"torch train: L{a.layers} H{a.hidden} A{a.heads} F{a.ffn} V{a.vocab}, batch {B} pairs x seq {a.seq}, "
-          f"{torch.get_num_threads()} threads")
+          f"{'autocast bf16' if a.bf16 else 'fp32'}, {torch.get_num_threads()} threads")
 
     def step():
         ids = rand_ids(a, 2 * B)
         opt.zero_grad(set_to_none=True)
         sopt.zero_grad(set_to_none=True)
-        e = m(ids)
-        s = e[:B] @ e[B:].t() / 0.05
-        loss = Fn.cross_entropy(s, torch.arange(B))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            e = m(ids)
+            s = e[:B] @ e[B:].t() / 0.05
+            loss = Fn.cross_entropy(s.float(), torch.arange(B))
         loss.backward()
         dense = [p for p in m.parameters() if p.grad is not None and not p.grad.is_sparse]
         torch.nn.utils.clip_grad_norm_(dense, 1.0)
@@ -211,6 +220,7 @@ def main():
         p.add_argument("--" + k, type=int)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action="store_true", help="PyTorch's BF16 (see above)")
     a = p.parse_intermixed_args()
     presets(a)
     torch.set_num_threads(a.threads)

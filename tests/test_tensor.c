@@ -278,18 +278,29 @@ int main(void) {
     test_shapes(sgemm, 0, "sgemm");
     test_blocking(sgemm, 0, "sgemm");
     test_small();
-    /* every bf16 engine this build has: AMX (where usable), then AVX512-BF16 or emulation */
-    int amx = !strcmp(tensor_bf16_engine(), "amx");
-    for (int pass = amx ? 0 : 1; pass < 2; pass++) {
-        tensor_set_amx(pass == 0);
+    /* every bf16 engine this build and CPU run: the hardware ones where there
+     * are any, and always the emulation (the path of CPUs without BF16) */
+    const char *engines[] = {"amx", "avx512-bf16", "emulated"};
+    int ran = 0;
+    for (int e = 0; e < 3; e++) {
+        if (tensor_set_bf16_engine(engines[e]) != 0) {
+            printf("note: bf16 engine %s does not run here\n", engines[e]);
+            continue;
+        }
         char name[64];
         snprintf(name, sizeof(name), "sgemm_bf16[%s]", tensor_bf16_engine());
+        CHECK(!strcmp(tensor_bf16_engine(), engines[e]), "engine %s forced, %s runs", engines[e],
+              tensor_bf16_engine());
         test_shapes(sgemm_bf16, 1, name);
         test_blocking(sgemm_bf16, 1, name);
         test_bf16_rounding();
         test_threads();
+        ran++;
     }
-    tensor_set_amx(1);
+    CHECK(ran >= 1 + tensor_has_bf16(), "%d bf16 engines tested (has_bf16 %d)", ran, tensor_has_bf16());
+    CHECK(tensor_set_bf16_engine("tpu") == -1, "an unknown engine is refused");
+    CHECK(tensor_set_bf16_engine("auto") == 0 && strcmp(tensor_bf16_engine(), "auto") != 0,
+          "auto picks a real engine (%s)", tensor_bf16_engine());
     test_quick_returns();
     test_backend();
     return test_summary("tensor");
