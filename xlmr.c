@@ -424,10 +424,12 @@ static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
     free(part);
 }
 
-/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b (OC): every linear of the model. */
+/* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b (OC): every linear of the model.
+ * b NULL leaves the bias to the caller's next pass (bias_gelu_forward). */
 static void matmul_forward(GemmFn g, float *out, const float *inp, const float *w, const float *b, int N, int C,
                            int OC) {
     g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    if (!b) return;
     OMP(omp parallel for)
     for (int n = 0; n < N; n++) {
         float *o = out + (size_t)n * OC;
@@ -522,6 +524,21 @@ static ALWAYS_INLINE float gelu_cdf(float x) { return 0.5f * (1.0f + erf_approx(
 static void gelu_forward(float *out, const float *inp, size_t n) {
     OMP(omp parallel for simd simdlen(16))
     for (size_t i = 0; i < n; i++) out[i] = inp[i] * gelu_cdf(inp[i]);
+}
+
+/* x (N,F) += b (F), then out (N,F) = gelu(x): a linear's bias and the GELU
+ * after it in one pass over x, which is larger than the caches at base. */
+static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F) {
+    OMP(omp parallel for)
+    for (int n = 0; n < N; n++) {
+        float *xr = x + (size_t)n * F, *o = out + (size_t)n * F;
+        OMP(omp simd simdlen(16))
+        for (int j = 0; j < F; j++) {
+            float v = xr[j] + b[j];
+            xr[j] = v;
+            o[j] = v * gelu_cdf(v);
+        }
+    }
 }
 
 /* dinp (n) = dout * gelu'(inp), gelu'(x) = Φ(x) + x φ(x) (dinp may be dout). */
@@ -1038,8 +1055,8 @@ static void layer_forward(const Xlmr *m, int l, float *out, const float *x, cons
     matmul_forward(g, t->branch, s->ctx, w.ao_w, w.ao_b, N, C, C);
     residual_layernorm_forward(s->h1, &s->ln1, t->branch, x, w.ln1_w, w.ln1_b, &d.attn_out, B, T, C, c->ln_eps);
     // intermediate: gelu(h1 Wfcᵀ + bfc)
-    matmul_forward(g, s->fc, s->h1, w.fc_w, w.fc_b, N, C, F);
-    gelu_forward(t->gelu, s->fc, (size_t)N * F);
+    matmul_forward(g, s->fc, s->h1, w.fc_w, NULL, N, C, F);
+    bias_gelu_forward(t->gelu, s->fc, w.fc_b, N, F);
     // output: out = LayerNorm(drop(gelu Wfoᵀ + bfo) + h1)
     matmul_forward(g, t->branch, t->gelu, w.fo_w, w.fo_b, N, F, C);
     residual_layernorm_forward(out, &s->ln2, t->branch, s->h1, w.ln2_w, w.ln2_b, &d.ffn_out, B, T, C, c->ln_eps);
@@ -1313,8 +1330,8 @@ int xlmr_mlm_forward(Xlmr *m, const XlmrActs *a, XlmrMlmActs *h, float *logits, 
     LnActs ln = {.inp = h->g, .mean = h->mean, .rstd = h->rstd};
     for (int i = 0; i < M; i++) memcpy(h->x + (size_t)i * C, last + (size_t)pos[i] * C, (size_t)C * sizeof(float));
     // dense: d = x Wdᵀ + bd, then the exact GELU
-    matmul_forward(g, h->d, h->x, p->lm_dense_w, p->lm_dense_b, M, C, C);
-    gelu_forward(h->g, h->d, (size_t)M * C);
+    matmul_forward(g, h->d, h->x, p->lm_dense_w, NULL, M, C, C);
+    bias_gelu_forward(h->g, h->d, p->lm_dense_b, M, C);
     // layer_norm: y = LayerNorm(g)
     layernorm_forward(h->y, &ln, p->lm_ln_w, p->lm_ln_b, M, C, c->ln_eps);
     // decoder: logits = y Eᵀ + bias
