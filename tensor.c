@@ -728,16 +728,23 @@ static NOINLINE BF16_FN void kernel_bf16(int kp, const uint32_t *restrict Ap, co
     ROWS12(TILE_STORE)
 }
 
-static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    /* k pairs make a bf16 sliver half the bytes: twice the k per block */
-    int kcb = even_block(K, 2 * KC_MAX, 2);
+/* k per block of a bf16 product: pairs make a bf16 sliver half the bytes of
+ * an fp32 one, so twice the k of the fp32 blocks. */
+static int kblock_bf16(int K) { return even_block(K, 2 * KC_MAX, 2); }
+
+/* C (M,N) of one thread. Bpre: all of B packed by gemm_shared_b_bf16 (per k
+ * block of kblock_bf16(K), round_up(N, BNR) columns of slivers), or NULL to
+ * pack each block here. */
+static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                                   int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                                   const uint32_t *Bpre) {
+    int kcb = kblock_bf16(K);
     int ncb = even_block(N, NC_MAX, BNR);
     int mcb = even_block(M, MC_MAX, BMR);
-    int kpb = kcb / 2;
-    void *raw_a, *raw_b;
+    int kpb = kcb / 2, npad = round_up(N, BNR);
+    void *raw_a, *raw_b = NULL;
     uint32_t *Ap = (uint32_t *)scratch_alloc((size_t)round_up(mcb, BMR) * kpb, &raw_a);
-    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)round_up(ncb, BNR) * kpb, &raw_b);
+    uint32_t *Bp = Bpre ? NULL : (uint32_t *)scratch_alloc((size_t)round_up(ncb, BNR) * kpb, &raw_b);
     for (int ic = 0; ic < M; ic += mcb) {
         int mc = M - ic < mcb ? M - ic : mcb;
         for (int pc = 0; pc < K; pc += kcb) {
@@ -746,12 +753,13 @@ static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K
             pack_a_bf16(Ap, transA, A, lda, ic, mc, pc, kc);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
-                pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc, 2 * kp);
+                const uint32_t *Bb = Bpre ? Bpre + (size_t)(pc / 2) * npad + (size_t)jc * kp : Bp;
+                if (!Bpre) pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc, 2 * kp);
                 for (int ir = 0; ir < mc; ir += BMR) {
                     int m = mc - ir < BMR ? mc - ir : BMR;
                     for (int jr = 0; jr < nc; jr += BNR) {
                         int n = nc - jr < BNR ? nc - jr : BNR;
-                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bp + (size_t)jr * kp,
+                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bb + (size_t)jr * kp,
                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
                 }
@@ -760,6 +768,51 @@ static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K
     }
     free(raw_a);
     free(raw_b);
+}
+
+static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_rows_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+/* Packed B of at most this many bytes is shared by the threads (the MLM
+ * decoder's 250k x 768 is not: it is packed block by block per thread). */
+#define SHARED_B_MAX ((size_t)32 << 20)
+
+/* C (M,N) on nt threads that split M and share one packing of B: each thread
+ * packs every nt-th sliver of all of B, then multiplies its rows against the
+ * whole. Split by blocks (gemm_dispatch), every thread packs the B it needs,
+ * and with M split that is all of B once per thread. */
+static BF16_FN void gemm_shared_b_bf16(int nt, int transA, int transB, int M, int N, int K, float alpha,
+                                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                                       int ldc) {
+    int kcb = kblock_bf16(K), npad = round_up(N, BNR);
+    void *raw;
+    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)npad * (size_t)(round_up(K, 2) / 2), &raw);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        int t = 0, nth = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = K - pc < kcb ? K - pc : kcb, kp = (kc + 1) / 2;
+            uint32_t *Bk = Bp + (size_t)(pc / 2) * npad;
+            for (int jr = t * BNR; jr < N; jr += nth * BNR)
+                pack_b_bf16(Bk + (size_t)jr * kp, transB, B, ldb, jr, N - jr < BNR ? N - jr : BNR, pc, kc, 2 * kp);
+        }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        int bm = round_up(ceil_div(M, nth), BMR), i0 = t * bm;
+        if (i0 < M)
+            gemm_rows_bf16(transA, transB, M - i0 < bm ? M - i0 : bm, N, K, alpha,
+                           transA ? A + i0 : A + (size_t)i0 * lda, lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp);
+    }
+    free(raw);
 }
 
 #endif /* BF16_KERNELS */
@@ -1006,9 +1059,14 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const 
         return;
 #endif
 #if defined(BF16_KERNELS)
-    case ENGINE_AVX512_BF16:
-        gemm_dispatch(gemm_serial_bf16, BMR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case ENGINE_AVX512_BF16: {
+        int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+        if (nt > 1 && M >= nt * BMR && (size_t)round_up(N, BNR) * round_up(K, 2) * 2 <= SHARED_B_MAX)
+            gemm_shared_b_bf16(nt, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        else
+            gemm_dispatch(gemm_serial_bf16, BMR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
+    }
 #endif
     default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
