@@ -2,8 +2,11 @@
 # bench/compare.sh: the same benchmarks in `xlmr bench` and in PyTorch
 # (bench/torch_bench.py), one after the other, with the ratio xlmr / torch.
 #
-#   bench/compare.sh [--quick] [--threads N] [--steps N] [--only gemm|model|tokenize]
+#   bench/compare.sh [--quick] [--fp32] [--threads N] [--steps N] [--only gemm|model|tokenize]
 #     --quick      small shapes only (gemm at 512 tokens, train/forward small)
+#     --fp32       no BF16 rows (by default every GEMM and model figure is also
+#                  taken in BF16: xlmr --bf16 against torch's own BF16, a
+#                  bfloat16 model for forward, CPU autocast for training)
 #     --threads N  threads for both sides (default 2)
 #     --steps N    timed runs per measurement, best kept, both sides (default 3;
 #                  more when the machine is shared: the best run is the least disturbed)
@@ -22,15 +25,17 @@ PY=${PYTHON:-/usr/bin/python3}
 LOG=${LOG:-${TMPDIR:-/tmp}/xlmr-compare.log}
 THREADS=2
 QUICK=0
+BF16=1
 STEPS=3
 ONLY=all
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
+    --fp32) BF16=0 ;;
     --threads) THREADS=$2; shift ;;
     --steps) STEPS=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -65,7 +70,9 @@ fi
 if [ "$ONLY" = all ] || [ "$ONLY" = gemm ]; then
 xg=$(xl gemm $GEMM --bf16)
 tg=""
+tgb=""
 [ "$TORCH" = 1 ] && tg=$(th gemm $GEMM)
+[ "$TORCH" = 1 ] && [ "$BF16" = 1 ] && tgb=$(th gemm $GEMM --bf16)
 echo
 echo "== GEMM (GFLOPS, $THREADS threads; xlmr fp32 and bf16, torch.mm fp32)"
 echo "(cpu: GFLOPS per second of process CPU time, all threads; with 1 thread the undisturbed speed on a shared machine)"
@@ -84,8 +91,11 @@ while IFS='|' read -r name op M N K gf cgf bgf sp err; do
         "$(ratio "$gf" "${tgf:-0}")" "$cgf" "${tcgf:--}" "$(ratio "$cgf" "${tcgf:-0}")" "$bgf" "$sp" "$err"
 done <"$LOG.x"
 rm -f "$LOG.x" "$LOG.t"
-row "gemm total (GFLOPS)" "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)" \
-    "$(ratio "$(echo "$xg" | grep '^gemm total' | figure)" "$(echo "$tg" | grep '^gemm total' | figure)")"
+total() { grep "^$1 total" | sed 's/ GFLOPS.*//' | awk '{print $NF}'; } # "gemm total: N GFLOPS ..." -> N
+row "gemm total fp32 (GFLOPS)" "$(echo "$xg" | total gemm)" "$(echo "$tg" | total gemm)" \
+    "$(ratio "$(echo "$xg" | total gemm)" "$(echo "$tg" | total gemm)")"
+[ "$BF16" = 1 ] && row "gemm total bf16 (GFLOPS; torch.mm on bfloat16)" "$(echo "$xg" | total bf16)" \
+    "$(echo "$tgb" | total gemm)" "$(ratio "$(echo "$xg" | total bf16)" "$(echo "$tgb" | total gemm)")"
 
 fi
 
@@ -103,6 +113,10 @@ model_row() { # label unit args...
 }
 model_row "forward $FWD (tokens/s)" forward $FWD
 for s in $TRAINS; do model_row "train --size $s (tokens/s)" train --size "$s"; done
+if [ "$BF16" = 1 ]; then
+    model_row "forward $FWD --bf16 (tokens/s)" forward $FWD --bf16
+    for s in $TRAINS; do model_row "train --size $s --bf16 (tokens/s)" train --size "$s" --bf16; done
+fi
 fi
 
 # --- tokenize: xlmr's tokenizer vs sentencepiece's own (C++ behind python) ---
