@@ -14,8 +14,10 @@
  * Packing zero-pads partial slivers, so the micro-kernel always computes a
  * full MR x NR tile; only the store is masked. Each element of C is summed in
  * the same k order whatever the thread count or tile position, so results are
- * bitwise identical for 1 and N threads. Threads split C into disjoint blocks
- * (each packs its own panels): no barriers, no shared writes.
+ * bitwise identical for 1 and N threads. Threads split C's rows and share one
+ * packing of all of B (each packs every nt-th sliver; one barrier), since each
+ * of them needs the whole of B; where B is too large, or M too small to
+ * split, they take disjoint blocks of C, each packing its own panels.
  *
  * Small problems (K <= 256; attention's T x T x 64 head products) skip the
  * packing: gemm_small broadcasts A from its rows and loads B rows in place
@@ -195,6 +197,10 @@ static void pack_a(float *Ap, int transA, const float *A, int lda, int i0, int m
     }
 }
 
+#if defined(GEMM_AVX512)
+static int pack_b_trans16(float *dst, const float *B, int ldb, int n, int kc);
+#endif
+
 static void pack_b(float *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
     for (int jr = 0; jr < nc; jr += NR) {
         int n = nc - jr < NR ? nc - jr : NR;
@@ -209,6 +215,9 @@ static void pack_b(float *Bp, int transB, const float *B, int ldb, int j0, int n
             }
         } else { /* B is (N,K): transpose in 4 x NR chunks of k to keep writes local */
             int k = 0;
+#if defined(GEMM_AVX512)
+            k = pack_b_trans16(dst, B + (size_t)(j0 + jr) * ldb + p0, ldb, n, kc);
+#endif
             for (; k + 4 <= kc; k += 4) {
                 float *d = dst + (size_t)k * NR;
                 int c = 0;
@@ -291,6 +300,25 @@ static inline AVX512_FN void transpose16x16(__m512i r[16]) {
         r[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xdd);
     }
 }
+
+/* One NR-column sliver of B (N,K) (rows: its n <= NR columns, the rest zero),
+ * k-major as pack_b makes it, for the k in whole steps of 16: 16 x 16
+ * transposes in registers. Returns the k done. */
+#if defined(GEMM_AVX512)
+static int pack_b_trans16(float *dst, const float *B, int ldb, int n, int kc) {
+    int k = 0;
+    for (; k + 16 <= kc; k += 16)
+        for (int c0 = 0; c0 < NR; c0 += 16) {
+            __m512i v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = c0 + i < n ? _mm512_loadu_si512((const void *)(B + (size_t)(c0 + i) * ldb + k))
+                                  : _mm512_setzero_si512();
+            transpose16x16(v);
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(dst + (size_t)(k + i) * NR + c0), v[i]);
+        }
+    return k;
+}
+#endif
 
 #endif
 
@@ -459,14 +487,20 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
 /* ------------------------------------------------------------------------- */
 /* Serial blocked GEMM on one block of C.                                    */
 
-static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc) {
-    int kcb = even_block(K, KC_MAX, 1);
+/* C (M,N) of one thread. Bpre: all of B packed once by gemm_shared_b (per k
+ * block of fp32_kblock(K), round_up(N, NR) columns of slivers), or NULL to
+ * pack each block here. */
+static int fp32_kblock(int K) { return even_block(K, KC_MAX, 1); }
+
+static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre) {
+    int kcb = fp32_kblock(K);
     int ncb = even_block(N, NC_MAX, NR);
     int mcb = even_block(M, MC_MAX, MR);
-    void *raw_a, *raw_b;
+    int npad = round_up(N, NR);
+    void *raw_a, *raw_b = NULL;
     float *Ap = scratch_alloc((size_t)round_up(mcb, MR) * kcb, &raw_a);
-    float *Bp = scratch_alloc((size_t)round_up(ncb, NR) * kcb, &raw_b);
+    float *Bp = Bpre ? NULL : scratch_alloc((size_t)round_up(ncb, NR) * kcb, &raw_b);
     for (int ic = 0; ic < M; ic += mcb) {
         int mc = M - ic < mcb ? M - ic : mcb;
         for (int pc = 0; pc < K; pc += kcb) {
@@ -475,13 +509,14 @@ static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha
             pack_a(Ap, transA, A, lda, ic, mc, pc, kc);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
-                pack_b(Bp, transB, B, ldb, jc, nc, pc, kc);
+                const float *Bb = Bpre ? (const float *)Bpre + (size_t)pc * npad + (size_t)jc * kc : Bp;
+                if (!Bpre) pack_b(Bp, transB, B, ldb, jc, nc, pc, kc);
                 for (int ir = 0; ir < mc; ir += MR) {
                     int m = mc - ir < MR ? mc - ir : MR;
                     const float *a = Ap + (size_t)ir * kc;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int n = nc - jr < NR ? nc - jr : NR;
-                        kernel(kc, a, Bp + (size_t)jr * kc, C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                        kernel(kc, a, Bb + (size_t)jr * kc, C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
                                alpha, bt, m, n);
                     }
                 }
@@ -490,6 +525,15 @@ static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha
     }
     free(raw_a);
     free(raw_b);
+}
+
+static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+static void pack_b_fp32(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
+    pack_b((float *)Bp, transB, B, ldb, j0, nc, p0, kc);
 }
 
 /* Splits C into pm x pn blocks for nt threads (pm * pn = nt), preferring
@@ -543,6 +587,71 @@ static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int
     }
 }
 
+/* ---- one packing of B shared by the threads ----
+ * Threads that split M all need the whole of B: packing it per thread packs it
+ * once per thread. Here each packs every nt-th sliver of all of B into one
+ * panel, a barrier, then each multiplies its rows against the whole.
+ * An engine's packed B is a run of 32-bit units (an fp32 value, or a k pair of
+ * bf16 values): per k block of kblock(K), round_up(N, nr) columns of slivers
+ * of ceil(kc / kunit) units each. */
+typedef struct {
+    int mr, nr, kunit;
+    int (*kblock)(int K);
+    void (*pack_b)(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc);
+    void (*rows)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre);
+} GemmEngine;
+
+/* Packed B of at most this many bytes is shared by the threads (the MLM
+ * decoder's 250k x 768 is not: it is packed block by block per thread). */
+#define SHARED_B_MAX ((size_t)32 << 20)
+
+static void gemm_shared_b(const GemmEngine *e, int nt, int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    int kcb = e->kblock(K), npad = round_up(N, e->nr);
+    void *raw;
+    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)npad * (size_t)ceil_div(K, e->kunit), &raw);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        int t = 0, nth = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nth = omp_get_num_threads();
+#endif
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = K - pc < kcb ? K - pc : kcb, ku = ceil_div(kc, e->kunit);
+            uint32_t *Bk = Bp + (size_t)(pc / e->kunit) * npad;
+            for (int jr = t * e->nr; jr < N; jr += nth * e->nr)
+                e->pack_b(Bk + (size_t)jr * ku, transB, B, ldb, jr, N - jr < e->nr ? N - jr : e->nr, pc, kc);
+        }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        int bm = round_up(ceil_div(M, nth), e->mr), i0 = t * bm;
+        if (i0 < M)
+            e->rows(transA, transB, M - i0 < bm ? M - i0 : bm, N, K, alpha, transA ? A + i0 : A + (size_t)i0 * lda,
+                    lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp);
+    }
+    free(raw);
+}
+
+/* C = alpha op(A) op(B) + beta C on engine e: one shared packing of B where
+ * the threads can split M and it fits, else disjoint blocks (serial: e's rows
+ * packing their own B). */
+static void gemm_run(const GemmEngine *e, GemmFn serial, int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+    size_t packed = (size_t)round_up(N, e->nr) * (size_t)ceil_div(K, e->kunit) * 4;
+    if (nt > 1 && M >= nt * e->mr && packed <= SHARED_B_MAX)
+        gemm_shared_b(e, nt, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm_dispatch(serial, e->mr, e->nr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static const GemmEngine fp32_engine = {MR, NR, 1, fp32_kblock, pack_b_fp32, gemm_rows};
+
 void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -559,7 +668,7 @@ void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float
         return;
     }
 #endif
-    gemm_dispatch(gemm_serial, MR, NR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_run(&fp32_engine, gemm_serial, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -732,12 +841,12 @@ static NOINLINE BF16_FN void kernel_bf16(int kp, const uint32_t *restrict Ap, co
  * an fp32 one, so twice the k of the fp32 blocks. */
 static int kblock_bf16(int K) { return even_block(K, 2 * KC_MAX, 2); }
 
-/* C (M,N) of one thread. Bpre: all of B packed by gemm_shared_b_bf16 (per k
+/* C (M,N) of one thread. Bpre: all of B packed once by gemm_shared_b (per k
  * block of kblock_bf16(K), round_up(N, BNR) columns of slivers), or NULL to
  * pack each block here. */
 static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                                    int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                                   const uint32_t *Bpre) {
+                                   const void *Bpre) {
     int kcb = kblock_bf16(K);
     int ncb = even_block(N, NC_MAX, BNR);
     int mcb = even_block(M, MC_MAX, BMR);
@@ -753,7 +862,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
             pack_a_bf16(Ap, transA, A, lda, ic, mc, pc, kc);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
-                const uint32_t *Bb = Bpre ? Bpre + (size_t)(pc / 2) * npad + (size_t)jc * kp : Bp;
+                const uint32_t *Bb = Bpre ? (const uint32_t *)Bpre + (size_t)(pc / 2) * npad + (size_t)jc * kp : Bp;
                 if (!Bpre) pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc, 2 * kp);
                 for (int ir = 0; ir < mc; ir += BMR) {
                     int m = mc - ir < BMR ? mc - ir : BMR;
@@ -775,45 +884,12 @@ static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K
     gemm_rows_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
-/* Packed B of at most this many bytes is shared by the threads (the MLM
- * decoder's 250k x 768 is not: it is packed block by block per thread). */
-#define SHARED_B_MAX ((size_t)32 << 20)
-
-/* C (M,N) on nt threads that split M and share one packing of B: each thread
- * packs every nt-th sliver of all of B, then multiplies its rows against the
- * whole. Split by blocks (gemm_dispatch), every thread packs the B it needs,
- * and with M split that is all of B once per thread. */
-static BF16_FN void gemm_shared_b_bf16(int nt, int transA, int transB, int M, int N, int K, float alpha,
-                                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                                       int ldc) {
-    int kcb = kblock_bf16(K), npad = round_up(N, BNR);
-    void *raw;
-    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)npad * (size_t)(round_up(K, 2) / 2), &raw);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-#endif
-    {
-        int t = 0, nth = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        nth = omp_get_num_threads();
-#endif
-        for (int pc = 0; pc < K; pc += kcb) {
-            int kc = K - pc < kcb ? K - pc : kcb, kp = (kc + 1) / 2;
-            uint32_t *Bk = Bp + (size_t)(pc / 2) * npad;
-            for (int jr = t * BNR; jr < N; jr += nth * BNR)
-                pack_b_bf16(Bk + (size_t)jr * kp, transB, B, ldb, jr, N - jr < BNR ? N - jr : BNR, pc, kc, 2 * kp);
-        }
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-        int bm = round_up(ceil_div(M, nth), BMR), i0 = t * bm;
-        if (i0 < M)
-            gemm_rows_bf16(transA, transB, M - i0 < bm ? M - i0 : bm, N, K, alpha,
-                           transA ? A + i0 : A + (size_t)i0 * lda, lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp);
-    }
-    free(raw);
+static BF16_FN void pack_b_bf16_units(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0,
+                                      int kc) {
+    pack_b_bf16((uint32_t *)Bp, transB, B, ldb, j0, nc, p0, kc, round_up(kc, 2));
 }
+
+static const GemmEngine avx512_bf16_engine = {BMR, BNR, 2, kblock_bf16, pack_b_bf16_units, gemm_rows_bf16};
 
 #endif /* BF16_KERNELS */
 
@@ -1059,14 +1135,10 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const 
         return;
 #endif
 #if defined(BF16_KERNELS)
-    case ENGINE_AVX512_BF16: {
-        int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
-        if (nt > 1 && M >= nt * BMR && (size_t)round_up(N, BNR) * round_up(K, 2) * 2 <= SHARED_B_MAX)
-            gemm_shared_b_bf16(nt, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        else
-            gemm_dispatch(gemm_serial_bf16, BMR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case ENGINE_AVX512_BF16:
+        gemm_run(&avx512_bf16_engine, gemm_serial_bf16, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                 ldc);
         return;
-    }
 #endif
     default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
