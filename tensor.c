@@ -606,11 +606,32 @@ typedef struct {
  * decoder's 250k x 768 is not: it is packed block by block per thread). */
 #define SHARED_B_MAX ((size_t)32 << 20)
 
-static void gemm_shared_b(const GemmEngine *e, int nt, int transA, int transB, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* Thread t of nth packs its share of all of op(B) (K,N) into Bp: every
+ * nth-th sliver of every k block. */
+static void pack_b_share(const GemmEngine *e, uint32_t *Bp, int transB, const float *B, int ldb, int N, int K,
+                         int t, int nth) {
     int kcb = e->kblock(K), npad = round_up(N, e->nr);
-    void *raw;
-    uint32_t *Bp = (uint32_t *)scratch_alloc((size_t)npad * (size_t)ceil_div(K, e->kunit), &raw);
+    for (int pc = 0; pc < K; pc += kcb) {
+        int kc = K - pc < kcb ? K - pc : kcb, ku = ceil_div(kc, e->kunit);
+        uint32_t *Bk = Bp + (size_t)(pc / e->kunit) * npad;
+        for (int jr = t * e->nr; jr < N; jr += nth * e->nr)
+            e->pack_b(Bk + (size_t)jr * ku, transB, B, ldb, jr, N - jr < e->nr ? N - jr : e->nr, pc, kc);
+    }
+}
+
+/* All of op(B) packed by engine e: units of scratch_alloc'ed memory (*raw). */
+static size_t packed_units(const GemmEngine *e, int N, int K) {
+    return (size_t)round_up(N, e->nr) * (size_t)ceil_div(K, e->kunit);
+}
+
+/* C (M,N) on nt threads splitting M against all of op(B) packed once: Bpre
+ * when given (packed earlier), else packed here by the threads together. */
+static void gemm_shared_b(const GemmEngine *e, int nt, const uint32_t *Bpre, int transA, int transB, int M, int N,
+                          int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                          int ldc) {
+    void *raw = NULL;
+    uint32_t *mine = Bpre ? NULL : (uint32_t *)scratch_alloc(packed_units(e, N, K), &raw);
+    const uint32_t *Bp = Bpre ? Bpre : mine;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
@@ -620,15 +641,12 @@ static void gemm_shared_b(const GemmEngine *e, int nt, int transA, int transB, i
         t = omp_get_thread_num();
         nth = omp_get_num_threads();
 #endif
-        for (int pc = 0; pc < K; pc += kcb) {
-            int kc = K - pc < kcb ? K - pc : kcb, ku = ceil_div(kc, e->kunit);
-            uint32_t *Bk = Bp + (size_t)(pc / e->kunit) * npad;
-            for (int jr = t * e->nr; jr < N; jr += nth * e->nr)
-                e->pack_b(Bk + (size_t)jr * ku, transB, B, ldb, jr, N - jr < e->nr ? N - jr : e->nr, pc, kc);
-        }
+        if (mine) {
+            pack_b_share(e, mine, transB, B, ldb, N, K, t, nth);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
+        }
         int bm = round_up(ceil_div(M, nth), e->mr), i0 = t * bm;
         if (i0 < M)
             e->rows(transA, transB, M - i0 < bm ? M - i0 : bm, N, K, alpha, transA ? A + i0 : A + (size_t)i0 * lda,
@@ -643,9 +661,8 @@ static void gemm_shared_b(const GemmEngine *e, int nt, int transA, int transB, i
 static void gemm_run(const GemmEngine *e, GemmFn serial, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
-    size_t packed = (size_t)round_up(N, e->nr) * (size_t)ceil_div(K, e->kunit) * 4;
-    if (nt > 1 && M >= nt * e->mr && packed <= SHARED_B_MAX)
-        gemm_shared_b(e, nt, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (nt > 1 && M >= nt * e->mr && packed_units(e, N, K) * 4 <= SHARED_B_MAX)
+        gemm_shared_b(e, nt, NULL, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
         gemm_dispatch(serial, e->mr, e->nr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -1143,6 +1160,58 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const 
     default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
 }
+
+struct Bf16Packed {
+    Bf16Engine engine; /* the one that packed it; another one packs from B per product */
+    int transB, N, K, ldb;
+    const float *B;
+    uint32_t *panel; /* all of op(B) in the engine's layout, or NULL */
+    void *raw;
+};
+
+Bf16Packed *sgemm_bf16_pack_b(int transB, int N, int K, const float *B, int ldb) {
+    Bf16Packed *p = xcalloc(1, sizeof *p);
+    *p = (Bf16Packed){.engine = engine_now(), .transB = transB, .N = N, .K = K, .ldb = ldb, .B = B};
+#if defined(BF16_KERNELS)
+    if (p->engine == ENGINE_AVX512_BF16 && N > 0 && K > 0) {
+        const GemmEngine *e = &avx512_bf16_engine;
+        p->panel = (uint32_t *)scratch_alloc(packed_units(e, N, K), &p->raw);
+        int nt = threads_here();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        pack_b_share(e, p->panel, transB, B, ldb, N, K, omp_get_thread_num(), omp_get_num_threads());
+#else
+        pack_b_share(e, p->panel, transB, B, ldb, N, K, 0, 1);
+#endif
+    }
+#endif
+    return p;
+}
+
+void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float *A, int lda, const Bf16Packed *B,
+                       float beta, float *C, int ldc) {
+    if (N != B->N || K != B->K) die("sgemm_bf16_packed: a %dx%d product with B packed as %dx%d", K, N, B->K, B->N);
+#if defined(BF16_KERNELS)
+    if (B->panel && engine_now() == B->engine && M > 0 && N > 0 && alpha != 0.0f) {
+        const GemmEngine *e = &avx512_bf16_engine;
+        int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+        if (M < nt * e->mr) nt = M / e->mr > 1 ? M / e->mr : 1;
+        if (nt > 1)
+            gemm_shared_b(e, nt, B->panel, transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc);
+        else
+            e->rows(transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, B->panel);
+        return;
+    }
+#endif
+    sgemm_bf16(transA, B->transB, M, N, K, alpha, A, lda, B->B, B->ldb, beta, C, ldc);
+}
+
+void sgemm_bf16_packed_free(Bf16Packed *B) {
+    if (!B) return;
+    free(B->raw);
+    free(B);
+}
+
 const char *tensor_backend(void) {
 #if defined(GEMM_AVX512)
 #define BK_ISA "avx512"

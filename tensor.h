@@ -46,6 +46,19 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
                 const float *A, int lda, const float *B, int ldb, float beta,
                 float *C, int ldc);
 
+/* op(B) (K,N) packed once for many BF16 products with it (a weight across
+ * inference batches): all of it in the engine's layout, 2 bytes an element,
+ * where the engine has one (avx512-bf16); elsewhere, or once the engine has
+ * changed, products pack from B as sgemm_bf16 does. B must stay alive and
+ * unchanged while the handle is in use. Results are bitwise those of
+ * sgemm_bf16(transA, transB, ...). K == 0 or alpha == 0 are handled as there. */
+typedef struct Bf16Packed Bf16Packed;
+Bf16Packed *sgemm_bf16_pack_b(int transB, int N, int K, const float *B, int ldb);
+/* sgemm_bf16 with op(B) from a handle; N and K must be those it was packed with. */
+void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float *A, int lda, const Bf16Packed *B,
+                       float beta, float *C, int ldc);
+void sgemm_bf16_packed_free(Bf16Packed *B);
+
 /* What the build selected: "avx512", "avx2", or "scalar"; plus "+openmp". */
 const char *tensor_backend(void);
 

@@ -175,6 +175,48 @@ static void test_threads(void) {
 #endif
 }
 
+/* B packed once (sgemm_bf16_pack_b) gives bitwise what sgemm_bf16 gives, on 1
+ * and 2 threads, for M below and past the threads' split, N ragged, K past a
+ * k block; a handle packed by one engine still gives the current engine's
+ * result after a switch (it packs from B then). */
+static void test_packed(const char *engine) {
+    static const int shapes[][3] = {{5, 33, 40}, {30, 300, 1100}, {257, 48, 200}, {64, 96, 64}};
+    int same = 1, cases = 0;
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+#endif
+    for (int s = 0; s < 4; s++)
+        for (int tr = 0; tr < 4; tr++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = tr & 1, tb = tr >> 1;
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N);
+            float *C1 = rand_buf((size_t)M * N), *C2 = (float *)xmalloc((size_t)M * N * sizeof(float));
+            memcpy(C2, C1, (size_t)M * N * sizeof(float));
+            float beta = s % 2 ? 0.5f : 0.0f;
+            Bf16Packed *p = sgemm_bf16_pack_b(tb, N, K, B, ldb);
+#ifdef _OPENMP
+            omp_set_num_threads(1 + (tr + s) % 2);
+#endif
+            sgemm_bf16(ta, tb, M, N, K, 1.25f, A, lda, B, ldb, beta, C1, N);
+            sgemm_bf16_packed(ta, M, N, K, 1.25f, A, lda, p, beta, C2, N);
+            same &= memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0;
+            cases++;
+            if (s == 1 && tr == 1) { /* the engine switched under the handle */
+                tensor_set_bf16_engine("emulated");
+                sgemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+                sgemm_bf16_packed(ta, M, N, K, 1.0f, A, lda, p, 0.0f, C2, N);
+                same &= memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0;
+                tensor_set_bf16_engine(engine);
+            }
+            sgemm_bf16_packed_free(p);
+            free(A), free(B), free(C1), free(C2);
+        }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    CHECK_REPORT(same, "sgemm_bf16_packed[%s]: %d shapes x transposes bitwise equal to sgemm_bf16", engine, cases);
+}
+
 /* The small-problem path (no packing, serial; K <= 256): attention's per-head
  * products on strided operands against the reference, and bitwise equality with
  * the packed path, which sgemm takes for the same shape when 2 threads may run
@@ -295,6 +337,7 @@ int main(void) {
         test_blocking(sgemm_bf16, 1, name);
         test_bf16_rounding();
         test_threads();
+        test_packed(engines[e]);
         ran++;
     }
     CHECK(ran >= 1 + tensor_has_bf16(), "%d bf16 engines tested (has_bf16 %d)", ran, tensor_has_bf16());
