@@ -307,6 +307,7 @@ int xlmr_with_mlm_head(Xlmr *dst, const Xlmr *src, uint64_t seed) {
 }
 
 void xlmr_free(Xlmr *m) {
+    xlmr_bf16_unpack(m);
     free(m->params_memory);
     free(m->grads_memory);
     free(m->touched_rows);
@@ -425,10 +426,14 @@ static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
 }
 
 /* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b (OC): every linear of the model.
- * b NULL leaves the bias to the caller's next pass (bias_gelu_forward). */
-static void matmul_forward(GemmFn g, float *out, const float *inp, const float *w, const float *b, int N, int C,
-                           int OC) {
-    g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+ * b NULL leaves the bias to the caller's next pass (bias_gelu_forward).
+ * pw: w packed for BF16 inference (xlmr_bf16_pack) when g is sgemm_bf16, or NULL. */
+static void matmul_forward(GemmFn g, const Bf16Packed *pw, float *out, const float *inp, const float *w,
+                           const float *b, int N, int C, int OC) {
+    if (pw && g == sgemm_bf16)
+        sgemm_bf16_packed(0, N, OC, C, 1.0f, inp, C, pw, 0.0f, out, OC);
+    else
+        g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
     if (!b) return;
     OMP(omp parallel for)
     for (int n = 0; n < N; n++) {
@@ -527,7 +532,8 @@ static void gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 /* x (N,F) += b (F), then out (N,F) = gelu(x): a linear's bias and the GELU
- * after it in one pass over x, which is larger than the caches at base. */
+ * after it in one pass over x, which is larger than the caches at base. out
+ * may be x (inference keeps no pre-activation: one write of (N,F) fewer). */
 static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F) {
     OMP(omp parallel for)
     for (int n = 0; n < N; n++) {
@@ -1024,6 +1030,34 @@ typedef struct {
     float *dgelu;                               /* (B,T,F) its gradient, then that of fc */
 } LayerGradScratch;
 
+/* A layer's weight matrices, as xlmr_bf16_pack packs them. */
+enum { LIN_Q, LIN_K, LIN_V, LIN_AO, LIN_FC, LIN_FO, LIN_COUNT };
+
+void xlmr_bf16_pack(Xlmr *m) {
+    const XlmrConfig *c = &m->cfg;
+    if (!m->use_bf16 || m->use_ref_gemm || m->bf16_packed) return;
+    int C = c->hidden, F = c->ffn;
+    m->bf16_packed = xcalloc((size_t)c->n_layers * LIN_COUNT, sizeof *m->bf16_packed);
+    for (int l = 0; l < c->n_layers; l++) {
+        XlmrLayerWeights w = layer_weights(&m->params, c, l);
+        Bf16Packed **pk = m->bf16_packed + (size_t)l * LIN_COUNT;
+        /* op(B) = wᵀ: (in, out) from w (out, in), as matmul_forward multiplies */
+        pk[LIN_Q] = sgemm_bf16_pack_b(1, C, C, w.q_w, C);
+        pk[LIN_K] = sgemm_bf16_pack_b(1, C, C, w.k_w, C);
+        pk[LIN_V] = sgemm_bf16_pack_b(1, C, C, w.v_w, C);
+        pk[LIN_AO] = sgemm_bf16_pack_b(1, C, C, w.ao_w, C);
+        pk[LIN_FC] = sgemm_bf16_pack_b(1, F, C, w.fc_w, C);
+        pk[LIN_FO] = sgemm_bf16_pack_b(1, C, F, w.fo_w, F);
+    }
+}
+
+void xlmr_bf16_unpack(Xlmr *m) {
+    if (!m->bf16_packed) return;
+    for (size_t i = 0; i < (size_t)m->cfg.n_layers * LIN_COUNT; i++) sgemm_bf16_packed_free(m->bf16_packed[i]);
+    free(m->bf16_packed);
+    m->bf16_packed = NULL;
+}
+
 /* The constants of one layer's kernels. */
 typedef struct {
     AttnDims attn;
@@ -1050,19 +1084,21 @@ static void layer_forward(const Xlmr *m, int l, float *out, const float *x, cons
     int C = c->hidden, F = c->ffn, N = B * T;
     XlmrLayerWeights w = layer_weights(&m->params, c, l);
     LayerDims d = layer_dims(m, g, l, ids, B, T, hd, ad);
+    static Bf16Packed *const unpacked[LIN_COUNT];
+    Bf16Packed *const *pk = m->bf16_packed ? m->bf16_packed + (size_t)l * LIN_COUNT : unpacked;
     // attention.self: q, k, v = x Wᵀ + b; ctx = drop(softmax(q kᵀ / sqrt(hs))) v per head
-    matmul_forward(g, s->q, x, w.q_w, w.q_b, N, C, C);
-    matmul_forward(g, s->k, x, w.k_w, w.k_b, N, C, C);
-    matmul_forward(g, s->v, x, w.v_w, w.v_b, N, C, C);
+    matmul_forward(g, pk[LIN_Q], s->q, x, w.q_w, w.q_b, N, C, C);
+    matmul_forward(g, pk[LIN_K], s->k, x, w.k_w, w.k_b, N, C, C);
+    matmul_forward(g, pk[LIN_V], s->v, x, w.v_w, w.v_b, N, C, C);
     attention_forward(s->ctx, s->att, s->q, s->k, s->v, &d.attn);
     // attention.output: h1 = LayerNorm(drop(ctx Waoᵀ + bao) + x)
-    matmul_forward(g, t->branch, s->ctx, w.ao_w, w.ao_b, N, C, C);
+    matmul_forward(g, pk[LIN_AO], t->branch, s->ctx, w.ao_w, w.ao_b, N, C, C);
     residual_layernorm_forward(s->h1, &s->ln1, t->branch, x, w.ln1_w, w.ln1_b, &d.attn_out, B, T, C, c->ln_eps);
     // intermediate: gelu(h1 Wfcᵀ + bfc)
-    matmul_forward(g, s->fc, s->h1, w.fc_w, NULL, N, C, F);
+    matmul_forward(g, pk[LIN_FC], s->fc, s->h1, w.fc_w, NULL, N, C, F);
     bias_gelu_forward(t->gelu, s->fc, w.fc_b, N, F);
     // output: out = LayerNorm(drop(gelu Wfoᵀ + bfo) + h1)
-    matmul_forward(g, t->branch, t->gelu, w.fo_w, w.fo_b, N, F, C);
+    matmul_forward(g, pk[LIN_FO], t->branch, t->gelu, w.fo_w, w.fo_b, N, F, C);
     residual_layernorm_forward(out, &s->ln2, t->branch, s->h1, w.ln2_w, w.ln2_b, &d.ffn_out, B, T, C, c->ln_eps);
 }
 
@@ -1240,6 +1276,7 @@ void xlmr_forward(Xlmr *m, XlmrActs *a, float *out, const int *ids, int B, int T
  * (overwritten on the way down). */
 static void encoder_backward(Xlmr *m, XlmrActs *a) {
     const XlmrConfig *c = &m->cfg;
+    if (m->bf16_packed) die("xlmr: backward on a model packed for BF16 inference (xlmr_bf16_unpack first)");
     if (!m->grads_memory) xlmr_grads_alloc(m);
     int B = a->B, T = a->T, C = c->hidden, N = B * T;
     size_t NC = (size_t)N * C;
@@ -1334,12 +1371,12 @@ int xlmr_mlm_forward(Xlmr *m, const XlmrActs *a, XlmrMlmActs *h, float *logits, 
     LnActs ln = {.inp = h->g, .mean = h->mean, .rstd = h->rstd};
     for (int i = 0; i < M; i++) memcpy(h->x + (size_t)i * C, last + (size_t)pos[i] * C, (size_t)C * sizeof(float));
     // dense: d = x Wdᵀ + bd, then the exact GELU
-    matmul_forward(g, h->d, h->x, p->lm_dense_w, NULL, M, C, C);
+    matmul_forward(g, NULL, h->d, h->x, p->lm_dense_w, NULL, M, C, C);
     bias_gelu_forward(h->g, h->d, p->lm_dense_b, M, C);
     // layer_norm: y = LayerNorm(g)
     layernorm_forward(h->y, &ln, p->lm_ln_w, p->lm_ln_b, M, C, c->ln_eps);
     // decoder: logits = y Eᵀ + bias
-    matmul_forward(g, logits, h->y, decoder_of(m, p), p->lm_bias, M, C, c->vocab);
+    matmul_forward(g, NULL, logits, h->y, decoder_of(m, p), p->lm_bias, M, C, c->vocab);
     return 0;
 }
 
@@ -1388,7 +1425,7 @@ int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {
     LayerActs s = {.q = acts, .k = acts + NC, .v = acts + 2 * NC, .att = NULL, .ctx = acts + 3 * NC,
                    .ln1 = {.inp = acts + 4 * NC, .mean = stats, .rstd = stats + N}, .h1 = acts + 5 * NC, .fc = fc,
                    .ln2 = {.inp = acts + 6 * NC, .mean = stats + 2 * N, .rstd = stats + 3 * N}};
-    LayerScratch t = {.branch = xmalloc(NC * sizeof(float)), .gelu = xmalloc(NF * sizeof(float))};
+    LayerScratch t = {.branch = xmalloc(NC * sizeof(float)), .gelu = fc}; /* GELU in place: no backward */
     LnActs emb_ln = {.inp = emb, .mean = stats, .rstd = stats + N};
     Drop off = drop_make(NULL, 0);
     const XlmrParams *p = &m->params;
@@ -1407,7 +1444,7 @@ int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling) {
         pool_forward(pooled, x, id, c->pad_id, nb, T, C, pooling);
         normalize_forward(out + (size_t)b0 * C, norm, pooled, nb, C);
     }
-    free(x); free(y); free(emb); free(acts); free(stats); free(fc); free(t.branch); free(t.gelu);
+    free(x); free(y); free(emb); free(acts); free(stats); free(fc); free(t.branch);
     free(pooled); free(norm); free(pos);
     return 0;
 }
@@ -1439,7 +1476,8 @@ int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *len
     int *pad = xmalloc((size_t)batch * Tmax * sizeof(int));
     float *emb = xmalloc((size_t)batch * C * sizeof(float));
     double t0 = now_seconds(), last = t0;
-    int rc = 0;
+    int rc = 0, packed_here = !m->bf16_packed && n > 0;
+    if (packed_here) xlmr_bf16_pack(m); /* the weights are those of every batch */
     /* data parallel (dist.h): batch j is rank j mod P's, then every rank gets
      * every row; the batches are those of one process, so are the embeddings */
     const int P = dist_size(), me = dist_rank();
@@ -1460,6 +1498,7 @@ int xlmr_embed_ragged(Xlmr *m, float *out, const int *const *ids, const int *len
             last = now;
         }
     }
+    if (packed_here) xlmr_bf16_unpack(m);
     if (rc == 0 && P > 1) {
         int *owner = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
         for (int i = 0; i < n; i++) owner[i] = (i / batch) % P;

@@ -97,6 +97,7 @@ typedef struct {
     int n_touched;
     unsigned char *row_touched;  /* (V) flags */
     int use_bf16;                /* compute GEMMs in BF16 (fp32 master weights) */
+    struct Bf16Packed **bf16_packed; /* (L,6) the layers' weights packed for BF16 inference, or NULL */
     int use_ref_gemm;            /* tests: sgemm_ref everywhere (the scalar ground truth) */
 } Xlmr;
 
@@ -163,6 +164,14 @@ int xlmr_embed(Xlmr *m, float *out, const int *ids, int B, int T, int pooling);
 /* 0, or -1 + xerr when an id is outside [0, V) or a row has more non-pad tokens
  * than the position table allows (max_pos - pad_id - 1). */
 int xlmr_check_ids(const Xlmr *m, const int *ids, int B, int T);
+/* BF16 inference (use_bf16): the layers' six weight matrices packed once into
+ * the BF16 engine's layout (2 bytes a weight), so that forwards skip
+ * converting them, as a model converted to bfloat16 would. The parameters
+ * must not change until xlmr_bf16_unpack (backward refuses to run);
+ * xlmr_embed_ragged brackets its batches with the pair. Results are bitwise
+ * those without. No-op when use_bf16 is 0 or the model is already packed. */
+void xlmr_bf16_pack(Xlmr *m);
+void xlmr_bf16_unpack(Xlmr *m);
 /* out (n,C): embeddings of n id sequences of any lengths (each <= the model's
  * limit): sorted by length and run `batch` at a time (<= 0: 32) so that little
  * is spent on padding. label: a progress line with ETA on stderr (may be NULL).

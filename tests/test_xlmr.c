@@ -115,6 +115,14 @@ static void check_parity(const char *name, int pooling) {
     /* the BF16 compute path (bf16 GEMM inputs, fp32 accumulation and weights): close, not equal */
     m.use_bf16 = 1;
     CHECK(xlmr_embed(&m, emb, r.ids, B, T, pooling) == 0, "embed bf16: %s", xerr_msg());
+    /* weights packed once for BF16 inference: bitwise the same embeddings */
+    float *emb_pk = xmalloc((size_t)B * C * sizeof(float));
+    xlmr_bf16_pack(&m);
+    CHECK(m.bf16_packed && xlmr_embed(&m, emb_pk, r.ids, B, T, pooling) == 0, "embed bf16 packed: %s", xerr_msg());
+    xlmr_bf16_unpack(&m);
+    CHECK_REPORT(!m.bf16_packed && !memcmp(emb, emb_pk, (size_t)B * C * sizeof(float)),
+                 "%s: xlmr_embed in BF16 with the weights packed once = packed per product, bitwise", name);
+    free(emb_pk);
     m.use_bf16 = 0;
     double dbf = e ? max_abs_diff(emb, e, (size_t)B * C) : -1.0;
     CHECK_REPORT(e && dbf > 0 && dbf <= 1e-2, "%s: xlmr_embed in BF16 vs torch FP32 max abs err %.2e (<= 1e-2)", name,
