@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "cli.h"
 #include "dist.h"
@@ -36,6 +39,13 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+#if defined(__GLIBC__)
+    /* glibc hands large freed blocks back to the kernel (munmap, trimming),
+     * so the scratch of every batch and every product would be faulted in and
+     * zeroed anew; this keeps freed memory for the next allocation. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
     dist_init(&argc, &argv); /* xlmr-mpi under mpirun: one rank of the job (dist.h) */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
