@@ -34,7 +34,7 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
     const float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
     const float bc1 = 1.0f - powf(b1, (float)t), bc2 = 1.0f - powf(b2, (float)t);
     long long nn = (long long)n;
-    OMP(omp parallel for if (nn > 65536))
+    OMP(omp parallel for simd if (parallel : nn > 65536))
     for (long long i = 0; i < nn; i++) {
         float gi = g[i] * gscale;
         float mi = b1 * m[i] + (1.0f - b1) * gi;
@@ -63,7 +63,8 @@ void xlmr_adamw_step(Xlmr *m, AdamW *a, const AdamWConfig *c, float lr, float gs
         if (xlmr_tensor_lazy_rows(i)) {
             if (freeze_embeddings) continue;
             size_t C = emb_dim(m);
-            /* lazy rows: only those with gradient this step */
+            /* lazy rows: only those with gradient this step, in parallel by rows */
+            OMP(omp parallel for if (m->n_touched > 64))
             for (int k = 0; k < m->n_touched; k++) {
                 size_t r = (size_t)m->touched_rows[k] * C;
                 adamw_update(p + r, g + r, a->m + off + r, a->v + off + r, C, lr, wd, gscale, c, a->t);
@@ -77,7 +78,9 @@ void xlmr_adamw_step(Xlmr *m, AdamW *a, const AdamWConfig *c, float lr, float gs
 static double sumsq(const float *x, size_t n) {
     double s = 0;
     long long nn = (long long)n;
-    OMP(omp parallel for reduction(+ : s) if (nn > 65536))
+    /* simd: partial sums in vector lanes (a sum of squares in double: the
+     * order changes only the last bits) */
+    OMP(omp parallel for simd reduction(+ : s) if (parallel : nn > 65536))
     for (long long i = 0; i < nn; i++) s += (double)x[i] * x[i];
     return s;
 }
@@ -89,7 +92,10 @@ double xlmr_grad_norm(const Xlmr *m, int freeze_embeddings) {
         if (xlmr_tensor_lazy_rows(i)) {
             if (freeze_embeddings) continue;
             size_t C = emb_dim(m);
-            for (int k = 0; k < m->n_touched; k++) s += sumsq(g + (size_t)m->touched_rows[k] * C, C);
+            double rows = 0;
+            OMP(omp parallel for reduction(+ : rows) if (m->n_touched > 64))
+            for (int k = 0; k < m->n_touched; k++) rows += sumsq(g + (size_t)m->touched_rows[k] * C, C);
+            s += rows;
             continue;
         }
         s += sumsq(g, m->sizes[i]);
