@@ -547,17 +547,13 @@ static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F
     }
 }
 
-/* dinp (n) = dout * gelu'(inp), gelu'(x) = Φ(x) + x φ(x) (dinp may be dout).
- * Φ(x) is read off g = gelu(x) = x Φ(x), which forward (or backward's
- * recompute) has made: g / x costs a division where Φ costs an erf. Near 0,
- * where the division loses precision, Φ = 1/2 to fp32 accuracy. */
-static void gelu_backward(float *dinp, const float *dout, const float *inp, const float *g, size_t n) {
+/* dinp (n) = dout * gelu'(inp), gelu'(x) = Φ(x) + x φ(x) (dinp may be dout). */
+static void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     OMP(omp parallel for simd simdlen(16))
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float cdf = fabsf(x) > 1e-20f ? g[i] / x : 0.5f;
-        float pdf = 0.39894228040143268f * exp_approx(-0.5f * x * x);
-        dinp[i] = dout[i] * MADD(x, pdf, cdf);
+        float pdf = 0.39894228040143268f * exp_approx(-0.5f * inp[i] * inp[i]);
+        float dg = gelu_cdf(inp[i]) + inp[i] * pdf;
+        dinp[i] = dout[i] * dg;
     }
 }
 
@@ -1118,7 +1114,7 @@ static void layer_backward(Xlmr *m, int l, float *dx, const float *dout, const f
     gelu_forward(t->gelu, s->fc, (size_t)N * F); /* recomputed rather than kept */
     matmul_backward(g, t->dgelu, 0, dw.fo_w, dw.fo_b, t->dbranch, t->gelu, w.fo_w, N, F, C);
     // intermediate: gelu(h1 Wfcᵀ + bfc); h1 also feeds the residual, so dh1 +=
-    gelu_backward(t->dgelu, t->dgelu, s->fc, t->gelu, (size_t)N * F);
+    gelu_backward(t->dgelu, t->dgelu, s->fc, (size_t)N * F);
     matmul_backward(g, t->dh1, 1, dw.fc_w, dw.fc_b, t->dgelu, s->h1, w.fc_w, N, C, F);
     // attention.output: h1 = LayerNorm(drop(ctx Waoᵀ + bao) + x); dx starts as the residual's gradient
     residual_layernorm_backward(dx, t->dbranch, dw.ln1_w, dw.ln1_b, t->dh1, &s->ln1, w.ln1_w, &d.attn_out, B, T, C);
@@ -1394,7 +1390,7 @@ void xlmr_mlm_backward(Xlmr *m, XlmrActs *a, XlmrMlmActs *h, const float *dlogit
     if (c->tie_word_embeddings) touch_all_rows(m);
     // layer_norm, then GELU and dense
     layernorm_backward(h->dg, d->lm_ln_w, d->lm_ln_b, h->dy, &ln, p->lm_ln_w, M, C);
-    gelu_backward(h->dg, h->dg, h->d, h->g, (size_t)M * C);
+    gelu_backward(h->dg, h->dg, h->d, (size_t)M * C);
     matmul_backward(g, h->dy, 0, d->lm_dense_w, d->lm_dense_b, h->dg, h->x, p->lm_dense_w, M, C, C);
     // the gradient at the encoder's output: dx at the chosen rows, 0 elsewhere
     memset(a->dh, 0, (size_t)N * C * sizeof(float));
