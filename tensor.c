@@ -562,10 +562,15 @@ static int threads_here(void) {
 #endif
 }
 
+/* Threads an M x N x K product gets: those here, where it is large enough to pay for the fork. */
+static int gemm_threads(int M, int N, int K) {
+    return (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+}
+
 /* Runs fn on the disjoint blocks of C, in parallel where that pays. */
 static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+    int nt = gemm_threads(M, N, K);
     if (nt <= 1) {
         fn(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -660,7 +665,7 @@ static void gemm_shared_b(const GemmEngine *e, int nt, const uint32_t *Bpre, int
  * packing their own B). */
 static void gemm_run(const GemmEngine *e, GemmFn serial, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+    int nt = gemm_threads(M, N, K);
     if (nt > 1 && M >= nt * e->mr && packed_units(e, N, K) * 4 <= SHARED_B_MAX)
         gemm_shared_b(e, nt, NULL, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
@@ -1194,7 +1199,7 @@ void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float
 #if defined(BF16_KERNELS)
     if (B->panel && engine_now() == B->engine && M > 0 && N > 0 && alpha != 0.0f) {
         const GemmEngine *e = &avx512_bf16_engine;
-        int nt = (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
+        int nt = gemm_threads(M, N, K);
         if (M < nt * e->mr) nt = M / e->mr > 1 ? M / e->mr : 1;
         if (nt > 1)
             gemm_shared_b(e, nt, B->panel, transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc);
