@@ -2,11 +2,13 @@
 # bench/compare.sh: the same benchmarks in `xlmr bench` and in PyTorch
 # (bench/torch_bench.py), one after the other, with the ratio xlmr / torch.
 #
-#   bench/compare.sh [--quick] [--fp32] [--threads N] [--steps N] [--only gemm|model|tokenize]
+#   bench/compare.sh [--quick] [--fp32] [--no-amx] [--threads N] [--steps N] [--only gemm|model|tokenize]
 #     --quick      small shapes only (gemm at 512 tokens, train/forward small)
 #     --fp32       no BF16 rows (by default every GEMM and model figure is also
 #                  taken in BF16: xlmr --bf16 against torch's own BF16, a
 #                  bfloat16 model for forward, CPU autocast for training)
+#     --no-amx     on a CPU with AMX, BF16 as on one without it, on both sides:
+#                  xlmr --bf16-engine avx512-bf16, torch with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16
 #     --threads N  threads for both sides (default 2)
 #     --steps N    timed runs per measurement, best kept, both sides (default 3;
 #                  more when the machine is shared: the best run is the least disturbed)
@@ -28,14 +30,17 @@ QUICK=0
 BF16=1
 STEPS=3
 ONLY=all
+XENGINE=()
+TENV=()
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1 ;;
     --fp32) BF16=0 ;;
+    --no-amx) XENGINE=(--bf16-engine avx512-bf16); TENV=(ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) ;;
     --threads) THREADS=$2; shift ;;
     --steps) STEPS=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -48,12 +53,12 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
     echo "compare.sh: PyTorch is NOT installed for $PY: only xlmr's figures are shown, no ratios"
 fi
 : >"$LOG"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOG"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)${XENGINE[@]+", no AMX (both sides)"}" | tee -a "$LOG"
 
-xl() { echo "\$ xlmr bench $*" >>"$LOG"; "$XLMR" bench "$@" --threads "$THREADS" --steps "$STEPS" 2>&1 | tee -a "$LOG"; }
+xl() { echo "\$ xlmr bench $*" >>"$LOG"; "$XLMR" bench "$@" ${XENGINE[@]+"${XENGINE[@]}"} --threads "$THREADS" --steps "$STEPS" 2>&1 | tee -a "$LOG"; }
 th() {
     echo "\$ torch_bench.py $*" >>"$LOG"
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" bench/torch_bench.py "$@" --threads "$THREADS" --steps "$STEPS" 2>&1 |
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${TENV[@]+"${TENV[@]}"} "$PY" bench/torch_bench.py "$@" --threads "$THREADS" --steps "$STEPS" 2>&1 |
         tee -a "$LOG"
 }
 figure() { tail -1 | awk '{print $(NF-1)}'; } # "... N unit" -> N
