@@ -525,13 +525,8 @@ static ALWAYS_INLINE float erf_approx(float x) {
 
 static ALWAYS_INLINE float gelu_cdf(float x) { return 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f)); }
 
-/* out (n) = gelu(inp) = inp Φ(inp): XLMRobertaIntermediate's activation. */
-static void gelu_forward(float *out, const float *inp, size_t n) {
-    OMP(omp parallel for simd simdlen(16))
-    for (size_t i = 0; i < n; i++) out[i] = inp[i] * gelu_cdf(inp[i]);
-}
-
-/* x (N,F) += b (F), then out (N,F) = gelu(x): a linear's bias and the GELU
+/* x (N,F) += b (F), then out (N,F) = gelu(x) = x Φ(x) (XLMRobertaIntermediate's
+ * activation): a linear's bias and the GELU
  * after it in one pass over x, which is larger than the caches at base. out
  * may be x (inference keeps no pre-activation: one write of (N,F) fewer). */
 static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F) {
@@ -547,14 +542,34 @@ static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F
     }
 }
 
-/* dinp (n) = dout * gelu'(inp), gelu'(x) = Φ(x) + x φ(x) (dinp may be dout). */
+/* gelu'(x) = Φ(x) + x φ(x), from Φ(x) = cdf. */
+static ALWAYS_INLINE float gelu_slope(float x, float cdf) {
+    float pdf = 0.39894228040143268f * exp_approx(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
+/* dinp (n) = dout * gelu'(inp) (dinp may be dout). */
 static void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     OMP(omp parallel for simd simdlen(16))
+    for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_slope(inp[i], gelu_cdf(inp[i]));
+}
+
+/* out (n) = gelu(x), then x (n) = gelu'(x): a layer's backward recomputes
+ * GELU(fc) for output.dense's weight gradient and needs the slope after it;
+ * one pass evaluates Φ once for both, not once for each. */
+static void gelu_forward_slope(float *out, float *x, size_t n) {
+    OMP(omp parallel for simd simdlen(16))
     for (size_t i = 0; i < n; i++) {
-        float pdf = 0.39894228040143268f * exp_approx(-0.5f * inp[i] * inp[i]);
-        float dg = gelu_cdf(inp[i]) + inp[i] * pdf;
-        dinp[i] = dout[i] * dg;
+        float v = x[i], cdf = gelu_cdf(v);
+        out[i] = v * cdf;
+        x[i] = gelu_slope(v, cdf);
     }
+}
+
+/* d (n) *= slope (n): the chain rule through an elementwise function. */
+static void scale_by(float *d, const float *slope, size_t n) {
+    OMP(omp parallel for simd simdlen(16))
+    for (size_t i = 0; i < n; i++) d[i] *= slope[i];
 }
 
 /* ---- dropout: counter-based masks ----
@@ -1009,7 +1024,8 @@ typedef struct {
     float *ctx;       /* (B,T,C) the attention context, input of attention.output.dense */
     LnActs ln1;       /* attention.output.LayerNorm; its input res1 = drop(ctx Waoᵀ + bao) + x */
     float *h1;        /* (B,T,C) its output */
-    float *fc;        /* (B,T,F) intermediate.dense output (bias included), the GELU's input */
+    float *fc;        /* (B,T,F) intermediate.dense output (bias included), the GELU's input;
+                         layer_backward leaves gelu'(fc) there */
     LnActs ln2;       /* output.LayerNorm; its input res2 = drop(gelu(fc) Wfoᵀ + bfo) + h1 */
 } LayerActs;
 
@@ -1111,10 +1127,10 @@ static void layer_backward(Xlmr *m, int l, float *dx, const float *dout, const f
     LayerDims d = layer_dims(m, g, l, ids, B, T, hd, ad);
     // output: out = LayerNorm(drop(gelu Wfoᵀ + bfo) + h1)
     residual_layernorm_backward(t->dh1, t->dbranch, dw.ln2_w, dw.ln2_b, dout, &s->ln2, w.ln2_w, &d.ffn_out, B, T, C);
-    gelu_forward(t->gelu, s->fc, (size_t)N * F); /* recomputed rather than kept */
+    gelu_forward_slope(t->gelu, s->fc, (size_t)N * F); /* recomputed rather than kept; fc becomes gelu'(fc) */
     matmul_backward(g, t->dgelu, 0, dw.fo_w, dw.fo_b, t->dbranch, t->gelu, w.fo_w, N, F, C);
     // intermediate: gelu(h1 Wfcᵀ + bfc); h1 also feeds the residual, so dh1 +=
-    gelu_backward(t->dgelu, t->dgelu, s->fc, (size_t)N * F);
+    scale_by(t->dgelu, s->fc, (size_t)N * F);
     matmul_backward(g, t->dh1, 1, dw.fc_w, dw.fc_b, t->dgelu, s->h1, w.fc_w, N, C, F);
     // attention.output: h1 = LayerNorm(drop(ctx Waoᵀ + bao) + x); dx starts as the residual's gradient
     residual_layernorm_backward(dx, t->dbranch, dw.ln1_w, dw.ln1_b, t->dh1, &s->ln1, w.ln1_w, &d.attn_out, B, T, C);

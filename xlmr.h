@@ -206,7 +206,9 @@ const float *xlmr_acts_hidden(const XlmrActs *a, int l);
 int xlmr_grads_alloc(Xlmr *m);
 void xlmr_zero_grad(Xlmr *m);
 /* dout (B,C): gradient of the loss w.r.t. the normalised embeddings of the last
- * xlmr_forward on a. Accumulates (+=) into m->grads. */
+ * xlmr_forward on a. Accumulates (+=) into m->grads. A backward uses up a's
+ * activations (it overwrites some with what it derives from them): run
+ * xlmr_forward again before another backward. */
 void xlmr_backward(Xlmr *m, XlmrActs *a, const float *dout);
 /* The same from dh (B,T,C), the gradient w.r.t. the last hidden state (the
  * masked-LM head's input); dh is not modified. */
