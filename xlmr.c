@@ -525,10 +525,10 @@ static ALWAYS_INLINE float erf_approx(float x) {
 
 static ALWAYS_INLINE float gelu_cdf(float x) { return 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f)); }
 
-/* x (N,F) += b (F), then out (N,F) = gelu(x) = x Φ(x) (XLMRobertaIntermediate's
- * activation): a linear's bias and the GELU
- * after it in one pass over x, which is larger than the caches at base. out
- * may be x (inference keeps no pre-activation: one write of (N,F) fewer). */
+/* x (N,F) += b (F), then out (N,F) = gelu(x) = x Φ(x), XLMRobertaIntermediate's
+ * activation: a linear's bias and the GELU after it in one pass over x, which
+ * is larger than the caches at base. out may be x (inference keeps no
+ * pre-activation: one write of (N,F) fewer). */
 static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F) {
     OMP(omp parallel for)
     for (int n = 0; n < N; n++) {
