@@ -493,7 +493,8 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
 static int fp32_kblock(int K) { return even_block(K, KC_MAX, 1); }
 
 static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre) {
+                      const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre,
+                      const GemmEpilogue *epi, int i0) {
     int kcb = fp32_kblock(K);
     int ncb = even_block(N, NC_MAX, NR);
     int mcb = even_block(M, MC_MAX, MR);
@@ -506,6 +507,7 @@ static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, 
         for (int pc = 0; pc < K; pc += kcb) {
             int kc = K - pc < kcb ? K - pc : kcb;
             float bt = pc == 0 ? beta : 1.0f; /* later k blocks accumulate */
+            const GemmEpilogue *tail = pc + kc == K ? epi : NULL;
             pack_a(Ap, transA, A, lda, ic, mc, pc, kc);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
@@ -516,8 +518,9 @@ static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, 
                     const float *a = Ap + (size_t)ir * kc;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int n = nc - jr < NR ? nc - jr : NR;
-                        kernel(kc, a, Bb + (size_t)jr * kc, C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                               alpha, bt, m, n);
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        kernel(kc, a, Bb + (size_t)jr * kc, c, ldc, alpha, bt, m, n);
+                        if (tail) tail->apply(tail->ctx, c, ldc, i0 + ic + ir, jc + jr, m, n);
                     }
                 }
             }
@@ -529,7 +532,7 @@ static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, 
 
 static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    gemm_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 static void pack_b_fp32(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
@@ -603,8 +606,10 @@ typedef struct {
     int mr, nr, kunit;
     int (*kblock)(int K);
     void (*pack_b)(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc);
+    /* C (M,N) of one thread, rows i0.. of the product's C; epi on each final tile */
     void (*rows)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre);
+                 const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre,
+                 const GemmEpilogue *epi, int i0);
 } GemmEngine;
 
 /* Packed B of at most this many bytes is shared by the threads (the MLM
@@ -633,7 +638,7 @@ static size_t packed_units(const GemmEngine *e, int N, int K) {
  * when given (packed earlier), else packed here by the threads together. */
 static void gemm_shared_b(const GemmEngine *e, int nt, const uint32_t *Bpre, int transA, int transB, int M, int N,
                           int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                          int ldc) {
+                          int ldc, const GemmEpilogue *epi) {
     void *raw = NULL;
     uint32_t *mine = Bpre ? NULL : (uint32_t *)scratch_alloc(packed_units(e, N, K), &raw);
     const uint32_t *Bp = Bpre ? Bpre : mine;
@@ -655,30 +660,49 @@ static void gemm_shared_b(const GemmEngine *e, int nt, const uint32_t *Bpre, int
         int bm = round_up(ceil_div(M, nth), e->mr), i0 = t * bm;
         if (i0 < M)
             e->rows(transA, transB, M - i0 < bm ? M - i0 : bm, N, K, alpha, transA ? A + i0 : A + (size_t)i0 * lda,
-                    lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp);
+                    lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp, epi, i0);
     }
     free(raw);
 }
 
-/* C = alpha op(A) op(B) + beta C on engine e: one shared packing of B where
- * the threads can split M and it fits, else disjoint blocks (serial: e's rows
- * packing their own B). */
+/* epi (or nothing, when NULL) over all of C (M,N) in one pass after the
+ * product, rows split between the threads here: for the paths that cannot
+ * apply it tile by tile. */
+static void epilogue_after(const GemmEpilogue *epi, float *C, int ldc, int M, int N) {
+    if (!epi || M <= 0 || N <= 0) return;
+    int nt = (double)M * N >= 16384.0 ? threads_here() : 1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+    for (int i = 0; i < M; i += MR) epi->apply(epi->ctx, C + (size_t)i * ldc, ldc, i, 0, M - i < MR ? M - i : MR, N);
+    (void)nt;
+}
+
+/* C = alpha op(A) op(B) + beta C, then epi, on engine e: one shared packing of
+ * B where the threads can split M and it fits (epi on each tile as it is
+ * final), else disjoint blocks (serial: e's rows packing their own B) and epi
+ * after them. */
 static void gemm_run(const GemmEngine *e, GemmFn serial, int transA, int transB, int M, int N, int K, float alpha,
-                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                     const GemmEpilogue *epi) {
     int nt = gemm_threads(M, N, K);
-    if (nt > 1 && M >= nt * e->mr && packed_units(e, N, K) * 4 <= SHARED_B_MAX)
-        gemm_shared_b(e, nt, NULL, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else
-        gemm_dispatch(serial, e->mr, e->nr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (nt > 1 && M >= nt * e->mr && packed_units(e, N, K) * 4 <= SHARED_B_MAX) {
+        gemm_shared_b(e, nt, NULL, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+        return;
+    }
+    gemm_dispatch(serial, e->mr, e->nr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    epilogue_after(epi, C, ldc, M, N);
 }
 
 static const GemmEngine fp32_engine = {MR, NR, 1, fp32_kblock, pack_b_fp32, gemm_rows};
 
-void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-           const float *B, int ldb, float beta, float *C, int ldc) {
+/* sgemm, then epi (NULL: none). */
+static void sgemm_then(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc, const GemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { /* BLAS quick return: A and B are not read */
         scale_c(M, N, beta, C, ldc);
+        epilogue_after(epi, C, ldc, M, N);
         return;
     }
 #if defined(SMALL_GEMM)
@@ -687,10 +711,16 @@ void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float
     if (K <= SMALL_K_MAX && (double)M * N <= SMALL_MN_MAX &&
         ((double)M * N * K < GEMM_PARALLEL_MIN || threads_here() == 1)) {
         gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        epilogue_after(epi, C, ldc, M, N);
         return;
     }
 #endif
-    gemm_run(&fp32_engine, gemm_serial, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_run(&fp32_engine, gemm_serial, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+}
+
+void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_then(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -868,7 +898,7 @@ static int kblock_bf16(int K) { return even_block(K, 2 * KC_MAX, 2); }
  * pack each block here. */
 static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                                    int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                                   const void *Bpre) {
+                                   const void *Bpre, const GemmEpilogue *epi, int i0) {
     int kcb = kblock_bf16(K);
     int ncb = even_block(N, NC_MAX, BNR);
     int mcb = even_block(M, MC_MAX, BMR);
@@ -881,6 +911,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
         for (int pc = 0; pc < K; pc += kcb) {
             int kc = K - pc < kcb ? K - pc : kcb, kp = (kc + 1) / 2;
             float bt = pc == 0 ? beta : 1.0f;
+            const GemmEpilogue *tail = pc + kc == K ? epi : NULL;
             pack_a_bf16(Ap, transA, A, lda, ic, mc, pc, kc);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
@@ -890,8 +921,9 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
                     int m = mc - ir < BMR ? mc - ir : BMR;
                     for (int jr = 0; jr < nc; jr += BNR) {
                         int n = nc - jr < BNR ? nc - jr : BNR;
-                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bb + (size_t)jr * kp,
-                                    C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
+                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
+                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bb + (size_t)jr * kp, c, ldc, alpha, bt, m, n);
+                        if (tail) tail->apply(tail->ctx, c, ldc, i0 + ic + ir, jc + jr, m, n);
                     }
                 }
             }
@@ -903,7 +935,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
 
 static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_rows_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    gemm_rows_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 static BF16_FN void pack_b_bf16_units(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0,
@@ -1143,26 +1175,46 @@ int tensor_set_bf16_engine(const char *name) {
     return -1;
 }
 
-void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc) {
+/* sgemm_bf16, then epi (NULL: none). */
+static void sgemm_bf16_then(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc, const GemmEpilogue *epi) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
+        epilogue_after(epi, C, ldc, M, N);
         return;
     }
     switch (engine_now()) {
 #if defined(GEMM_AMX)
     case ENGINE_AMX:
         gemm_dispatch(gemm_serial_amx, AMX_MR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+        break;
 #endif
 #if defined(BF16_KERNELS)
     case ENGINE_AVX512_BF16:
         gemm_run(&avx512_bf16_engine, gemm_serial_bf16, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                 ldc);
+                 ldc, epi);
         return;
 #endif
     default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+    epilogue_after(epi, C, ldc, M, N);
+}
+
+void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_bf16_then(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+void sgemm_fused(GemmFn g, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const GemmEpilogue *epi) {
+    if (g == sgemm) {
+        sgemm_then(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+    } else if (g == sgemm_bf16) {
+        sgemm_bf16_then(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+    } else {
+        g(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        epilogue_after(epi, C, ldc, M, N);
     }
 }
 
@@ -1194,7 +1246,7 @@ Bf16Packed *sgemm_bf16_pack_b(int transB, int N, int K, const float *B, int ldb)
 }
 
 void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float *A, int lda, const Bf16Packed *B,
-                       float beta, float *C, int ldc) {
+                       float beta, float *C, int ldc, const GemmEpilogue *epi) {
     if (N != B->N || K != B->K) die("sgemm_bf16_packed: a %dx%d product with B packed as %dx%d", K, N, B->K, B->N);
 #if defined(BF16_KERNELS)
     if (B->panel && engine_now() == B->engine && M > 0 && N > 0 && alpha != 0.0f) {
@@ -1202,13 +1254,13 @@ void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float
         int nt = gemm_threads(M, N, K);
         if (M < nt * e->mr) nt = M / e->mr > 1 ? M / e->mr : 1;
         if (nt > 1)
-            gemm_shared_b(e, nt, B->panel, transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc);
+            gemm_shared_b(e, nt, B->panel, transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, epi);
         else
-            e->rows(transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, B->panel);
+            e->rows(transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, B->panel, epi, 0);
         return;
     }
 #endif
-    sgemm_bf16(transA, B->transB, M, N, K, alpha, A, lda, B->B, B->ldb, beta, C, ldc);
+    sgemm_bf16_then(transA, B->transB, M, N, K, alpha, A, lda, B->B, B->ldb, beta, C, ldc, epi);
 }
 
 void sgemm_bf16_packed_free(Bf16Packed *B) {

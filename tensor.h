@@ -22,6 +22,19 @@ void sgemm(int transA, int transB, int M, int N, int K, float alpha,
 /* The signature of sgemm, sgemm_ref and sgemm_bf16 (callers pick one). */
 typedef void (*GemmFn)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
+/* Elementwise work on a product's result (a bias, an activation) done while
+ * it is in cache: apply(ctx, c, ldc, i, j, m, n) receives the block c (m,n) at
+ * row i, column j of C (row stride ldc), once its values are final; blocks are
+ * disjoint and may run on several threads at once. */
+typedef struct {
+    void (*apply)(const void *ctx, float *c, int ldc, int i, int j, int m, int n);
+    const void *ctx;
+} GemmEpilogue;
+/* g (sgemm, sgemm_ref or sgemm_bf16), then epi over all of C (NULL: none):
+ * tile by tile inside sgemm's and the avx512-bf16 engine's blocked products,
+ * one pass after the product elsewhere. Bitwise g followed by epi. */
+void sgemm_fused(GemmFn g, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const GemmEpilogue *epi);
 /* The scalar reference with identical semantics (double-free of tricks). */
 void sgemm_ref(int transA, int transB, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
@@ -54,9 +67,10 @@ void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
  * sgemm_bf16(transA, transB, ...). K == 0 or alpha == 0 are handled as there. */
 typedef struct Bf16Packed Bf16Packed;
 Bf16Packed *sgemm_bf16_pack_b(int transB, int N, int K, const float *B, int ldb);
-/* sgemm_bf16 with op(B) from a handle; N and K must be those it was packed with. */
+/* sgemm_bf16 with op(B) from a handle, then epi as sgemm_fused (NULL: none);
+ * N and K must be those it was packed with. */
 void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float *A, int lda, const Bf16Packed *B,
-                       float beta, float *C, int ldc);
+                       float beta, float *C, int ldc, const GemmEpilogue *epi);
 void sgemm_bf16_packed_free(Bf16Packed *B);
 
 /* What the build selected: "avx512", "avx2", or "scalar"; plus "+openmp". */

@@ -425,22 +425,29 @@ static void colsum_accumulate(float *db, const float *dout, int N, int OC) {
     free(part);
 }
 
+/* What a linear does to its product: + b, and where gelu is set, gelu(out) there too. */
+typedef struct {
+    const float *b;
+    float *gelu;
+} LinearTail;
+static void linear_tail(const void *ctx, float *c, int ldc, int i, int j, int m, int n);
+
 /* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b (OC): every linear of the model.
- * b NULL leaves the bias to the caller's next pass (bias_gelu_forward).
- * pw: w packed for BF16 inference (xlmr_bf16_pack) when g is sgemm_bf16, or NULL. */
-static void matmul_forward(GemmFn g, const Bf16Packed *pw, float *out, const float *inp, const float *w,
-                           const float *b, int N, int C, int OC) {
+ * gelu (N,OC), or NULL: also gelu(out) there, the activation after
+ * XLMRobertaIntermediate's linear (gelu may be out: inference keeps no
+ * pre-activation). Bias and GELU are applied to each tile of the product
+ * while it is in cache (linear_tail), not in passes over out, which is larger
+ * than the caches at base. pw: w packed for BF16 inference (xlmr_bf16_pack)
+ * when g is sgemm_bf16, or NULL. */
+
+static void matmul_forward(GemmFn g, const Bf16Packed *pw, float *out, float *gelu, const float *inp,
+                           const float *w, const float *b, int N, int C, int OC) {
+    LinearTail tail = {b, gelu};
+    GemmEpilogue epi = {linear_tail, &tail};
     if (pw && g == sgemm_bf16)
-        sgemm_bf16_packed(0, N, OC, C, 1.0f, inp, C, pw, 0.0f, out, OC);
+        sgemm_bf16_packed(0, N, OC, C, 1.0f, inp, C, pw, 0.0f, out, OC, &epi);
     else
-        g(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
-    if (!b) return;
-    OMP(omp parallel for)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * OC;
-        OMP(omp simd)
-        for (int j = 0; j < OC; j++) o[j] += b[j];
-    }
+        sgemm_fused(g, 0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC, &epi);
 }
 
 /* dinp (N,C) = dout (N,OC) · w (+= when acc: a residual path already holds a
@@ -525,19 +532,25 @@ static ALWAYS_INLINE float erf_approx(float x) {
 
 static ALWAYS_INLINE float gelu_cdf(float x) { return 0.5f * (1.0f + erf_approx(x * 0.70710678118654752f)); }
 
-/* x (N,F) += b (F), then out (N,F) = gelu(x) = x Φ(x), XLMRobertaIntermediate's
- * activation: a linear's bias and the GELU after it in one pass over x, which
- * is larger than the caches at base. out may be x (inference keeps no
- * pre-activation: one write of (N,F) fewer). */
-static void bias_gelu_forward(float *out, float *x, const float *b, int N, int F) {
-    OMP(omp parallel for)
-    for (int n = 0; n < N; n++) {
-        float *xr = x + (size_t)n * F, *o = out + (size_t)n * F;
+/* The block c (m,n) at row i, column j of a linear's output (row stride ldc)
+ * += b, then, where the LinearTail ctx has one, its gelu block = gelu(c) =
+ * c Φ(c) (same stride; may be c itself). */
+static void linear_tail(const void *ctx, float *c, int ldc, int i, int j, int m, int n) {
+    const LinearTail *t = ctx;
+    const float *b = t->b + j;
+    for (int r = 0; r < m; r++) {
+        float *x = c + (size_t)r * ldc;
+        if (!t->gelu) {
+            OMP(omp simd)
+            for (int k = 0; k < n; k++) x[k] += b[k];
+            continue;
+        }
+        float *o = t->gelu + (size_t)(i + r) * ldc + j;
         OMP(omp simd simdlen(16))
-        for (int j = 0; j < F; j++) {
-            float v = xr[j] + b[j];
-            xr[j] = v;
-            o[j] = v * gelu_cdf(v);
+        for (int k = 0; k < n; k++) {
+            float v = x[k] + b[k];
+            x[k] = v;
+            o[k] = v * gelu_cdf(v);
         }
     }
 }
@@ -1099,18 +1112,17 @@ static void layer_forward(const Xlmr *m, int l, float *out, const float *x, cons
     static Bf16Packed *const unpacked[LIN_COUNT];
     Bf16Packed *const *pk = m->bf16_packed ? m->bf16_packed + (size_t)l * LIN_COUNT : unpacked;
     // attention.self: q, k, v = x Wᵀ + b; ctx = drop(softmax(q kᵀ / sqrt(hs))) v per head
-    matmul_forward(g, pk[LIN_Q], s->q, x, w.q_w, w.q_b, N, C, C);
-    matmul_forward(g, pk[LIN_K], s->k, x, w.k_w, w.k_b, N, C, C);
-    matmul_forward(g, pk[LIN_V], s->v, x, w.v_w, w.v_b, N, C, C);
+    matmul_forward(g, pk[LIN_Q], s->q, NULL, x, w.q_w, w.q_b, N, C, C);
+    matmul_forward(g, pk[LIN_K], s->k, NULL, x, w.k_w, w.k_b, N, C, C);
+    matmul_forward(g, pk[LIN_V], s->v, NULL, x, w.v_w, w.v_b, N, C, C);
     attention_forward(s->ctx, s->att, s->q, s->k, s->v, &d.attn);
     // attention.output: h1 = LayerNorm(drop(ctx Waoᵀ + bao) + x)
-    matmul_forward(g, pk[LIN_AO], t->branch, s->ctx, w.ao_w, w.ao_b, N, C, C);
+    matmul_forward(g, pk[LIN_AO], t->branch, NULL, s->ctx, w.ao_w, w.ao_b, N, C, C);
     residual_layernorm_forward(s->h1, &s->ln1, t->branch, x, w.ln1_w, w.ln1_b, &d.attn_out, B, T, C, c->ln_eps);
     // intermediate: gelu(h1 Wfcᵀ + bfc)
-    matmul_forward(g, pk[LIN_FC], s->fc, s->h1, w.fc_w, NULL, N, C, F);
-    bias_gelu_forward(t->gelu, s->fc, w.fc_b, N, F);
+    matmul_forward(g, pk[LIN_FC], s->fc, t->gelu, s->h1, w.fc_w, w.fc_b, N, C, F);
     // output: out = LayerNorm(drop(gelu Wfoᵀ + bfo) + h1)
-    matmul_forward(g, pk[LIN_FO], t->branch, t->gelu, w.fo_w, w.fo_b, N, F, C);
+    matmul_forward(g, pk[LIN_FO], t->branch, NULL, t->gelu, w.fo_w, w.fo_b, N, F, C);
     residual_layernorm_forward(out, &s->ln2, t->branch, s->h1, w.ln2_w, w.ln2_b, &d.ffn_out, B, T, C, c->ln_eps);
 }
 
@@ -1383,12 +1395,11 @@ int xlmr_mlm_forward(Xlmr *m, const XlmrActs *a, XlmrMlmActs *h, float *logits, 
     LnActs ln = {.inp = h->g, .mean = h->mean, .rstd = h->rstd};
     for (int i = 0; i < M; i++) memcpy(h->x + (size_t)i * C, last + (size_t)pos[i] * C, (size_t)C * sizeof(float));
     // dense: d = x Wdᵀ + bd, then the exact GELU
-    matmul_forward(g, NULL, h->d, h->x, p->lm_dense_w, NULL, M, C, C);
-    bias_gelu_forward(h->g, h->d, p->lm_dense_b, M, C);
+    matmul_forward(g, NULL, h->d, h->g, h->x, p->lm_dense_w, p->lm_dense_b, M, C, C);
     // layer_norm: y = LayerNorm(g)
     layernorm_forward(h->y, &ln, p->lm_ln_w, p->lm_ln_b, M, C, c->ln_eps);
     // decoder: logits = y Eᵀ + bias
-    matmul_forward(g, NULL, logits, h->y, decoder_of(m, p), p->lm_bias, M, C, c->vocab);
+    matmul_forward(g, NULL, logits, NULL, h->y, decoder_of(m, p), p->lm_bias, M, C, c->vocab);
     return 0;
 }
 

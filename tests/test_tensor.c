@@ -198,13 +198,13 @@ static void test_packed(const char *engine) {
             omp_set_num_threads(1 + (tr + s) % 2);
 #endif
             sgemm_bf16(ta, tb, M, N, K, 1.25f, A, lda, B, ldb, beta, C1, N);
-            sgemm_bf16_packed(ta, M, N, K, 1.25f, A, lda, p, beta, C2, N);
+            sgemm_bf16_packed(ta, M, N, K, 1.25f, A, lda, p, beta, C2, N, NULL);
             same &= memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0;
             cases++;
             if (s == 1 && tr == 1) { /* the engine switched under the handle */
                 tensor_set_bf16_engine("emulated");
                 sgemm_bf16(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
-                sgemm_bf16_packed(ta, M, N, K, 1.0f, A, lda, p, 0.0f, C2, N);
+                sgemm_bf16_packed(ta, M, N, K, 1.0f, A, lda, p, 0.0f, C2, N, NULL);
                 same &= memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0;
                 tensor_set_bf16_engine(engine);
             }
@@ -215,6 +215,68 @@ static void test_packed(const char *engine) {
     omp_set_num_threads(saved);
 #endif
     CHECK_REPORT(same, "sgemm_bf16_packed[%s]: %d shapes x transposes bitwise equal to sgemm_bf16", engine, cases);
+}
+
+/* An epilogue that depends on the element's place (so a block handed over at
+ * the wrong (i, j) shows) and counts how often each element was visited. */
+typedef struct {
+    int ldc;
+    int *visits; /* (M, ldc) */
+} Mark;
+
+static void mark_apply(const void *ctx, float *c, int ldc, int i, int j, int m, int n) {
+    const Mark *mk = (const Mark *)ctx;
+    for (int r = 0; r < m; r++)
+        for (int k = 0; k < n; k++) {
+            c[(size_t)r * ldc + k] = 0.5f * c[(size_t)r * ldc + k] + (float)((i + r) * 7 + (j + k));
+            mk->visits[(size_t)(i + r) * mk->ldc + j + k]++;
+        }
+}
+
+/* sgemm_fused (and sgemm_bf16_packed with an epilogue) give bitwise the
+ * product followed by the epilogue, visiting each element of C once and
+ * nothing past it: tiles inside the blocked products (1 and 2 threads, shared
+ * B or not, several k blocks, ragged edges), one pass after the small, the
+ * quick-return and the other engines' paths. */
+static void test_epilogue(GemmFn g, const char *name) {
+    static const int shapes[][3] = {{5, 33, 40}, {300, 70, 1100}, {257, 600, 200}, {64, 64, 64}, {3, 4, 0}};
+    int same = 1, once = 1, cases = 0;
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+#endif
+    for (int s = 0; s < 5; s++)
+        for (int tr = 0; tr < 4; tr++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = tr & 1, tb = tr >> 1;
+            int lda = ta ? M : K, ldb = tb ? K : N, ldc = N + 3;
+            float *A = rand_buf((size_t)M * K), *B = rand_buf((size_t)K * N);
+            float *C1 = rand_buf((size_t)M * ldc), *C2 = (float *)xmalloc((size_t)M * ldc * sizeof(float));
+            int *v1 = (int *)xcalloc((size_t)M * ldc, sizeof(int)), *v2 = (int *)xcalloc((size_t)M * ldc, sizeof(int));
+            memcpy(C2, C1, (size_t)M * ldc * sizeof(float));
+            float beta = s % 2 ? 0.5f : 0.0f;
+            Mark m1 = {ldc, v1}, m2 = {ldc, v2};
+            GemmEpilogue epi = {mark_apply, &m2};
+#ifdef _OPENMP
+            omp_set_num_threads(1 + (tr + s) % 2);
+#endif
+            g(ta, tb, M, N, K, 1.25f, A, lda, B, ldb, beta, C1, ldc);
+            mark_apply(&m1, C1, ldc, 0, 0, M, N);
+            if (g == sgemm_bf16 && tr < 2) { /* through a packed B */
+                Bf16Packed *p = sgemm_bf16_pack_b(tb, N, K, B, ldb);
+                sgemm_bf16_packed(ta, M, N, K, 1.25f, A, lda, p, beta, C2, ldc, &epi);
+                sgemm_bf16_packed_free(p);
+            } else {
+                sgemm_fused(g, ta, tb, M, N, K, 1.25f, A, lda, B, ldb, beta, C2, ldc, &epi);
+            }
+            same &= memcmp(C1, C2, (size_t)M * ldc * sizeof(float)) == 0;
+            once &= memcmp(v1, v2, (size_t)M * ldc * sizeof(int)) == 0;
+            cases++;
+            free(A), free(B), free(C1), free(C2), free(v1), free(v2);
+        }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    CHECK_REPORT(same && once, "%s with an epilogue: %d shapes x transposes bitwise the product then the epilogue, "
+                 "each element once (%s)", name, cases, once ? "yes" : "NO");
 }
 
 /* The small-problem path (no packing, serial; K <= 256): attention's per-head
@@ -320,6 +382,8 @@ int main(void) {
     test_shapes(sgemm, 0, "sgemm");
     test_blocking(sgemm, 0, "sgemm");
     test_small();
+    test_epilogue(sgemm, "sgemm");
+    test_epilogue(sgemm_ref, "sgemm_ref");
     /* every bf16 engine this build and CPU run: the hardware ones where there
      * are any, and always the emulation (the path of CPUs without BF16) */
     const char *engines[] = {"amx", "avx512-bf16", "emulated"};
@@ -338,6 +402,7 @@ int main(void) {
         test_bf16_rounding();
         test_threads();
         test_packed(engines[e]);
+        test_epilogue(sgemm_bf16, name);
         ran++;
     }
     CHECK(ran >= 1 + tensor_has_bf16(), "%d bf16 engines tested (has_bf16 %d)", ran, tensor_has_bf16());
