@@ -492,9 +492,19 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
  * pack each block here. */
 static int fp32_kblock(int K) { return even_block(K, KC_MAX, 1); }
 
+/* epi on the strip of m rows from row i, columns j.. j+n, of a block whose
+ * origin is row i0, column j0 of the product, once the strip's tiles are
+ * final. The strip (at most 32 rows x NC_MAX) is still in cache; applied to
+ * each tile right after its kernel instead, the epilogue measured slower in
+ * training than the separate passes it replaces (short rows, and loads right
+ * behind the kernel's stores to the same lines). */
+static void strip_tail(const GemmEpilogue *epi, float *C, int ldc, int i, int j, int m, int n, int i0, int j0) {
+    epi->apply(epi->ctx, C + (size_t)i * ldc + j, ldc, i0 + i, j0 + j, m, n);
+}
+
 static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre,
-                      const GemmEpilogue *epi, int i0) {
+                      const GemmEpilogue *epi, int i0, int j0) {
     int kcb = fp32_kblock(K);
     int ncb = even_block(N, NC_MAX, NR);
     int mcb = even_block(M, MC_MAX, MR);
@@ -518,21 +528,16 @@ static void gemm_rows(int transA, int transB, int M, int N, int K, float alpha, 
                     const float *a = Ap + (size_t)ir * kc;
                     for (int jr = 0; jr < nc; jr += NR) {
                         int n = nc - jr < NR ? nc - jr : NR;
-                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        kernel(kc, a, Bb + (size_t)jr * kc, c, ldc, alpha, bt, m, n);
-                        if (tail) tail->apply(tail->ctx, c, ldc, i0 + ic + ir, jc + jr, m, n);
+                        kernel(kc, a, Bb + (size_t)jr * kc, C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                               alpha, bt, m, n);
                     }
+                    if (tail) strip_tail(tail, C, ldc, ic + ir, jc, m, nc, i0, j0);
                 }
             }
         }
     }
     free(raw_a);
     free(raw_b);
-}
-
-static void gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 static void pack_b_fp32(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc) {
@@ -570,12 +575,22 @@ static int gemm_threads(int M, int N, int K) {
     return (double)M * N * K >= GEMM_PARALLEL_MIN ? threads_here() : 1;
 }
 
+/* An engine's blocked product on one block of C (M,N): the block at row i0,
+ * column j0 of the product's C, so that epi (NULL: none), applied to each
+ * strip of tiles once it is final, gets the strip's place in the whole.
+ * Bpre: all of op(B) packed once (gemm_shared_b), or NULL to pack each block
+ * here. */
+typedef void (*BlockFn)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre,
+                        const GemmEpilogue *epi, int i0, int j0);
+
 /* Runs fn on the disjoint blocks of C, in parallel where that pays. */
-static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_dispatch(BlockFn fn, int mr, int nr, int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                          const GemmEpilogue *epi) {
     int nt = gemm_threads(M, N, K);
     if (nt <= 1) {
-        fn(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        fn(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, epi, 0, 0);
         return;
     }
     int pm, pn;
@@ -591,7 +606,7 @@ static void gemm_dispatch(GemmFn fn, int mr, int nr, int transA, int transB, int
         int m = M - i0 < bm ? M - i0 : bm, n = N - j0 < bn ? N - j0 : bn;
         const float *a = transA ? A + i0 : A + (size_t)i0 * lda;
         const float *b = transB ? B + (size_t)j0 * ldb : B + j0;
-        fn(transA, transB, m, n, K, alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc);
+        fn(transA, transB, m, n, K, alpha, a, lda, b, ldb, beta, C + (size_t)i0 * ldc + j0, ldc, NULL, epi, i0, j0);
     }
 }
 
@@ -606,10 +621,7 @@ typedef struct {
     int mr, nr, kunit;
     int (*kblock)(int K);
     void (*pack_b)(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0, int kc);
-    /* C (M,N) of one thread, rows i0.. of the product's C; epi on each final tile */
-    void (*rows)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre,
-                 const GemmEpilogue *epi, int i0);
+    BlockFn rows;
 } GemmEngine;
 
 /* Packed B of at most this many bytes is shared by the threads (the MLM
@@ -660,14 +672,14 @@ static void gemm_shared_b(const GemmEngine *e, int nt, const uint32_t *Bpre, int
         int bm = round_up(ceil_div(M, nth), e->mr), i0 = t * bm;
         if (i0 < M)
             e->rows(transA, transB, M - i0 < bm ? M - i0 : bm, N, K, alpha, transA ? A + i0 : A + (size_t)i0 * lda,
-                    lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp, epi, i0);
+                    lda, B, ldb, beta, C + (size_t)i0 * ldc, ldc, Bp, epi, i0, 0);
     }
     free(raw);
 }
 
 /* epi (or nothing, when NULL) over all of C (M,N) in one pass after the
- * product, rows split between the threads here: for the paths that cannot
- * apply it tile by tile. */
+ * product, rows split between the threads here: for the paths without tiles
+ * (the small products, the quick returns, other GEMMs). */
 static void epilogue_after(const GemmEpilogue *epi, float *C, int ldc, int M, int N) {
     if (!epi || M <= 0 || N <= 0) return;
     int nt = (double)M * N >= 16384.0 ? threads_here() : 1;
@@ -678,20 +690,17 @@ static void epilogue_after(const GemmEpilogue *epi, float *C, int ldc, int M, in
     (void)nt;
 }
 
-/* C = alpha op(A) op(B) + beta C, then epi, on engine e: one shared packing of
- * B where the threads can split M and it fits (epi on each tile as it is
- * final), else disjoint blocks (serial: e's rows packing their own B) and epi
- * after them. */
-static void gemm_run(const GemmEngine *e, GemmFn serial, int transA, int transB, int M, int N, int K, float alpha,
+/* C = alpha op(A) op(B) + beta C, then epi on each strip of tiles once it
+ * is final, on engine e: one shared packing of B where the threads can split
+ * M and it fits, else disjoint blocks (e's rows packing their own B). */
+static void gemm_run(const GemmEngine *e, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                      const GemmEpilogue *epi) {
     int nt = gemm_threads(M, N, K);
-    if (nt > 1 && M >= nt * e->mr && packed_units(e, N, K) * 4 <= SHARED_B_MAX) {
+    if (nt > 1 && M >= nt * e->mr && packed_units(e, N, K) * 4 <= SHARED_B_MAX)
         gemm_shared_b(e, nt, NULL, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
-        return;
-    }
-    gemm_dispatch(serial, e->mr, e->nr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    epilogue_after(epi, C, ldc, M, N);
+    else
+        gemm_dispatch(e->rows, e->mr, e->nr, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
 }
 
 static const GemmEngine fp32_engine = {MR, NR, 1, fp32_kblock, pack_b_fp32, gemm_rows};
@@ -715,7 +724,7 @@ static void sgemm_then(int transA, int transB, int M, int N, int K, float alpha,
         return;
     }
 #endif
-    gemm_run(&fp32_engine, gemm_serial, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
+    gemm_run(&fp32_engine, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
 }
 
 void sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -898,7 +907,7 @@ static int kblock_bf16(int K) { return even_block(K, 2 * KC_MAX, 2); }
  * pack each block here. */
 static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                                    int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                                   const void *Bpre, const GemmEpilogue *epi, int i0) {
+                                   const void *Bpre, const GemmEpilogue *epi, int i0, int j0) {
     int kcb = kblock_bf16(K);
     int ncb = even_block(N, NC_MAX, BNR);
     int mcb = even_block(M, MC_MAX, BMR);
@@ -921,21 +930,16 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
                     int m = mc - ir < BMR ? mc - ir : BMR;
                     for (int jr = 0; jr < nc; jr += BNR) {
                         int n = nc - jr < BNR ? nc - jr : BNR;
-                        float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
-                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bb + (size_t)jr * kp, c, ldc, alpha, bt, m, n);
-                        if (tail) tail->apply(tail->ctx, c, ldc, i0 + ic + ir, jc + jr, m, n);
+                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bb + (size_t)jr * kp,
+                                    C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
+                    if (tail) strip_tail(tail, C, ldc, ic + ir, jc, m, nc, i0, j0);
                 }
             }
         }
     }
     free(raw_a);
     free(raw_b);
-}
-
-static BF16_FN void gemm_serial_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_rows_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 static BF16_FN void pack_b_bf16_units(void *Bp, int transB, const float *B, int ldb, int j0, int nc, int p0,
@@ -1061,8 +1065,10 @@ static void kernel_amx(int kcp, const uint16_t *Ap, const uint32_t *Bp, float *C
     }
 }
 
-static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                            const float *B, int ldb, float beta, float *C, int ldc) {
+/* A BlockFn (Bpre unused: AMX packs B per block itself). */
+static void gemm_rows_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc, const void *Bpre,
+                          const GemmEpilogue *epi, int i0, int j0) {
     AmxConfig cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.palette = 1;
@@ -1083,6 +1089,7 @@ static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float a
         for (int pc = 0; pc < K; pc += kcb) {
             int kc = K - pc < kcb ? K - pc : kcb, kcp = round_up(kc, AMX_KQ);
             float bt = pc == 0 ? beta : 1.0f;
+            const GemmEpilogue *tail = pc + kc == K ? epi : NULL;
             pack_a_amx(Ap, transA, A, lda, ic, mc, pc, kc, kcp);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
@@ -1094,6 +1101,7 @@ static void gemm_serial_amx(int transA, int transB, int M, int N, int K, float a
                         kernel_amx(kcp, Ap + (size_t)ir * kcp, Bp + (size_t)jr * (kcp / 2),
                                    C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
+                    if (tail) strip_tail(tail, C, ldc, ic + ir, jc, m, nc, i0, j0);
                 }
             }
         }
@@ -1121,11 +1129,11 @@ static float *bf16_copy(const float *X, int rows, int cols, int ld) {
 }
 
 static void gemm_emulated(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                          const float *B, int ldb, float beta, float *C, int ldc) {
+                          const float *B, int ldb, float beta, float *C, int ldc, const GemmEpilogue *epi) {
     int ar = transA ? K : M, ac = transA ? M : K;
     int br = transB ? N : K, bc = transB ? K : N;
     float *a = bf16_copy(A, ar, ac, lda), *b = bf16_copy(B, br, bc, ldb);
-    sgemm(transA, transB, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
+    sgemm_then(transA, transB, M, N, K, alpha, a, ac, b, bc, beta, C, ldc, epi);
     free(a);
     free(b);
 }
@@ -1187,18 +1195,17 @@ static void sgemm_bf16_then(int transA, int transB, int M, int N, int K, float a
     switch (engine_now()) {
 #if defined(GEMM_AMX)
     case ENGINE_AMX:
-        gemm_dispatch(gemm_serial_amx, AMX_MR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        break;
+        gemm_dispatch(gemm_rows_amx, AMX_MR, BNR, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                      epi);
+        return;
 #endif
 #if defined(BF16_KERNELS)
     case ENGINE_AVX512_BF16:
-        gemm_run(&avx512_bf16_engine, gemm_serial_bf16, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                 ldc, epi);
+        gemm_run(&avx512_bf16_engine, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
         return;
 #endif
-    default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    default: gemm_emulated(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epi);
     }
-    epilogue_after(epi, C, ldc, M, N);
 }
 
 void sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -1256,7 +1263,7 @@ void sgemm_bf16_packed(int transA, int M, int N, int K, float alpha, const float
         if (nt > 1)
             gemm_shared_b(e, nt, B->panel, transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, epi);
         else
-            e->rows(transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, B->panel, epi, 0);
+            e->rows(transA, B->transB, M, N, K, alpha, A, lda, NULL, 0, beta, C, ldc, B->panel, epi, 0, 0);
         return;
     }
 #endif

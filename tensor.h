@@ -31,8 +31,9 @@ typedef struct {
     const void *ctx;
 } GemmEpilogue;
 /* g (sgemm, sgemm_ref or sgemm_bf16), then epi over all of C (NULL: none):
- * tile by tile inside sgemm's and the avx512-bf16 engine's blocked products,
- * one pass after the product elsewhere. Bitwise g followed by epi. */
+ * strip by strip (a row of final tiles) inside the blocked products of sgemm
+ * and of every BF16 engine, one pass after the product for the small ones
+ * and sgemm_ref. Bitwise g followed by epi. */
 void sgemm_fused(GemmFn g, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, const GemmEpilogue *epi);
 /* The scalar reference with identical semantics (double-free of tricks). */

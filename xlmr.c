@@ -435,7 +435,7 @@ static void linear_tail(const void *ctx, float *c, int ldc, int i, int j, int m,
 /* out (N,OC) = inp (N,C) · w (OC,C)ᵀ + b (OC): every linear of the model.
  * gelu (N,OC), or NULL: also gelu(out) there, the activation after
  * XLMRobertaIntermediate's linear (gelu may be out: inference keeps no
- * pre-activation). Bias and GELU are applied to each tile of the product
+ * pre-activation). Bias and GELU are applied to each strip of the product
  * while it is in cache (linear_tail), not in passes over out, which is larger
  * than the caches at base. pw: w packed for BF16 inference (xlmr_bf16_pack)
  * when g is sgemm_bf16, or NULL. */
@@ -541,7 +541,7 @@ static void linear_tail(const void *ctx, float *c, int ldc, int i, int j, int m,
     for (int r = 0; r < m; r++) {
         float *x = c + (size_t)r * ldc;
         if (!t->gelu) {
-            OMP(omp simd)
+            OMP(omp simd simdlen(16))
             for (int k = 0; k < n; k++) x[k] += b[k];
             continue;
         }

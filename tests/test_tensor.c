@@ -235,16 +235,18 @@ static void mark_apply(const void *ctx, float *c, int ldc, int i, int j, int m, 
 
 /* sgemm_fused (and sgemm_bf16_packed with an epilogue) give bitwise the
  * product followed by the epilogue, visiting each element of C once and
- * nothing past it: tiles inside the blocked products (1 and 2 threads, shared
- * B or not, several k blocks, ragged edges), one pass after the small, the
- * quick-return and the other engines' paths. */
+ * nothing past it: strips of tiles inside every engine's blocked products
+ * (1 and 2 threads, C split by rows or columns, shared B or not, several k
+ * blocks, ragged edges), one pass after the small and the quick-return paths. */
 static void test_epilogue(GemmFn g, const char *name) {
-    static const int shapes[][3] = {{5, 33, 40}, {300, 70, 1100}, {257, 600, 200}, {64, 64, 64}, {3, 4, 0}};
+    /* {5, 600, 800} on 2 threads: C split by columns (the tiles of the second block start at j > 0) */
+    static const int shapes[][3] = {{5, 33, 40}, {300, 70, 1100}, {257, 600, 200}, {64, 64, 64}, {3, 4, 0},
+                                    {5, 600, 800}};
     int same = 1, once = 1, cases = 0;
 #ifdef _OPENMP
     int saved = omp_get_max_threads();
 #endif
-    for (int s = 0; s < 5; s++)
+    for (int s = 0; s < 6; s++)
         for (int tr = 0; tr < 4; tr++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = tr & 1, tb = tr >> 1;
             int lda = ta ? M : K, ldb = tb ? K : N, ldc = N + 3;
@@ -256,7 +258,7 @@ static void test_epilogue(GemmFn g, const char *name) {
             Mark m1 = {ldc, v1}, m2 = {ldc, v2};
             GemmEpilogue epi = {mark_apply, &m2};
 #ifdef _OPENMP
-            omp_set_num_threads(1 + (tr + s) % 2);
+            omp_set_num_threads(s == 5 ? 2 : 1 + (tr + s) % 2);
 #endif
             g(ta, tb, M, N, K, 1.25f, A, lda, B, ldb, beta, C1, ldc);
             mark_apply(&m1, C1, ldc, 0, 0, M, N);
