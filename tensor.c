@@ -771,16 +771,12 @@ static int cpu_has_avx512_bf16(void) {
     return (a >> 5) & 1u;
 }
 
-/* Packed bf16 operands hold k in pairs (vdpbf16ps sums two products per lane):
- * Ap: per BMR sliver, per k pair p, per row r: one uint32 = (A[r][2p], A[r][2p+1]).
- * Bp: per BNR sliver, per k pair p, per col c: one uint32 = (B[2p][c], B[2p+1][c]).
- * Zero-padded to kp pairs (AMX wants kp a multiple of 16). Vector conversions
- * (vcvtne2ps2bf16) round to nearest even like bf16_bits and, like every BF16
- * instruction, read denormal inputs as zero. */
-static inline float a_at(int transA, const float *A, int lda, int i, int k) {
-    return transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-}
-
+/* Packed B holds k in pairs (vdpbf16ps and tdpbf16ps sum two products per lane):
+ * Bp: per BNR sliver, per k pair p, per col c: one uint32 = (B[2p][c], B[2p+1][c]),
+ * zero-padded to kp pairs (AMX wants kp a multiple of 16). A packs row-major
+ * (pack_a_bf16), where a row's k pairs already lie side by side. Vector
+ * conversions (vcvtne2ps2bf16) round to nearest even like bf16_bits and, like
+ * every BF16 instruction, read denormal inputs as zero. */
 /* 32 floats at lo (16) and hi (16) as 32 bf16 in one register, lo's first. */
 static inline BF16_FN __m512i bf16x32(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
@@ -791,39 +787,54 @@ static inline BF16_FN __m512i pair_up(__m512i v) {
     return _mm512_permutexvar_epi16(ilv, v);
 }
 
-static BF16_FN void pack_a_bf16(uint32_t *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc) {
-    int kp = (kc + 1) / 2;
-    for (int ir = 0; ir < mc; ir += BMR) {
-        int m = mc - ir < BMR ? mc - ir : BMR;
-        uint32_t *dst = Ap + (size_t)ir * kp;
-        int p = 0;
-        if (!transA) { /* a row's 32 k are 16 pairs: 12 rows x 16 pairs, transposed */
-            for (; 2 * p + 32 <= kc; p += 16) {
-                __m512i v[16];
-                for (int r = 0; r < 16; r++) {
-                    const float *src = A + (size_t)(i0 + ir + r) * lda + p0 + 2 * p;
-                    v[r] = r < m ? bf16x32(_mm512_loadu_ps(src), _mm512_loadu_ps(src + 16)) : _mm512_setzero_si512();
+/* Ap: per mr-row sliver, row-major bf16 with kcp (even, >= kc) k per row:
+ * element (r, k) at sliver + r * kcp + k, zero-padded rows and k. Both
+ * engines read A so: AMX loads it as tiles, the vdpbf16ps kernel broadcasts a
+ * row's k pair, so that A (M,K) packs by conversion alone, no transpose. */
+static BF16_FN void pack_a_bf16(uint16_t *Ap, int mr, int transA, const float *A, int lda, int i0, int mc, int p0,
+                                int kc, int kcp) {
+    for (int ir = 0; ir < mc; ir += mr) {
+        int m = mc - ir < mr ? mc - ir : mr;
+        uint16_t *dst = Ap + (size_t)ir * kcp;
+        if (!transA) {
+            for (int r = 0; r < mr; r++) {
+                uint16_t *d = dst + (size_t)r * kcp;
+                int k = 0;
+                if (r < m) {
+                    const float *src = A + (size_t)(i0 + ir + r) * lda + p0;
+                    for (; k + 32 <= kc; k += 32)
+                        _mm512_storeu_si512((void *)(d + k), bf16x32(_mm512_loadu_ps(src + k), _mm512_loadu_ps(src + k + 16)));
+                    for (; k < kc; k++) d[k] = bf16_bits(src[k]);
                 }
-                transpose16x16(v);
-                for (int i = 0; i < 16; i++) _mm512_mask_storeu_epi32(dst + (size_t)(p + i) * BMR, 0x0FFF, v[i]);
+                for (; k < kcp; k++) d[k] = 0;
             }
-        } else { /* rows 2p and 2p+1 of A (K,M) hold the sliver's k pair p */
-            __mmask16 mm = tile_mask(m);
-            for (; 2 * p + 2 <= kc; p++) {
-                const float *r0 = A + (size_t)(p0 + 2 * p) * lda + i0 + ir;
-                __m512i v = bf16x32(_mm512_maskz_loadu_ps(mm, r0), _mm512_maskz_loadu_ps(mm, r0 + lda));
-                _mm512_mask_storeu_epi32(dst + (size_t)p * BMR, 0x0FFF, pair_up(v));
+            continue;
+        }
+        /* A is (K,M): 32 k rows x 16 columns at a time, transposed in registers */
+        for (int r0 = 0; r0 < mr; r0 += 16) {
+            int rows = mr - r0 < 16 ? mr - r0 : 16;                     /* rows of the sliver */
+            int w = m - r0 < 0 ? 0 : m - r0 < rows ? m - r0 : rows; /* of them, valid */
+            __mmask16 mask = tile_mask(w);
+            int k = 0;
+            for (; k + 32 <= kc; k += 32) {
+                __m512i lo[16], hi[16];
+                for (int j = 0; j < 16; j++) {
+                    const float *src = A + (size_t)(p0 + k + j) * lda + i0 + ir + r0;
+                    lo[j] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src));
+                    hi[j] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src + (size_t)16 * lda));
+                }
+                transpose16x16(lo);
+                transpose16x16(hi);
+                for (int i = 0; i < rows; i++)
+                    _mm512_storeu_si512((void *)(dst + (size_t)(r0 + i) * kcp + k),
+                                        bf16x32(_mm512_castsi512_ps(lo[i]), _mm512_castsi512_ps(hi[i])));
+            }
+            for (int i = 0; i < rows; i++) {
+                uint16_t *d = dst + (size_t)(r0 + i) * kcp;
+                for (int kk = k; kk < kcp; kk++)
+                    d[kk] = i < w && kk < kc ? bf16_bits(A[(size_t)(p0 + kk) * lda + i0 + ir + r0 + i]) : 0;
             }
         }
-        for (; p < kp; p++)
-            for (int r = 0; r < BMR; r++) {
-                uint32_t lo = 0, hi = 0;
-                if (r < m) {
-                    lo = bf16_bits(a_at(transA, A, lda, i0 + ir + r, p0 + 2 * p));
-                    if (2 * p + 1 < kc) hi = bf16_bits(a_at(transA, A, lda, i0 + ir + r, p0 + 2 * p + 1));
-                }
-                dst[(size_t)p * BMR + r] = lo | hi << 16;
-            }
     }
 }
 
@@ -876,21 +887,23 @@ static BF16_FN void pack_b_bf16(uint32_t *Bp, int transB, const float *B, int ld
     }
 }
 
+/* Ap: BMR rows of kp k pairs (pack_a_bf16 with kcp = 2 kp); Bp: kp pairs x BNR. */
 static NOINLINE BF16_FN void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *restrict Bp, float *C,
                                          int ldc, float alpha, float beta, int m, int n) {
     ROWS12(TILE_DECL)
+    const size_t s = (size_t)kp;
     for (int p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)Bp);
         __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(Bp + 16));
 #define STEP(r)                                                   \
     {                                                             \
-        __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[r]);     \
+        __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[r * s]); \
         c##r##_0 = _mm512_dpbf16_ps(c##r##_0, a, b0);             \
         c##r##_1 = _mm512_dpbf16_ps(c##r##_1, a, b1);             \
     }
         ROWS12(STEP)
 #undef STEP
-        Ap += BMR;
+        Ap++;
         Bp += BNR;
     }
     __m512 valpha = _mm512_set1_ps(alpha);
@@ -913,7 +926,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
     int mcb = even_block(M, MC_MAX, BMR);
     int kpb = kcb / 2, npad = round_up(N, BNR);
     void *raw_a, *raw_b = NULL;
-    uint32_t *Ap = (uint32_t *)scratch_alloc((size_t)round_up(mcb, BMR) * kpb, &raw_a);
+    uint16_t *Ap = (uint16_t *)scratch_alloc((size_t)round_up(mcb, BMR) * kpb, &raw_a);
     uint32_t *Bp = Bpre ? NULL : (uint32_t *)scratch_alloc((size_t)round_up(ncb, BNR) * kpb, &raw_b);
     for (int ic = 0; ic < M; ic += mcb) {
         int mc = M - ic < mcb ? M - ic : mcb;
@@ -921,7 +934,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
             int kc = K - pc < kcb ? K - pc : kcb, kp = (kc + 1) / 2;
             float bt = pc == 0 ? beta : 1.0f;
             const GemmEpilogue *tail = pc + kc == K ? epi : NULL;
-            pack_a_bf16(Ap, transA, A, lda, ic, mc, pc, kc);
+            pack_a_bf16(Ap, BMR, transA, A, lda, ic, mc, pc, kc, 2 * kp);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
                 const uint32_t *Bb = Bpre ? (const uint32_t *)Bpre + (size_t)(pc / 2) * npad + (size_t)jc * kp : Bp;
@@ -930,7 +943,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
                     int m = mc - ir < BMR ? mc - ir : BMR;
                     for (int jr = 0; jr < nc; jr += BNR) {
                         int n = nc - jr < BNR ? nc - jr : BNR;
-                        kernel_bf16(kp, Ap + (size_t)ir * kp, Bb + (size_t)jr * kp,
+                        kernel_bf16(kp, (const uint32_t *)(Ap + (size_t)ir * 2 * kp), Bb + (size_t)jr * kp,
                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
                     if (tail) strip_tail(tail, C, ldc, ic + ir, jc, m, nc, i0, j0);
@@ -985,56 +998,7 @@ static int amx_usable(void) {
     return st == 1;
 }
 
-/* Ap: per 32-row sliver, row-major bf16 with kcp = kc rounded up to 32:
- * element (r, k) at sliver + r * kcp + k. Zero-padded rows and k. */
-static void pack_a_amx(uint16_t *Ap, int transA, const float *A, int lda, int i0, int mc, int p0, int kc, int kcp) {
-    for (int ir = 0; ir < mc; ir += AMX_MR) {
-        int m = mc - ir < AMX_MR ? mc - ir : AMX_MR;
-        uint16_t *dst = Ap + (size_t)ir * kcp;
-        if (!transA) {
-            for (int r = 0; r < AMX_MR; r++) {
-                uint16_t *d = dst + (size_t)r * kcp;
-                int k = 0;
-                if (r < m) {
-                    const float *src = A + (size_t)(i0 + ir + r) * lda + p0;
-                    for (; k + 32 <= kc; k += 32) {
-                        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + k + 16), _mm512_loadu_ps(src + k));
-                        _mm512_storeu_si512((void *)(d + k), (__m512i)v);
-                    }
-                    for (; k < kc; k++) d[k] = bf16_bits(src[k]);
-                }
-                for (; k < kcp; k++) d[k] = 0;
-            }
-            continue;
-        }
-        /* A is (K,M): 16 k rows x 16 columns at a time, transposed in registers */
-        for (int r0 = 0; r0 < AMX_MR; r0 += 16) {
-            int w = m - r0 < 0 ? 0 : m - r0 < 16 ? m - r0 : 16; /* valid columns */
-            __mmask16 mask = (__mmask16)((1u << w) - 1);
-            int k = 0;
-            for (; k + 32 <= kc; k += 32) {
-                __m512i lo[16], hi[16];
-                for (int j = 0; j < 16; j++) {
-                    const float *src = A + (size_t)(p0 + k + j) * lda + i0 + ir + r0;
-                    lo[j] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src));
-                    hi[j] = _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src + (size_t)16 * lda));
-                }
-                transpose16x16(lo);
-                transpose16x16(hi);
-                for (int i = 0; i < 16; i++) {
-                    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[i]), _mm512_castsi512_ps(lo[i]));
-                    _mm512_storeu_si512((void *)(dst + (size_t)(r0 + i) * kcp + k), (__m512i)v);
-                }
-            }
-            for (int i = 0; i < 16; i++) {
-                uint16_t *d = dst + (size_t)(r0 + i) * kcp;
-                for (int kk = k; kk < kcp; kk++)
-                    d[kk] = i < w && kk < kc ? bf16_bits(A[(size_t)(p0 + kk) * lda + i0 + ir + r0 + i]) : 0;
-            }
-        }
-    }
-}
-
+/* Ap as pack_a_bf16 makes it with mr = AMX_MR: a sliver's 16-row halves are A tiles. */
 static void kernel_amx(int kcp, const uint16_t *Ap, const uint32_t *Bp, float *C, int ldc, float alpha, float beta,
                        int m, int n) {
     float tmp[AMX_MR * BNR] __attribute__((aligned(64)));
@@ -1090,7 +1054,7 @@ static void gemm_rows_amx(int transA, int transB, int M, int N, int K, float alp
             int kc = K - pc < kcb ? K - pc : kcb, kcp = round_up(kc, AMX_KQ);
             float bt = pc == 0 ? beta : 1.0f;
             const GemmEpilogue *tail = pc + kc == K ? epi : NULL;
-            pack_a_amx(Ap, transA, A, lda, ic, mc, pc, kc, kcp);
+            pack_a_bf16(Ap, AMX_MR, transA, A, lda, ic, mc, pc, kc, kcp);
             for (int jc = 0; jc < N; jc += ncb) {
                 int nc = N - jc < ncb ? N - jc : ncb;
                 pack_b_bf16(Bp, transB, B, ldb, jc, nc, pc, kc, kcp);
