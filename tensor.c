@@ -887,23 +887,30 @@ static BF16_FN void pack_b_bf16(uint32_t *Bp, int transB, const float *B, int ld
     }
 }
 
-/* Ap: BMR rows of kp k pairs (pack_a_bf16 with kcp = 2 kp); Bp: kp pairs x BNR. */
-static NOINLINE BF16_FN void kernel_bf16(int kp, const uint32_t *restrict Ap, const uint32_t *restrict Bp, float *C,
+/* A row's k pair (two bf16) as one 32-bit lane; memcpy, as Ap holds uint16_t. */
+static inline uint32_t bf16_pair(const uint16_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Ap: BMR rows of 2 kp bf16 (pack_a_bf16 with kcp = 2 kp); Bp: kp pairs x BNR. */
+static NOINLINE BF16_FN void kernel_bf16(int kp, const uint16_t *restrict Ap, const uint32_t *restrict Bp, float *C,
                                          int ldc, float alpha, float beta, int m, int n) {
     ROWS12(TILE_DECL)
-    const size_t s = (size_t)kp;
+    const size_t s = (size_t)2 * kp;
     for (int p = 0; p < kp; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)Bp);
         __m512bh b1 = (__m512bh)_mm512_load_si512((const void *)(Bp + 16));
-#define STEP(r)                                                   \
-    {                                                             \
-        __m512bh a = (__m512bh)_mm512_set1_epi32((int)Ap[r * s]); \
-        c##r##_0 = _mm512_dpbf16_ps(c##r##_0, a, b0);             \
-        c##r##_1 = _mm512_dpbf16_ps(c##r##_1, a, b1);             \
+#define STEP(r)                                                               \
+    {                                                                         \
+        __m512bh a = (__m512bh)_mm512_set1_epi32((int)bf16_pair(Ap + r * s)); \
+        c##r##_0 = _mm512_dpbf16_ps(c##r##_0, a, b0);                         \
+        c##r##_1 = _mm512_dpbf16_ps(c##r##_1, a, b1);                         \
     }
         ROWS12(STEP)
 #undef STEP
-        Ap++;
+        Ap += 2;
         Bp += BNR;
     }
     __m512 valpha = _mm512_set1_ps(alpha);
@@ -943,7 +950,7 @@ static BF16_FN void gemm_rows_bf16(int transA, int transB, int M, int N, int K, 
                     int m = mc - ir < BMR ? mc - ir : BMR;
                     for (int jr = 0; jr < nc; jr += BNR) {
                         int n = nc - jr < BNR ? nc - jr : BNR;
-                        kernel_bf16(kp, (const uint32_t *)(Ap + (size_t)ir * 2 * kp), Bb + (size_t)jr * kp,
+                        kernel_bf16(kp, Ap + (size_t)ir * 2 * kp, Bb + (size_t)jr * kp,
                                     C + (size_t)(ic + ir) * ldc + jc + jr, ldc, alpha, bt, m, n);
                     }
                     if (tail) strip_tail(tail, C, ldc, ic + ir, jc, m, nc, i0, j0);
